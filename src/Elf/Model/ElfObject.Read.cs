@@ -1,0 +1,192 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace XenLivepatch.Elf;
+
+public sealed partial class ElfObject
+{
+    /// <summary>Builds the editable model of a file; throws <see cref="ElfFormatException"/> when malformed.</summary>
+    public static ElfObject FromFile(ElfFile file) =>
+        TryFromFile(file, out var obj, out var error) ? obj : throw new ElfFormatException(error);
+
+    /// <summary>
+    /// Builds the editable model of a file: every section with its contents, symbol tables, relocations and
+    /// groups resolved into references. SHT_SYMTAB_SHNDX sections are dropped (the writer regenerates them
+    /// when needed). Fails with the first format error met.
+    /// </summary>
+    public static bool TryFromFile(ElfFile file, [NotNullWhen(true)] out ElfObject? obj, [NotNullWhen(false)] out ElfError? error)
+    {
+        obj = null;
+        var h = file.Header;
+        var result = new ElfObject(h.Class, h.Encoding, h.Machine)
+        {
+            Type = h.Type,
+            OsAbi = h.OsAbi,
+            AbiVersion = h.AbiVersion,
+            Flags = h.Flags,
+        };
+        int n = file.SectionCount;
+        var map = new ElfObjectSection?[n];
+        var headers = file.SectionHeaders;
+
+        // Pass 1: one model section per section header.
+        for (int i = 1; i < n; i++)
+        {
+            var sh = headers[i];
+            if (sh.Type == ElfSectionType.SymbolTableIndex)
+                continue;
+            if (!file.TryGetSectionName(i, out string? name, out error))
+                return false;
+            if (!file.TryGetSectionData(i, out var data, out error))
+                return false;
+            ElfObjectSection s = sh.Type switch
+            {
+                ElfSectionType.SymbolTable or ElfSectionType.DynamicSymbolTable => new ElfSymbolTableSection(name, null!) { Type = sh.Type },
+                ElfSectionType.Rel or ElfSectionType.Rela => new ElfRelocationSection(name, sh.Type == ElfSectionType.Rela, null, null),
+                ElfSectionType.Group => new ElfGroupSection(name, null!),
+                ElfSectionType.StringTable => new ElfStringTableSection(name) { Generated = false, Data = data.ToArray() },
+                _ => new ElfObjectSection(name, sh.Type) { Data = sh.HasFileData ? data.ToArray() : [], NoBitsSize = sh.Type == ElfSectionType.NoBits ? sh.Size : 0 },
+            };
+            s.Flags = sh.Flags;
+            s.Address = sh.Address;
+            s.Alignment = sh.AddressAlign;
+            s.EntrySize = sh.EntrySize;
+            s.RawLink = sh.Link;
+            s.RawInfo = sh.Info;
+            map[i] = s;
+        }
+
+        // Pass 2: symbol tables, so that relocations and groups can refer to their symbols.
+        var symbolsOf = new Dictionary<int, ElfObjectSymbol[]>();
+        for (int i = 1; i < n; i++)
+        {
+            if (map[i] is not ElfSymbolTableSection st)
+                continue;
+            if (!file.TryGetSymbolTable(i, out var table, out error))
+                return false;
+            if (map[headers[i].Link] is not ElfStringTableSection strings)
+                return Fail(out error, ElfError.Sec(ElfErrorCode.BadLink, i, $"symbol table sh_link {headers[i].Link} is not a string table"));
+            strings.Generated = true;
+            st.Strings = strings;
+            var symbols = new ElfObjectSymbol[table.Count];
+            for (int k = 1; k < table.Count; k++)
+            {
+                var sym = table[k];
+                if (!table.TryGetName(sym, out string? symName, out error))
+                    return false;
+                if (!table.TryGetSectionIndex(k, out uint shndx, out error))
+                    return false;
+                var os = new ElfObjectSymbol(symName)
+                {
+                    Value = sym.Value,
+                    Size = sym.Size,
+                    Type = sym.Type,
+                    Binding = sym.Binding,
+                    Other = sym.Other,
+                };
+                if (shndx == 0 || (shndx >= (uint)ElfSpecialSection.LoReserve && sym.SectionIndex != (ushort)ElfSpecialSection.XIndex))
+                {
+                    os.SpecialSection = (ElfSpecialSection)shndx;
+                }
+                else if (shndx < (uint)n && map[shndx] != null)
+                {
+                    os.Section = map[shndx];
+                }
+                else
+                {
+                    return Fail(out error, ElfError.Sec(ElfErrorCode.BadSectionIndex, i, $"symbol {k} ({symName}) is defined in section {shndx}, which does not exist"));
+                }
+                symbols[k] = os;
+                st.Symbols.Add(os);
+            }
+            symbolsOf[i] = symbols;
+        }
+
+        // Pass 3: relocations, groups and the remaining links.
+        for (int i = 1; i < n; i++)
+        {
+            var s = map[i];
+            if (s == null || s is ElfSymbolTableSection)
+                continue;
+            var sh = headers[i];
+            switch (s)
+            {
+                case ElfRelocationSection rel:
+                {
+                    if (!file.TryGetRelocationTable(i, out var table, out error))
+                        return false;
+                    symbolsOf.TryGetValue((int)Math.Min(sh.Link, int.MaxValue), out var symbols);
+                    rel.Link = symbols != null ? map[sh.Link] : LinkOrNull(map, sh.Link);
+                    rel.Target = sh.Info != 0 && sh.Info < (uint)n ? map[sh.Info] : null;
+                    for (int k = 0; k < table.Count; k++)
+                    {
+                        var r = table[k];
+                        ElfObjectSymbol? target = null;
+                        if (r.SymbolIndex != 0)
+                        {
+                            if (symbols == null)
+                                return Fail(out error, ElfError.Sec(ElfErrorCode.BadLink, i, $"relocation {k} refers to symbol {r.SymbolIndex}, but sh_link {sh.Link} is not a symbol table"));
+                            if (r.SymbolIndex >= (uint)symbols.Length)
+                                return Fail(out error, ElfError.Sec(ElfErrorCode.BadSymbolIndex, i, $"relocation {k} refers to symbol {r.SymbolIndex}, past the {symbols.Length}-entry symbol table"));
+                            target = symbols[r.SymbolIndex];
+                        }
+                        rel.Entries.Add(new ElfObjectRelocation(r.Offset, r.Type, target, r.Addend));
+                    }
+                    break;
+                }
+                case ElfGroupSection group:
+                {
+                    if (!symbolsOf.TryGetValue((int)Math.Min(sh.Link, int.MaxValue), out var symbols))
+                        return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group sh_link {sh.Link} is not a symbol table"));
+                    group.Link = map[sh.Link];
+                    if (sh.Info == 0 || sh.Info >= (uint)symbols.Length)
+                        return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group signature symbol {sh.Info} is out of range"));
+                    group.Signature = symbols[sh.Info];
+                    if (!file.TryGetSectionData(i, out var data, out error))
+                        return false;
+                    var span = data.Span;
+                    if (span.Length < 4 || span.Length % 4 != 0)
+                        return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group of {span.Length} bytes is not a flag word followed by 4-byte section indices"));
+                    group.GroupFlags = file.Layout.U32(span, 0);
+                    for (int k = 4; k < span.Length; k += 4)
+                    {
+                        uint member = file.Layout.U32(span, k);
+                        if (member == 0 || member >= (uint)n || map[member] == null)
+                            return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group member {member} is not a section"));
+                        group.Members.Add(map[member]!);
+                    }
+                    group.Data = [];
+                    break;
+                }
+                default:
+                    s.Link = LinkOrNull(map, sh.Link);
+                    if ((sh.Flags & ElfSectionFlags.InfoLink) != 0 && sh.Info != 0 && sh.Info < (uint)n)
+                        s.InfoSection = map[sh.Info];
+                    break;
+            }
+        }
+
+        int names = file.SectionNameTableIndex;
+        if (names != 0 && map[names] is ElfStringTableSection shstrtab)
+        {
+            shstrtab.Generated = true;
+            result.SectionNames = shstrtab;
+        }
+        foreach (var s in map)
+        {
+            if (s != null)
+                result.Sections.Add(s);
+        }
+        obj = result;
+        error = null;
+        return true;
+    }
+
+    private static ElfObjectSection? LinkOrNull(ElfObjectSection?[] map, uint link) =>
+        link != 0 && link < (uint)map.Length ? map[link] : null;
+
+    private static bool Fail(out ElfError error, ElfError e)
+    {
+        error = e;
+        return false;
+    }
+}
