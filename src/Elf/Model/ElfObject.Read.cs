@@ -83,7 +83,7 @@ public sealed partial class ElfObject
                     Binding = sym.Binding,
                     Other = sym.Other,
                 };
-                if (shndx == 0 || (shndx >= (uint)ElfSpecialSection.LoReserve && sym.SectionIndex != (ushort)ElfSpecialSection.XIndex))
+                if (sym.HasReservedSectionIndex)
                 {
                     os.SpecialSection = (ElfSpecialSection)shndx;
                 }

@@ -64,6 +64,15 @@ public readonly record struct ElfSymbol
     /// <summary>The visibility (<c>ELF_ST_VISIBILITY</c>).</summary>
     public ElfSymbolVisibility Visibility => (ElfSymbolVisibility)(Other & 0x3);
 
+    /// <summary>
+    /// True when <c>st_shndx</c> is a reserved index (SHN_UNDEF, SHN_ABS, SHN_COMMON, …) rather than a section:
+    /// every value but SHN_XINDEX from SHN_LORESERVE up, and 0. When false, the symbol's section is
+    /// <c>st_shndx</c>, or the SHT_SYMTAB_SHNDX entry when <c>st_shndx</c> is SHN_XINDEX (whose value can then
+    /// be any section number, 0xfff1 included).
+    /// </summary>
+    public bool HasReservedSectionIndex =>
+        SectionIndex == 0 || (SectionIndex >= (ushort)ElfSpecialSection.LoReserve && SectionIndex != (ushort)ElfSpecialSection.XIndex);
+
     /// <summary>Packs a binding and a type into <c>st_info</c>.</summary>
     public static byte MakeInfo(ElfSymbolBinding binding, ElfSymbolType type) => (byte)(((byte)binding << 4) | ((byte)type & 0xf));
 
