@@ -19,10 +19,29 @@ public static class Repo
     /// <summary>A path relative to the root.</summary>
     public static string Path(params string[] parts) => System.IO.Path.Combine([Root, .. parts]);
 
-    /// <summary>A fresh temporary directory for one test, removed by the OS's tmp cleaning.</summary>
+    private static readonly Lazy<string> s_tempRoot = new(() =>
+    {
+        string root = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "xlp-tests", $"{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(root);
+        if (Environment.GetEnvironmentVariable("XLP_KEEP_TEMP") != "1")
+        {
+            AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+            {
+                try { Directory.Delete(root, recursive: true); }
+                catch (IOException) { }
+                catch (UnauthorizedAccessException) { }
+            };
+        }
+        return root;
+    });
+
+    /// <summary>
+    /// A fresh temporary directory for one test, under a per-process folder that is removed when the test
+    /// process exits (set XLP_KEEP_TEMP=1 to keep it for inspection).
+    /// </summary>
     public static string TempDirectory(string hint)
     {
-        string dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "xlp-tests", $"{hint}-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        string dir = System.IO.Path.Combine(s_tempRoot.Value, $"{hint}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
         return dir;
     }
