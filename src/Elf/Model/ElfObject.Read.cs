@@ -26,6 +26,12 @@ public sealed partial class ElfObject
         };
         int n = file.SectionCount;
         var map = new ElfObjectSection?[n];
+        // A valid file's tables do not overlap, so decoding them costs at most the file's size. A hostile
+        // file can point many tables at the same bytes, or many names at one long string: refuse those
+        // before they cost more than the file can back.
+        long tableBudget = file.Data.Length;
+        long nameBudget = 16L * file.Data.Length + 65536;
+        var names = new Dictionary<(int, uint), string>();
         var headers = file.SectionHeaders;
 
         // Pass 1: one model section per section header.
@@ -36,6 +42,8 @@ public sealed partial class ElfObject
                 continue;
             if (!file.TryGetSectionName(i, out string? name, out error))
                 return false;
+            if (!Spend(ref nameBudget, name.Length, i, out error))
+                return false;
             if (!file.TryGetSectionData(i, out var data, out error))
                 return false;
             ElfObjectSection s = sh.Type switch
@@ -43,8 +51,8 @@ public sealed partial class ElfObject
                 ElfSectionType.SymbolTable or ElfSectionType.DynamicSymbolTable => new ElfSymbolTableSection(name, null!) { Type = sh.Type },
                 ElfSectionType.Rel or ElfSectionType.Rela => new ElfRelocationSection(name, sh.Type == ElfSectionType.Rela, null, null),
                 ElfSectionType.Group => new ElfGroupSection(name, null!),
-                ElfSectionType.StringTable => new ElfStringTableSection(name) { Generated = false, Data = data.ToArray() },
-                _ => new ElfObjectSection(name, sh.Type) { Data = sh.HasFileData ? data.ToArray() : [], NoBitsSize = sh.Type == ElfSectionType.NoBits ? sh.Size : 0 },
+                ElfSectionType.StringTable => new ElfStringTableSection(name) { Generated = false, Data = data },
+                _ => new ElfObjectSection(name, sh.Type) { Data = data, NoBitsSize = sh.Type == ElfSectionType.NoBits ? sh.Size : 0 },
             };
             s.Flags = sh.Flags;
             s.Address = sh.Address;
@@ -63,6 +71,8 @@ public sealed partial class ElfObject
                 continue;
             if (!file.TryGetSymbolTable(i, out var table, out error))
                 return false;
+            if (!Spend(ref tableBudget, (long)headers[i].Size, i, out error))
+                return false;
             if (map[headers[i].Link] is not ElfStringTableSection strings)
                 return Fail(out error, ElfError.Sec(ElfErrorCode.BadLink, i, $"symbol table sh_link {headers[i].Link} is not a string table"));
             strings.Generated = true;
@@ -71,8 +81,14 @@ public sealed partial class ElfObject
             for (int k = 1; k < table.Count; k++)
             {
                 var sym = table[k];
-                if (!table.TryGetName(sym, out string? symName, out error))
-                    return false;
+                if (!names.TryGetValue((i, sym.NameOffset), out string? symName))
+                {
+                    if (!table.TryGetName(sym, out symName, out error))
+                        return false;
+                    if (!Spend(ref nameBudget, symName.Length, i, out error))
+                        return false;
+                    names[(i, sym.NameOffset)] = symName;
+                }
                 if (!table.TryGetSectionIndex(k, out uint shndx, out error))
                     return false;
                 var os = new ElfObjectSymbol(symName)
@@ -114,6 +130,8 @@ public sealed partial class ElfObject
                 {
                     if (!file.TryGetRelocationTable(i, out var table, out error))
                         return false;
+                    if (!Spend(ref tableBudget, (long)sh.Size, i, out error))
+                        return false;
                     symbolsOf.TryGetValue((int)Math.Min(sh.Link, int.MaxValue), out var symbols);
                     rel.Link = symbols != null ? map[sh.Link] : LinkOrNull(map, sh.Link);
                     rel.Target = sh.Info != 0 && sh.Info < (uint)n ? map[sh.Info] : null;
@@ -143,6 +161,8 @@ public sealed partial class ElfObject
                     group.Signature = symbols[sh.Info];
                     if (!file.TryGetSectionData(i, out var data, out error))
                         return false;
+                    if (!Spend(ref tableBudget, data.Length, i, out error))
+                        return false;
                     var span = data.Span;
                     if (span.Length < 4 || span.Length % 4 != 0)
                         return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group of {span.Length} bytes is not a flag word followed by 4-byte section indices"));
@@ -154,7 +174,7 @@ public sealed partial class ElfObject
                             return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group member {member} is not a section"));
                         group.Members.Add(map[member]!);
                     }
-                    group.Data = [];
+                    group.Data = ReadOnlyMemory<byte>.Empty;
                     break;
                 }
                 default:
@@ -165,20 +185,37 @@ public sealed partial class ElfObject
             }
         }
 
-        int names = file.SectionNameTableIndex;
-        if (names != 0 && map[names] is ElfStringTableSection shstrtab)
+        int nameTable = file.SectionNameTableIndex;
+        if (nameTable != 0 && map[nameTable] is ElfStringTableSection shstrtab)
         {
             shstrtab.Generated = true;
             result.SectionNames = shstrtab;
         }
         foreach (var s in map)
         {
-            if (s != null)
-                result.Sections.Add(s);
+            if (s == null)
+                continue;
+            // The writer encodes these tables from the model; keeping the old bytes would only mislead.
+            if (s is ElfSymbolTableSection or ElfRelocationSection or ElfGroupSection or ElfStringTableSection { Generated: true })
+                s.Data = ReadOnlyMemory<byte>.Empty;
+            result.Sections.Add(s);
         }
         obj = result;
         error = null;
         return true;
+    }
+
+    private static bool Spend(ref long budget, long cost, int section, [NotNullWhen(false)] out ElfError? error)
+    {
+        budget -= cost;
+        if (budget >= 0)
+        {
+            error = null;
+            return true;
+        }
+        error = ElfError.Sec(ElfErrorCode.SectionOutOfBounds, section,
+            "tables or names overlap: decoding them would cost more than the file's size backs (a valid object's tables do not overlap)");
+        return false;
     }
 
     private static ElfObjectSection? LinkOrNull(ElfObjectSection?[] map, uint link) =>

@@ -78,6 +78,9 @@ public sealed partial class ElfObject
         return problems;
     }
 
+    /// <summary>The largest alignment the writer keeps for a section's file offset (a page).</summary>
+    public const ulong MaxFileAlignment = 4096;
+
     /// <summary>
     /// Writes the object. Throws <see cref="InvalidOperationException"/> listing every problem when
     /// <see cref="Validate"/> finds any.
@@ -134,7 +137,7 @@ public sealed partial class ElfObject
             foreach (var sym in list)
                 b.Add(sym.Name);
         }
-        var contents = new Dictionary<ElfObjectSection, byte[]>(ReferenceEqualityComparer.Instance);
+        var contents = new Dictionary<ElfObjectSection, ReadOnlyMemory<byte>>(ReferenceEqualityComparer.Instance);
         foreach (var (s, b) in builders)
             contents[s] = b.ToArray();
 
@@ -208,8 +211,10 @@ public sealed partial class ElfObject
         for (int i = 0; i < all.Count; i++)
         {
             var s = all[i];
-            byte[] data = contents.TryGetValue(s, out var c) ? c : s.Data;
-            ulong align = Math.Max(1UL, s.Alignment);
+            ReadOnlyMemory<byte> data = contents.TryGetValue(s, out var c) ? c : s.Data;
+            // File offsets only need to keep sh_addralign for mapped files; relocatable objects are copied
+            // section by section. Padding stops at a page so that an absurd alignment cannot inflate the file.
+            ulong align = Math.Clamp(s.Alignment, 1UL, MaxFileAlignment);
             offset = checked((offset + align - 1) & ~(align - 1));
             ulong size = s.Type == ElfSectionType.NoBits ? s.NoBitsSize : (ulong)data.Length;
             headers[i + 1] = new ElfSectionHeader
@@ -275,7 +280,7 @@ public sealed partial class ElfObject
         {
             var s = all[i];
             if (s.HasFileData)
-                contents[s].CopyTo(output.AsSpan((int)headers[i + 1].Offset));
+                contents[s].Span.CopyTo(output.AsSpan((int)headers[i + 1].Offset));
         }
         for (int i = 0; i < count; i++)
             headers[i].Write(output.AsSpan((int)shoff + i * shEntSize), l);

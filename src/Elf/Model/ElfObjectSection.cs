@@ -7,8 +7,6 @@ namespace XenLivepatch.Elf;
 /// </summary>
 public class ElfObjectSection
 {
-    private byte[] _data = [];
-
     /// <summary>Creates a section.</summary>
     public ElfObjectSection(string name, ElfSectionType type)
     {
@@ -34,12 +32,11 @@ public class ElfObjectSection
     /// <summary><c>sh_entsize</c>. The writer sets it for the tables it encodes.</summary>
     public ulong EntrySize { get; set; }
 
-    /// <summary>The contents. Empty for SHT_NOBITS, whose size is <see cref="NoBitsSize"/>.</summary>
-    public byte[] Data
-    {
-        get => _data;
-        set => _data = value ?? throw new ArgumentNullException(nameof(value));
-    }
+    /// <summary>
+    /// The contents. Empty for SHT_NOBITS, whose size is <see cref="NoBitsSize"/>. Sections read from a file
+    /// share that file's bytes (nothing is copied); assign a new array to change them.
+    /// </summary>
+    public ReadOnlyMemory<byte> Data { get; set; }
 
     /// <summary>Size of an SHT_NOBITS section.</summary>
     public ulong NoBitsSize { get; set; }
@@ -56,7 +53,10 @@ public class ElfObjectSection
     /// <summary><c>sh_info</c> when <see cref="InfoSection"/> is null and the type does not define it.</summary>
     public uint RawInfo { get; set; }
 
-    /// <summary><c>sh_size</c>.</summary>
+    /// <summary>
+    /// <c>sh_size</c> of the contents held here. Tables that the writer encodes (symbol, relocation and
+    /// generated string tables) hold no contents: their size is known once written.
+    /// </summary>
     public virtual ulong Size => Type == ElfSectionType.NoBits ? NoBitsSize : (ulong)Data.Length;
 
     /// <summary>True when the section occupies file bytes.</summary>
