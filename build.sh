@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The one set-up command: installs what the build and the tests need when it is missing (as root on
+# Debian), restores, builds Release, publishes the CLI to artifacts/publish/xen-livepatch/xen-livepatch and
+# fetches Debian's Xen 4.17 tools as the tests' oracle. Safe to run again: it only does what is missing.
+#   usage: ./build.sh [--no-install]
+set -euo pipefail
+cd "$(dirname "$0")"
+install=1
+[ "${1:-}" = "--no-install" ] && install=0
+step() { printf '==> %s\n' "$*"; }
+
+# tool:package pairs the build and the tests use.
+wanted=(gcc:gcc ld:binutils readelf:binutils objdump:binutils as:binutils
+        aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-ld:binutils-aarch64-linux-gnu
+        dpkg-deb:dpkg python3:python3)
+missing=()
+for pair in "${wanted[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  if [ $install = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing $pkgs"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+  else
+    echo "build.sh: missing tools; install these packages and run ./build.sh again: $pkgs" >&2
+    echo "  (as root on Debian or Ubuntu: apt-get install $pkgs)" >&2
+    exit 1
+  fi
+fi
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "build.sh: the .NET SDK is missing; install .NET 10 (https://dot.net/v1/dotnet-install.sh --channel 10.0) and run ./build.sh again" >&2
+  exit 1
+fi
+
+step "restoring NuGet packages"
+dotnet restore XenLivepatch.slnx --nologo -v quiet
+step "building Release"
+dotnet build XenLivepatch.slnx -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly
+step "publishing the CLI to artifacts/publish/xen-livepatch"
+dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch
+step "fetching Debian's Xen 4.17 tools (the tests' oracle)"
+if command -v apt-get >/dev/null 2>&1; then
+  tools/oracle/fetch-xen-tools.sh
+else
+  echo "build.sh: no apt-get here; the oracle tests need Debian's xen-utils-4.17 (tools/oracle/fetch-xen-tools.sh)" >&2
+fi
+step "done: artifacts/publish/xen-livepatch/xen-livepatch"

@@ -1,0 +1,3 @@
+using XenLivepatch.Cli;
+
+return XenLivepatchTool.Run(args, Console.Out, Console.Error);
