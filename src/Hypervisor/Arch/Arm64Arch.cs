@@ -1,0 +1,228 @@
+using System.Buffers.Binary;
+using XenLivepatch.Abi;
+using XenLivepatch.Elf;
+
+namespace XenLivepatch.Hypervisor;
+
+/// <summary>
+/// arm64 (xen/arch/arm/arm64/livepatch.c): relocations follow Linux's module loader, including which types
+/// are checked for overflow and the TSTBR14 quirk (a 19-bit range check on a 14-bit field).
+/// </summary>
+public sealed class Arm64Arch : LivepatchArch
+{
+    /// <summary>The instance.</summary>
+    public static Arm64Arch Instance { get; } = new();
+
+    private Arm64Arch() { }
+
+    /// <inheritdoc/>
+    public override ElfMachine Machine => ElfMachine.AArch64;
+
+    /// <inheritdoc/>
+    public override long Range => 128L << 20;
+
+    /// <inheritdoc/>
+    public override int JumpSize => 4;
+
+    /// <summary><c>AARCH64_BREAK_FAULT</c>: an instruction that relocation leaves untouched.</summary>
+    public const uint BreakFault = 0xd4200000 | (0x800 << 5);
+
+    private enum Op { Abs, Prel, Page }
+
+    private enum Imm { Bits26, Bits19, Bits16, Bits14, Bits12, Adr }
+
+    /// <inheritdoc/>
+    public override LivepatchError? VerifyElf(string payload, byte elfClass, byte elfData, ushort machine) =>
+        machine != (ushort)ElfMachine.AArch64 || elfClass != (byte)ElfClass.Elf64
+            ? Fail(payload, XenErrno.EOPNOTSUPP, $"unsupported ELF machine or class ({machine}, {elfClass}); arm64 payloads are ELF64 EM_AARCH64")
+            : null;
+
+    /// <inheritdoc/>
+    public override LivepatchError PerformRel(string payload, string section) =>
+        Fail(payload, XenErrno.ENOSYS, $"SHT_REL relocations are not implemented on arm64 ({section})");
+
+    /// <inheritdoc/>
+    public override bool SymbolOk(string name) =>
+        !(name.Length >= 2 && name[0] == '$' && name[1] is 'x' or 'd' && (name.Length == 2 || name[2] == '.'));
+
+    /// <inheritdoc/>
+    public override LivepatchError? VerifyFunc(string payload, in LivepatchFunc func, bool hasEndbr)
+    {
+        if (func.NewAddr == 0 && (func.NewSize > Livepatch.OpaqueSize || func.NewSize % 4 != 0))
+            return Fail(payload, XenErrno.EOPNOTSUPP, $"a NOP patch of {func.NewSize} bytes is not a whole number of instructions within {Livepatch.OpaqueSize} bytes");
+        if (func.OldSize < 4)
+            return Fail(payload, XenErrno.EINVAL, $"the function is {func.OldSize} bytes; a patch needs 4");
+        return null;
+    }
+
+    /// <summary>The A64 NOP.</summary>
+    public const uint Nop = 0xd503201f;
+
+    /// <inheritdoc/>
+    public override void EncodePatch(in LivepatchFunc func, ulong place, Span<byte> dest)
+    {
+        if (func.NewAddr == 0)
+        {
+            for (int i = 0; i + 4 <= dest.Length; i += 4)
+                BinaryPrimitives.WriteUInt32LittleEndian(dest[i..], Nop);
+            return;
+        }
+        // B imm26: a PC-relative branch of +-128 MiB.
+        uint insn = 0x14000000u | (uint)((unchecked((long)(func.NewAddr - place)) >> 2) & 0x3ffffff);
+        BinaryPrimitives.WriteUInt32LittleEndian(dest, insn);
+    }
+
+    /// <inheritdoc/>
+    public override LivepatchError? Relocate(ref RelocationSite site)
+    {
+        ulong size = (ulong)site.Section.Length;
+        // Every arm64 relocation touches at least one 32-bit word.
+        if (site.Offset >= size || size - site.Offset < 4)
+            return PastEnd(site);
+        var dest = site.Section[(int)site.Offset..];
+        bool check = true;
+        bool overflow;
+        switch ((AArch64RelocationType)site.Type)
+        {
+            case AArch64RelocationType.R_AARCH64_ABS64:
+                if (size - site.Offset < 8)
+                    return PastEnd(site);
+                check = false;
+                overflow = Data(Op.Abs, dest, site, 64);
+                break;
+            case AArch64RelocationType.R_AARCH64_ABS32: overflow = Data(Op.Abs, dest, site, 32); break;
+            case AArch64RelocationType.R_AARCH64_ABS16: overflow = Data(Op.Abs, dest, site, 16); break;
+            case AArch64RelocationType.R_AARCH64_PREL64:
+                if (size - site.Offset < 8)
+                    return PastEnd(site);
+                check = false;
+                overflow = Data(Op.Prel, dest, site, 64);
+                break;
+            case AArch64RelocationType.R_AARCH64_PREL32: overflow = Data(Op.Prel, dest, site, 32); break;
+            case AArch64RelocationType.R_AARCH64_PREL16: overflow = Data(Op.Prel, dest, site, 16); break;
+
+            case AArch64RelocationType.R_AARCH64_MOVW_UABS_G0_NC: check = false; overflow = Movw(Op.Abs, dest, site, 0, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_UABS_G0: overflow = Movw(Op.Abs, dest, site, 0, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_UABS_G1_NC: check = false; overflow = Movw(Op.Abs, dest, site, 16, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_UABS_G1: overflow = Movw(Op.Abs, dest, site, 16, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_UABS_G2_NC: check = false; overflow = Movw(Op.Abs, dest, site, 32, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_UABS_G2: overflow = Movw(Op.Abs, dest, site, 32, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_UABS_G3: check = false; overflow = Movw(Op.Abs, dest, site, 48, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_SABS_G0: overflow = Movw(Op.Abs, dest, site, 0, signed: true); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_SABS_G1: overflow = Movw(Op.Abs, dest, site, 16, signed: true); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_SABS_G2: overflow = Movw(Op.Abs, dest, site, 32, signed: true); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_PREL_G0_NC: check = false; overflow = Movw(Op.Prel, dest, site, 0, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_PREL_G0: overflow = Movw(Op.Prel, dest, site, 0, signed: true); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_PREL_G1_NC: check = false; overflow = Movw(Op.Prel, dest, site, 16, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_PREL_G1: overflow = Movw(Op.Prel, dest, site, 16, signed: true); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_PREL_G2_NC: check = false; overflow = Movw(Op.Prel, dest, site, 32, signed: false); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_PREL_G2: overflow = Movw(Op.Prel, dest, site, 32, signed: true); break;
+            case AArch64RelocationType.R_AARCH64_MOVW_PREL_G3: check = false; overflow = Movw(Op.Prel, dest, site, 48, signed: true); break;
+
+            case AArch64RelocationType.R_AARCH64_ADR_PREL_LO21: overflow = Insn(Op.Prel, dest, site, 0, 21, Imm.Adr); break;
+            case AArch64RelocationType.R_AARCH64_ADR_PREL_PG_HI21_NC: check = false; overflow = Insn(Op.Page, dest, site, 12, 21, Imm.Adr); break;
+            case AArch64RelocationType.R_AARCH64_ADR_PREL_PG_HI21: overflow = Insn(Op.Page, dest, site, 12, 21, Imm.Adr); break;
+            case AArch64RelocationType.R_AARCH64_LDST8_ABS_LO12_NC:
+            case AArch64RelocationType.R_AARCH64_ADD_ABS_LO12_NC: check = false; overflow = Insn(Op.Abs, dest, site, 0, 12, Imm.Bits12); break;
+            case AArch64RelocationType.R_AARCH64_LDST16_ABS_LO12_NC: check = false; overflow = Insn(Op.Abs, dest, site, 1, 11, Imm.Bits12); break;
+            case AArch64RelocationType.R_AARCH64_LDST32_ABS_LO12_NC: check = false; overflow = Insn(Op.Abs, dest, site, 2, 10, Imm.Bits12); break;
+            case AArch64RelocationType.R_AARCH64_LDST64_ABS_LO12_NC: check = false; overflow = Insn(Op.Abs, dest, site, 3, 9, Imm.Bits12); break;
+            case AArch64RelocationType.R_AARCH64_LDST128_ABS_LO12_NC: check = false; overflow = Insn(Op.Abs, dest, site, 4, 8, Imm.Bits12); break;
+            // Xen (like older Linux) checks TSTBR14 against 19 bits while the field holds 14: reproduced.
+            case AArch64RelocationType.R_AARCH64_TSTBR14: overflow = Insn(Op.Prel, dest, site, 2, 19, Imm.Bits14); break;
+            case AArch64RelocationType.R_AARCH64_CONDBR19: overflow = Insn(Op.Prel, dest, site, 2, 19, Imm.Bits19); break;
+            case AArch64RelocationType.R_AARCH64_JUMP26:
+            case AArch64RelocationType.R_AARCH64_CALL26: overflow = Insn(Op.Prel, dest, site, 2, 26, Imm.Bits26); break;
+            default:
+                return Fail(site.Payload, XenErrno.EOPNOTSUPP,
+                    $"unhandled relocation {((AArch64RelocationType)site.Type).GetSpecName() ?? site.Type.ToString(System.Globalization.CultureInfo.InvariantCulture)} (entry {site.Index} of {site.RelocationSection})");
+        }
+        if (check && overflow)
+            return Fail(site.Payload, XenErrno.EOVERFLOW, $"overflow in relocation {site.Index} in {site.RelocationSection} for {site.TargetSection} ({((AArch64RelocationType)site.Type).GetSpecName()})");
+        return null;
+    }
+
+    private static LivepatchError PastEnd(in RelocationSite site) =>
+        Fail(site.Payload, XenErrno.EINVAL, $"relocation {site.Index} of {site.RelocationSection} at offset 0x{site.Offset:x} is past the end of {site.TargetSection} ({site.Section.Length} bytes)");
+
+    private static long DoReloc(Op op, ulong place, ulong value) => op switch
+    {
+        Op.Abs => (long)value,
+        Op.Prel => (long)(value - place),
+        _ => (long)((value & ~0xfffUL) - (place & ~0xfffUL)),
+    };
+
+    // reloc_data: store len bits; 16/32-bit values overflow outside [INTn_MIN, UINTn_MAX].
+    private static bool Data(Op op, Span<byte> dest, in RelocationSite site, int len)
+    {
+        long v = DoReloc(op, site.Place, site.Value);
+        switch (len)
+        {
+            case 16:
+                BinaryPrimitives.WriteInt16LittleEndian(dest, (short)v);
+                return v is < short.MinValue or > ushort.MaxValue;
+            case 32:
+                BinaryPrimitives.WriteInt32LittleEndian(dest, (int)v);
+                return v is < int.MinValue or > uint.MaxValue;
+            default:
+                BinaryPrimitives.WriteInt64LittleEndian(dest, v);
+                return false;
+        }
+    }
+
+    // reloc_insn_movw: a 16-bit immediate at bit 5; signed forms pick MOVZ (>= 0) or MOVN (< 0, inverted).
+    private static bool Movw(Op op, Span<byte> dest, in RelocationSite site, int lsb, bool signed)
+    {
+        uint insn = BinaryPrimitives.ReadUInt32LittleEndian(dest);
+        long sval = DoReloc(op, site.Place, site.Value);
+        ulong imm = (ulong)(sval >> lsb);
+        if (signed)
+        {
+            insn &= ~(3u << 29);
+            if (sval >= 0)
+                insn |= 2u << 29;
+            else
+                imm = ~imm;
+        }
+        insn = Encode(Imm.Bits16, insn, imm);
+        BinaryPrimitives.WriteUInt32LittleEndian(dest, insn);
+        return imm > ushort.MaxValue;
+    }
+
+    // reloc_insn_imm: len bits of (value >> lsb); overflow when the bits above len-1 are not all the sign bit.
+    private static bool Insn(Op op, Span<byte> dest, in RelocationSite site, int lsb, int len, Imm type)
+    {
+        uint insn = BinaryPrimitives.ReadUInt32LittleEndian(dest);
+        long sval = DoReloc(op, site.Place, site.Value) >> lsb;
+        ulong mask = ((1UL << (lsb + len)) - 1) >> lsb;
+        ulong imm = (ulong)sval & mask;
+        insn = Encode(type, insn, imm);
+        BinaryPrimitives.WriteUInt32LittleEndian(dest, insn);
+        sval = (long)((ulong)sval & ~(mask >> 1)) >> (len - 1);
+        return (ulong)(sval + 1) >= 2;
+    }
+
+    // aarch64_insn_encode_immediate.
+    private static uint Encode(Imm type, uint insn, ulong imm)
+    {
+        if (insn == BreakFault)
+            return insn;
+        if (type == Imm.Adr)
+        {
+            uint immlo = (uint)(imm & 3);
+            uint immhi = (uint)((imm >> 2) & 0x7ffff);
+            insn &= ~((3u << 29) | (0x7ffffu << 5));
+            return insn | (immlo << 29) | (immhi << 5);
+        }
+        (uint mask, int shift) = type switch
+        {
+            Imm.Bits26 => (0x3ffffffu, 0),
+            Imm.Bits19 => (0x7ffffu, 5),
+            Imm.Bits16 => (0xffffu, 5),
+            Imm.Bits14 => (0x3fffu, 5),
+            _ => (0xfffu, 10),
+        };
+        insn &= ~(mask << shift);
+        return insn | (((uint)imm & mask) << shift);
+    }
+}

@@ -1,0 +1,554 @@
+using System.Buffers.Binary;
+using XenLivepatch.Abi;
+
+namespace XenLivepatch.Hypervisor;
+
+/// <summary>
+/// The livepatch core (xen/common/livepatch.c): the registry of payloads in upload order, its version
+/// stamp, the stack of applied payloads, and the four operations. UPLOAD and GET are synchronous; ACTION
+/// checks its preconditions, sets <c>rc</c> to -EAGAIN and schedules the work on the CPUs, which run it
+/// quiesced and store its result in <c>rc</c>. Every operation is serialised by one lock, as Xen's
+/// <c>payload_lock</c> serialises them.
+/// </summary>
+public sealed class LivepatchCore : IPayloadRegistryView
+{
+    private readonly List<Payload> _payloads = [];
+    private readonly List<Payload> _applied = [];
+    private readonly Lock _lock = new();
+    private Payload? _work;
+
+    /// <summary>Creates a core for a hypervisor.</summary>
+    public LivepatchCore(LivepatchProfile profile, LivepatchArch arch, IHypervisorSymbols symbols, IHypervisorMemory memory,
+        ILivepatchCpus? cpus = null, IHookRunner? hooks = null)
+    {
+        Profile = profile;
+        Arch = arch;
+        Symbols = symbols;
+        Memory = memory;
+        Cpus = cpus ?? ImmediateCpus.Instance;
+        Hooks = hooks ?? NoHookRunner.Instance;
+    }
+
+    /// <summary>The rules followed.</summary>
+    public LivepatchProfile Profile { get; }
+    /// <summary>The architecture.</summary>
+    public LivepatchArch Arch { get; }
+    /// <summary>The hypervisor's symbols and build-id.</summary>
+    public IHypervisorSymbols Symbols { get; }
+    /// <summary>The hypervisor's memory.</summary>
+    public IHypervisorMemory Memory { get; }
+    /// <summary>The CPUs that run actions.</summary>
+    public ILivepatchCpus Cpus { get; }
+    /// <summary>Runs payload hooks.</summary>
+    public IHookRunner Hooks { get; }
+
+    /// <summary>Log lines, as Xen prints them with its "livepatch: " prefix (without the prefix).</summary>
+    public event Action<string>? Log;
+
+    /// <summary><c>payload_version</c>: starts at 1, bumped by every upload and unload.</summary>
+    public uint Version { get; private set; } = 1;
+
+    /// <summary>The payloads, in upload order (a snapshot).</summary>
+    public IReadOnlyList<Payload> Payloads
+    {
+        get { lock (_lock) return [.. _payloads]; }
+    }
+
+    /// <summary>The applied payloads, oldest first; the last is the top of the stack (a snapshot).</summary>
+    public IReadOnlyList<Payload> Applied
+    {
+        get { lock (_lock) return [.. _applied]; }
+    }
+
+    /// <summary>Runs <paramref name="read"/> under the registry lock (for consistent LIST snapshots).</summary>
+    public T Read<T>(Func<IReadOnlyList<Payload>, uint, T> read)
+    {
+        lock (_lock)
+            return read(_payloads, Version);
+    }
+
+    /// <summary>The payload with this name, or null.</summary>
+    public Payload? Find(string name)
+    {
+        lock (_lock)
+            return _payloads.Find(p => p.Name == name);
+    }
+
+    bool IPayloadRegistryView.TryLookupNewSymbol(string name, out ulong value)
+    {
+        foreach (var p in _payloads)
+        {
+            foreach (var s in p.Symbols)
+            {
+                if (s.IsNew && s.Name == name)
+                {
+                    value = s.Value;
+                    return true;
+                }
+            }
+        }
+        value = 0;
+        return false;
+    }
+
+    string? IPayloadRegistryView.FindBuildId(ReadOnlySpan<byte> buildId)
+    {
+        foreach (var p in _payloads)
+        {
+            if (p.BuildId.Span.SequenceEqual(buildId))
+                return p.Name;
+        }
+        return null;
+    }
+
+    /// <summary>A new symbol of a loaded payload (<c>livepatch_symbols_lookup_by_name</c>).</summary>
+    public bool TryLookupNewSymbol(string name, out ulong value)
+    {
+        lock (_lock)
+            return ((IPayloadRegistryView)this).TryLookupNewSymbol(name, out value);
+    }
+
+    private void Info(string message) => Log?.Invoke(message);
+
+    /// <summary>
+    /// XEN_SYSCTL_LIVEPATCH_UPLOAD (<c>livepatch_upload</c>) after the name checks: size checks, -EEXIST for a
+    /// name already loaded, then the whole load. On success the payload is CHECKED with rc 0, appended, and
+    /// the version bumped; on failure nothing is kept.
+    /// </summary>
+    public LivepatchError? Upload(string name, ReadOnlyMemory<byte> data)
+    {
+        // verify_payload reports these as -EINVAL without naming the payload's contents.
+        if (data.Length == 0)
+            return LivepatchError.For(name, XenErrno.EINVAL, "the payload is empty");
+        if ((ulong)data.Length > Livepatch.MaxPayloadSize)
+            return LivepatchError.For(name, XenErrno.EINVAL, $"the payload is {data.Length} bytes, larger than the {Livepatch.MaxPayloadSize}-byte limit");
+        lock (_lock)
+        {
+            if (_payloads.Exists(p => p.Name == name))
+                return LivepatchError.For(name, XenErrno.EEXIST, "a payload with this name is already loaded");
+            var ctx = new LoadContext(Profile, Arch, Symbols, Memory, this);
+            var error = PayloadLoader.Load(name, data, ctx, out var payload);
+            if (error != null)
+            {
+                Info(error.Message);
+                return error;
+            }
+            payload!.State = LivepatchState.Checked;
+            payload.Rc = 0;
+            _payloads.Add(payload);
+            Version++;
+            return null;
+        }
+    }
+
+    /// <summary>XEN_SYSCTL_LIVEPATCH_GET: state and rc, or -ENOENT.</summary>
+    public int Get(string name, out XenLivepatchStatus status)
+    {
+        lock (_lock)
+        {
+            var p = _payloads.Find(x => x.Name == name);
+            status = p == null ? default : new XenLivepatchStatus((uint)p.State, p.Rc);
+            return p == null ? -(int)XenErrno.ENOENT : 0;
+        }
+    }
+
+    /// <summary>
+    /// XEN_SYSCTL_LIVEPATCH_ACTION (<c>livepatch_action</c>) after the name checks. Returns the hypercall's
+    /// result; the action's own outcome appears in the payload's rc (-EAGAIN while it runs).
+    /// </summary>
+    public int Action(string name, LivepatchAction cmd, uint timeoutNs = 0, LivepatchActionFlags flags = 0)
+    {
+        lock (_lock)
+        {
+            var p = _payloads.Find(x => x.Name == name);
+            if (p == null)
+                return -(int)XenErrno.ENOENT;
+            if (_work == p)
+                return -(int)XenErrno.EBUSY;
+            switch (cmd)
+            {
+                case LivepatchAction.Unload:
+                    if (p.State != LivepatchState.Checked)
+                        return -(int)XenErrno.EINVAL;
+                    _payloads.Remove(p);
+                    Memory.Free(p.Memory);
+                    Version++;
+                    return 0;
+
+                case LivepatchAction.Revert:
+                    if (p.State != LivepatchState.Applied)
+                        return 0;
+                    if (_applied.Count == 0 || _applied[^1] != p)
+                    {
+                        Info($"{p.Name}: can't unload. Top is {(_applied.Count > 0 ? _applied[^1].Name : "none")}");
+                        return -(int)XenErrno.EBUSY;
+                    }
+                    if (HookEnabled(p.Hooks.PreRevert, out ulong preRevert))
+                    {
+                        int hrc = Hooks.CallInt(preRevert, p);
+                        if (hrc != 0)
+                        {
+                            p.Rc = hrc;
+                            return hrc;
+                        }
+                    }
+                    p.Rc = -(int)XenErrno.EAGAIN;
+                    return ScheduleWork(p, cmd, timeoutNs);
+
+                case LivepatchAction.Apply:
+                    if (p.State != LivepatchState.Checked)
+                        return 0;
+                    if (p.Reverted && !p.SafeToReapply)
+                    {
+                        Info($"{p.Name}: can't revert as payload has .data. Please unload");
+                        p.Rc = -(int)XenErrno.EINVAL;
+                        return 0;
+                    }
+                    if (!Profile.SupportsNoDeps || (flags & LivepatchActionFlags.ApplyNoDeps) == 0)
+                    {
+                        int drc = BuildIdDependency(p, againstHypervisor: false);
+                        if (drc != 0)
+                            return drc;
+                    }
+                    if (Profile.SupportsExpectations)
+                    {
+                        int erc = CheckExpectations(p);
+                        if (erc != 0)
+                            return erc;
+                    }
+                    if (HookEnabled(p.Hooks.PreApply, out ulong preApply))
+                    {
+                        int hrc = Hooks.CallInt(preApply, p);
+                        if (hrc != 0)
+                        {
+                            p.Rc = hrc;
+                            return hrc;
+                        }
+                    }
+                    p.Rc = -(int)XenErrno.EAGAIN;
+                    return ScheduleWork(p, cmd, timeoutNs);
+
+                case LivepatchAction.Replace:
+                    if (p.State != LivepatchState.Checked)
+                        return 0;
+                    int rrc = BuildIdDependency(p, againstHypervisor: true);
+                    if (rrc != 0)
+                        return rrc;
+                    if (p.HasVetoingHooks || _applied.Exists(a => a.HasVetoingHooks))
+                        return -(int)XenErrno.EOPNOTSUPP;
+                    p.Rc = -(int)XenErrno.EAGAIN;
+                    return ScheduleWork(p, cmd, timeoutNs);
+
+                default:
+                    return -(int)XenErrno.EOPNOTSUPP;
+            }
+        }
+    }
+
+    private bool HookEnabled(ulong slot, out ulong function)
+    {
+        function = 0;
+        if (slot == 0)
+            return false;
+        Span<byte> b = stackalloc byte[8];
+        if (Memory.Read(slot, b) != MemoryReadStatus.Ok)
+            return false;
+        function = BinaryPrimitives.ReadUInt64LittleEndian(b);
+        return function != 0;
+    }
+
+    /// <summary>
+    /// <c>build_id_dep</c>: <c>.livepatch.depends</c> must equal the build-id of the top applied payload, or the
+    /// hypervisor's when nothing is applied (or always, for REPLACE).
+    /// </summary>
+    public int BuildIdDependency(Payload p, bool againstHypervisor)
+    {
+        string against;
+        ReadOnlySpan<byte> id;
+        if (againstHypervisor || _applied.Count == 0)
+        {
+            if (Symbols.BuildId.IsEmpty)
+                return -(int)XenErrno.ENODATA;
+            id = Symbols.BuildId.Span;
+            against = "hypervisor";
+        }
+        else
+        {
+            id = _applied[^1].BuildId.Span;
+            against = _applied[^1].Name;
+        }
+        if (p.Depends.Span.SequenceEqual(id))
+            return 0;
+        Info($"{p.Name}: check against {against} build-id failed");
+        return -(int)XenErrno.EINVAL;
+    }
+
+    /// <summary>
+    /// <c>livepatch_check_expectations</c>: every enabled expectation must match the old function's first
+    /// bytes. On a target without code bytes the comparison cannot be made and passes.
+    /// </summary>
+    public int CheckExpectations(Payload p)
+    {
+        Info($"{p.Name}: Verifying enabled expectations for all functions");
+        foreach (var f in p.Functions)
+        {
+            var e = f.Entry.Expect;
+            int rc = 0;
+            if (!e.Enabled)
+                continue;
+            if (f.OldAddress == 0)
+                rc = -(int)XenErrno.EFAULT;
+            else if (e.Length > LivepatchExpectation.DataSize)
+                rc = -(int)XenErrno.EOVERFLOW;
+            else if (e.Reserved != 0)
+                rc = -(int)XenErrno.EINVAL;
+            else if (f.Entry.OldSize < e.Length)
+                rc = -(int)XenErrno.ERANGE;
+            else
+            {
+                var actual = new byte[e.Length];
+                var status = Memory.Read(f.OldAddress, actual);
+                if (status == MemoryReadStatus.Ok && !actual.AsSpan().SequenceEqual(e.Data.Span[..e.Length]))
+                {
+                    Info($"{f.Name}: expectation failed: expected:{Convert.ToHexStringLower(e.Data.Span[..e.Length])}, actual:{Convert.ToHexStringLower(actual)}");
+                    rc = -(int)XenErrno.EINVAL;
+                }
+                else if (status == MemoryReadStatus.Unmapped)
+                {
+                    rc = -(int)XenErrno.EFAULT;
+                }
+            }
+            if (rc != 0)
+            {
+                Info($"{p.Name}: expectations of {(f.Name.Length > 0 ? f.Name : "unknown")} failed (rc={rc}), aborting!");
+                return rc;
+            }
+        }
+        return 0;
+    }
+
+    // schedule_work: one outstanding action at a time.
+    private int ScheduleWork(Payload p, LivepatchAction cmd, uint timeoutNs)
+    {
+        if (_work != null)
+            return -(int)XenErrno.EBUSY; // p.Rc stays -EAGAIN, as in Xen
+        _work = p;
+        ulong timeout = timeoutNs == 0 ? Livepatch.DefaultTimeoutNs : timeoutNs;
+        Cpus.Schedule(() => DoAction(p, cmd), timeout, rc => Completed(p, cmd, rc));
+        return 0;
+    }
+
+    private void Completed(Payload p, LivepatchAction cmd, int rendezvous)
+    {
+        lock (_lock)
+        {
+            _work = null;
+            if (rendezvous != 0)
+            {
+                // Timed out: nothing was written, state unchanged, the post hooks are skipped.
+                p.Rc = rendezvous;
+                Info($"{p.Name}: Timed out on semaphore in CPU quiesce phase");
+                return;
+            }
+        }
+        // The post hook runs on the master CPU after the others are released, and sees rc.
+        ulong post = cmd == LivepatchAction.Revert ? p.Hooks.PostRevert : p.Hooks.PostApply;
+        if (HookEnabled(post, out ulong fn))
+            Hooks.CallVoid(fn, p);
+        Info($"{p.Name} finished {cmd.ToString().ToUpperInvariant()} with rc={p.Rc}");
+    }
+
+    // livepatch_do_action: runs with every other CPU parked.
+    private void DoAction(Payload data, LivepatchAction cmd)
+    {
+        int rc;
+        switch (cmd)
+        {
+            case LivepatchAction.Apply:
+                rc = ApplyWithHook(data);
+                break;
+            case LivepatchAction.Revert:
+                rc = RevertWithHook(data);
+                break;
+            default: // Replace
+                rc = 0;
+                List<Payload> applied;
+                lock (_lock)
+                    applied = [.. _applied];
+                for (int i = applied.Count - 1; i >= 0; i--)
+                {
+                    var other = applied[i];
+                    other.Rc = RevertWithHook(other);
+                    if (other.Rc != 0)
+                    {
+                        rc = -(int)XenErrno.EINVAL;
+                        break;
+                    }
+                }
+                if (rc == 0)
+                {
+                    rc = Profile.SupportsExpectations ? CheckExpectations(data) : 0;
+                    if (rc != 0)
+                        Info($"{data.Name}: SYSTEM MIGHT BE INSECURE: Replace action has been aborted after reverting ALL payloads!");
+                    else
+                        rc = ApplyWithHook(data);
+                }
+                break;
+        }
+        data.Rc = rc;
+    }
+
+    private int ApplyWithHook(Payload data)
+    {
+        int rc;
+        if (HookEnabled(data.Hooks.Apply, out ulong hook))
+        {
+            Info($"{data.Name}: Calling apply action hook function");
+            rc = Hooks.CallInt(hook, data);
+        }
+        else
+        {
+            rc = ApplyPayload(data);
+        }
+        Consistent(data, rc != 0 ? LivepatchFuncState.NotApplied : LivepatchFuncState.Applied, "applied");
+        if (rc == 0)
+        {
+            lock (_lock)
+            {
+                _applied.Add(data);
+                data.State = LivepatchState.Applied;
+            }
+        }
+        return rc;
+    }
+
+    private int RevertWithHook(Payload data)
+    {
+        int rc;
+        if (HookEnabled(data.Hooks.Revert, out ulong hook))
+        {
+            Info($"{data.Name}: Calling revert action hook function");
+            rc = Hooks.CallInt(hook, data);
+        }
+        else
+        {
+            rc = RevertPayload(data);
+        }
+        Consistent(data, rc != 0 ? LivepatchFuncState.Applied : LivepatchFuncState.NotApplied, "reverted");
+        if (rc == 0)
+        {
+            lock (_lock)
+            {
+                _applied.Remove(data);
+                data.Reverted = true;
+                data.State = LivepatchState.Checked;
+            }
+        }
+        return rc;
+    }
+
+    // was_action_consistent: Xen panics here; a partially (un)patched payload is a bug we cannot recover from.
+    private static void Consistent(Payload data, LivepatchFuncState expected, string verb)
+    {
+        foreach (var f in data.Functions)
+        {
+            if (f.Applied != expected)
+                throw new InvalidOperationException($"livepatch: partially {verb} payload '{data.Name}'!");
+        }
+    }
+
+    // apply_payload
+    private int ApplyPayload(Payload data)
+    {
+        Info($"{data.Name}: Applying {data.Functions.Count} functions");
+        Memory.BeginPatching();
+        try
+        {
+            foreach (ulong slot in data.Hooks.Load)
+            {
+                if (HookEnabled(slot, out ulong fn))
+                    Hooks.CallVoid(fn, null);
+            }
+            foreach (var f in data.Functions)
+            {
+                if (f.Applied == LivepatchFuncState.Applied)
+                {
+                    Info($"{data.Name}: {f.Name} has been already applied before");
+                    continue;
+                }
+                ArchApply(f);
+                f.Applied = LivepatchFuncState.Applied;
+            }
+        }
+        finally
+        {
+            Memory.EndPatching();
+        }
+        if (data.Metadata.Length > 0)
+        {
+            Info("module metadata:");
+            foreach (string s in System.Text.Encoding.Latin1.GetString(data.Metadata.Span).Split('\0', StringSplitOptions.RemoveEmptyEntries))
+                Info("  " + s);
+        }
+        return 0;
+    }
+
+    // revert_payload
+    private int RevertPayload(Payload data)
+    {
+        Info($"{data.Name}: Reverting");
+        Memory.BeginPatching();
+        try
+        {
+            foreach (var f in data.Functions)
+            {
+                if (f.OldAddress == 0 || f.Applied == LivepatchFuncState.NotApplied)
+                {
+                    Info($"{data.Name}: {f.Name} has not been applied before");
+                    continue;
+                }
+                ArchRevert(f);
+                f.Applied = LivepatchFuncState.NotApplied;
+            }
+            foreach (ulong slot in data.Hooks.Unload)
+            {
+                if (HookEnabled(slot, out ulong fn))
+                    Hooks.CallVoid(fn, null);
+            }
+        }
+        finally
+        {
+            Memory.EndPatching();
+        }
+        return 0;
+    }
+
+    /// <summary><c>arch_livepatch_apply</c>: save the bytes a patch covers, then write it.</summary>
+    public void ArchApply(PatchFunction f)
+    {
+        int offset = 0;
+        if (Profile.HandlesEndbr)
+        {
+            Span<byte> head = stackalloc byte[4];
+            if (Memory.Read(f.OldAddress, head) == MemoryReadStatus.Ok && Arch.StartsWithEndbr(head))
+                offset = 4;
+        }
+        f.PatchOffset = offset;
+        int len = Math.Min(Arch.PatchLength(f.Entry, offset), Livepatch.OpaqueSize);
+        f.SavedLength = len;
+        if (len == 0)
+            return;
+        ulong place = f.OldAddress + (ulong)offset;
+        Memory.Read(place, f.SavedBytes.AsSpan(0, len));
+        Span<byte> patch = stackalloc byte[len];
+        Arch.EncodePatch(f.Entry, place, patch);
+        Memory.WriteText(place, patch);
+    }
+
+    /// <summary><c>arch_livepatch_revert</c>: put the saved bytes back.</summary>
+    public void ArchRevert(PatchFunction f)
+    {
+        if (f.SavedLength > 0)
+            Memory.WriteText(f.OldAddress + (ulong)f.PatchOffset, f.SavedBytes.AsSpan(0, f.SavedLength));
+    }
+}

@@ -1,0 +1,76 @@
+using XenLivepatch.Abi;
+
+namespace XenLivepatch.Hypervisor;
+
+/// <summary>
+/// Which hypervisor's rules the core follows. <see cref="Xen417"/> is what Debian's Xen 4.17.7 does (our
+/// oracle, checked under QEMU); <see cref="Seed2016"/> follows the seed design document (payload version 1,
+/// no <c>.livepatch.xen_depends</c>, <c>.livepatch.funcs</c> required, load/unload hooks only).
+/// </summary>
+public sealed record LivepatchProfile
+{
+    /// <summary>"xen-4.17" or "seed-2016".</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The sysctl dialect.</summary>
+    public required LivepatchAbi Abi { get; init; }
+
+    /// <summary><c>LIVEPATCH_PAYLOAD_VERSION</c>: the version every <c>livepatch_func</c> must carry.</summary>
+    public byte PayloadVersion => Abi.PayloadVersion;
+
+    /// <summary>Size of one <c>livepatch_func</c> (64 or 104).</summary>
+    public int FuncSize => LivepatchFunc.SizeOf(PayloadVersion);
+
+    /// <summary>Xen 4.15+: <c>.livepatch.xen_depends</c> must exist and equal the hypervisor's build-id.</summary>
+    public bool RequiresXenDepends { get; init; }
+
+    /// <summary>
+    /// The seed design: <c>.livepatch.funcs</c> is one of the special sections that must exist and be non-empty.
+    /// Xen 4.14+ makes it optional as long as some patching section (funcs or a hook) exists.
+    /// </summary>
+    public bool RequiresFuncs { get; init; }
+
+    /// <summary>Xen 4.14+: vetoing and action hooks (<c>.livepatch.hooks.{pre,post}{apply,revert}</c>, apply, revert).</summary>
+    public bool SupportsActionHooks { get; init; }
+
+    /// <summary>Xen 4.14+: expectations in <c>livepatch_func</c> are checked at APPLY and REPLACE.</summary>
+    public bool SupportsExpectations { get; init; }
+
+    /// <summary>Xen 4.17 (CET-IBT): a target starting with ENDBR64 (or its poison) is patched after it.</summary>
+    public bool HandlesEndbr { get; init; }
+
+    /// <summary>Xen 4.14+: APPLY may skip the payload-to-payload build-id check (LIVEPATCH_ACTION_APPLY_NODEPS).</summary>
+    public bool SupportsNoDeps { get; init; }
+
+    /// <summary>Debian's Xen 4.17.7.</summary>
+    public static LivepatchProfile Xen417 { get; } = new()
+    {
+        Name = "xen-4.17",
+        Abi = LivepatchAbi.Xen417,
+        RequiresXenDepends = true,
+        RequiresFuncs = false,
+        SupportsActionHooks = true,
+        SupportsExpectations = true,
+        HandlesEndbr = true,
+        SupportsNoDeps = true,
+    };
+
+    /// <summary>The seed design (Xen 4.7, 2016).</summary>
+    public static LivepatchProfile Seed2016 { get; } = new()
+    {
+        Name = "seed-2016",
+        Abi = LivepatchAbi.Seed2016,
+        RequiresXenDepends = false,
+        RequiresFuncs = true,
+        SupportsActionHooks = false,
+        SupportsExpectations = false,
+        HandlesEndbr = false,
+        SupportsNoDeps = false,
+    };
+
+    /// <summary>Every profile.</summary>
+    public static IReadOnlyList<LivepatchProfile> All { get; } = [Xen417, Seed2016];
+
+    /// <summary>Finds a profile by name.</summary>
+    public static LivepatchProfile? FromName(string name) => All.FirstOrDefault(p => p.Name == name);
+}

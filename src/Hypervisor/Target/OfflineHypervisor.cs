@@ -1,0 +1,191 @@
+using System.Diagnostics.CodeAnalysis;
+using XenLivepatch.Elf;
+
+namespace XenLivepatch.Hypervisor;
+
+/// <summary>
+/// A hypervisor that is not running: its symbols, its build-id and, when built from an image, its bytes.
+/// Payload memory is plain arrays at addresses in a window after the image, as <c>vmalloc_xen</c> places
+/// them after <c>__2M_rwdata_end</c> on x86 (1 GiB of room) or in <c>LIVEPATCH_VMAP_START</c> on arm64
+/// (2 MiB). This is the target of <c>xen-livepatch check</c> and of the tests.
+/// </summary>
+public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
+{
+    private readonly List<(ulong Address, ulong Size, Memory<byte> Bytes)> _image = [];
+    private readonly List<PayloadAllocation> _allocations = [];
+    private readonly ulong _windowEnd;
+    private ulong _next;
+
+    private OfflineHypervisor(ElfMachine machine, HypervisorSymbolTable symbols, ReadOnlyMemory<byte> buildId, bool hasBytes, ulong imageEnd, ulong? windowStart)
+    {
+        Machine = machine;
+        Symbols = symbols;
+        BuildId = buildId;
+        HasCodeBytes = hasBytes;
+        const ulong twoMiB = 2 * 1024 * 1024;
+        _next = windowStart ?? (imageEnd + twoMiB - 1) & ~(twoMiB - 1);
+        WindowStart = _next;
+        _windowEnd = _next + (machine == ElfMachine.AArch64 ? twoMiB : 1UL << 30);
+    }
+
+    /// <summary>The hypervisor's architecture.</summary>
+    public ElfMachine Machine { get; }
+
+    /// <summary>The symbol table.</summary>
+    public HypervisorSymbolTable Symbols { get; }
+
+    /// <inheritdoc/>
+    public ReadOnlyMemory<byte> BuildId { get; }
+
+    /// <summary>True when the target has the hypervisor's bytes (an image), so expectations can be checked.</summary>
+    public bool HasCodeBytes { get; }
+
+    /// <summary>Where payload memory starts.</summary>
+    public ulong WindowStart { get; }
+
+    /// <inheritdoc/>
+    public ulong TextStart => Symbols.TextStart;
+
+    /// <inheritdoc/>
+    public ulong TextEnd => Symbols.TextEnd;
+
+    /// <summary>
+    /// The most memory one payload may take here (16 MiB). Payload files are at most 2 MiB, but an
+    /// SHT_NOBITS section can ask for more; an offline check refuses those with -ENOMEM.
+    /// </summary>
+    public const ulong MaxPayloadMemory = 16 * 1024 * 1024;
+
+    /// <summary>The payload blocks allocated and not freed.</summary>
+    public IReadOnlyList<PayloadAllocation> Allocations => _allocations;
+
+    /// <summary>
+    /// A target from an ELF image with a symbol table (xen-syms or the sandbox image): symbols, build-id
+    /// (its GNU build-id note) and the bytes of its allocated sections.
+    /// </summary>
+    public static bool TryFromImage(ElfFile image, [NotNullWhen(true)] out OfflineHypervisor? target, [NotNullWhen(false)] out string? error, ulong? windowStart = null)
+    {
+        target = null;
+        if (!HypervisorSymbolTable.TryFromImage(image, out var symbols, out error))
+            return false;
+        if (!image.TryGetGnuBuildId(out var buildId, out var noteError) && noteError != null)
+        {
+            error = noteError.ToString();
+            return false;
+        }
+        ulong end = 0;
+        var t = new List<(ulong, ulong, Memory<byte>)>();
+        for (int i = 1; i < image.SectionCount; i++)
+        {
+            var sh = image.SectionHeaders[i];
+            if ((sh.Flags & ElfSectionFlags.Alloc) == 0 || sh.Size == 0)
+                continue;
+            if (!image.TryGetSectionData(i, out var data, out var e))
+            {
+                error = e.ToString();
+                return false;
+            }
+            // A private copy: applying payloads offline patches it.
+            t.Add((sh.Address, sh.Size, sh.Type == ElfSectionType.NoBits ? new byte[sh.Size] : data.ToArray()));
+            end = Math.Max(end, sh.Address + sh.Size);
+        }
+        target = new OfflineHypervisor(image.Header.Machine, symbols, buildId.ToArray(), hasBytes: true, end, windowStart);
+        target._image.AddRange(t);
+        return true;
+    }
+
+    /// <summary>A target from a <c>/proc/xen/xensyms</c> listing and a build-id: symbols only, no code bytes.</summary>
+    public static bool TryFromXenSyms(string listing, ReadOnlyMemory<byte> buildId, ElfMachine machine, [NotNullWhen(true)] out OfflineHypervisor? target, [NotNullWhen(false)] out string? error, ulong? windowStart = null)
+    {
+        target = null;
+        if (!HypervisorSymbolTable.TryFromXenSyms(listing, out var symbols, out error))
+            return false;
+        ulong end = symbols.Symbols.Count == 0 ? 0 : symbols.Symbols[^1].Address + 1;
+        target = new OfflineHypervisor(machine, symbols, buildId, hasBytes: false, end, windowStart);
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public bool TryLookup(string name, out ulong address)
+    {
+        bool found = Symbols.TryGet(name, out var s);
+        address = found ? s.Address : 0;
+        return found;
+    }
+
+    /// <inheritdoc/>
+    public MemoryReadStatus Read(ulong address, Span<byte> destination)
+    {
+        ulong length = (ulong)destination.Length;
+        foreach (var a in _allocations)
+        {
+            if (a.Contains(address, length))
+            {
+                a.Slice(address, destination.Length).CopyTo(destination);
+                return MemoryReadStatus.Ok;
+            }
+        }
+        foreach (var (start, size, bytes) in _image)
+        {
+            if (address >= start && length <= size && address - start <= size - length)
+            {
+                bytes.Span.Slice((int)(address - start), destination.Length).CopyTo(destination);
+                return MemoryReadStatus.Ok;
+            }
+        }
+        if (HasCodeBytes || !IsCanonical(address) || !IsCanonical(address + length - 1))
+            return MemoryReadStatus.Unmapped;
+        return MemoryReadStatus.Unknown;
+    }
+
+    private bool IsCanonical(ulong address) => Machine != ElfMachine.X86_64 || (long)address >> 47 is 0 or -1;
+
+    /// <inheritdoc/>
+    public PayloadAllocation? Allocate(string payload, ulong textSize, ulong rwSize, ulong roSize, ulong pages)
+    {
+        if (pages > MaxPayloadMemory / PayloadAllocation.PageSize)
+            return null;
+        ulong bytes = pages * PayloadAllocation.PageSize;
+        if (_next + bytes > _windowEnd)
+            return null;
+        var a = new PayloadAllocation(_next, new byte[bytes], textSize, rwSize, roSize);
+        _next += bytes;
+        _allocations.Add(a);
+        return a;
+    }
+
+    /// <inheritdoc/>
+    public void Free(PayloadAllocation allocation) => _allocations.Remove(allocation);
+
+    /// <inheritdoc/>
+    public void Secure(PayloadAllocation allocation) { }
+
+    /// <inheritdoc/>
+    public bool WriteText(ulong address, ReadOnlySpan<byte> bytes)
+    {
+        ulong length = (ulong)bytes.Length;
+        foreach (var a in _allocations)
+        {
+            if (a.Contains(address, length))
+            {
+                bytes.CopyTo(a.Slice(address, bytes.Length));
+                return true;
+            }
+        }
+        foreach (var (start, size, image) in _image)
+        {
+            if (address >= start && length <= size && address - start <= size - length)
+            {
+                bytes.CopyTo(image.Span[(int)(address - start)..]);
+                return true;
+            }
+        }
+        // A symbols-only target has no bytes to patch; the patch is accepted and not recorded.
+        return !HasCodeBytes && IsCanonical(address);
+    }
+
+    /// <inheritdoc/>
+    public void BeginPatching() { }
+
+    /// <inheritdoc/>
+    public void EndPatching() { }
+}

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Boots Debian's real Xen 4.17 hypervisor under QEMU (TCG software emulation, no KVM) with a Debian 12 PV
+# dom0 running a busybox initramfs, runs a shell script inside dom0 and brings its output files back.
+#
+#   usage: tests/qemu/run.sh --script FILE --out OUTDIR [--files DIR] [--timeout SECONDS] [--smp N]
+#                            [--memory MB] [--cpu MODEL] [--cache DIR] [--keep]
+#
+#   --script FILE      shell script run in dom0 as `sh /work/run.sh`, in /work, with stdin from /dev/null.
+#                      Its stdout+stderr go to the console and to /work/out/run.log, its exit code to
+#                      /work/out/run.rc. Whatever it writes under /work/out comes back to OUTDIR.
+#   --out OUTDIR       where the files of dom0's /work/out land (created if needed), plus serial.log:
+#                      the whole serial console (Xen's "(XEN)" lines, the dom0 kernel and the script's
+#                      output), with the file transfers replaced by one "[xen-qemu: ...]" line each.
+#   --files DIR        copied (modes kept) to dom0's /work. The shared libraries of every dynamically
+#                      linked ELF executable or .so in DIR are added to the initramfs (found with the
+#                      host's ldd), so host-built programs, e.g. a .NET NativeAOT binary, run in dom0.
+#   --timeout SECONDS  wall-clock limit of the QEMU run (default 300); a boot takes about 10 s.
+#   --smp N            CPUs of the emulated machine, also dom0's vcpus (default 2).
+#   --memory MB        memory of the emulated machine (default 2048); dom0 gets half.
+#   --cpu MODEL        QEMU CPU model (default qemu64, or $XEN_QEMU_CPU). Not `max`: with SMAP, the Debian
+#                      dom0 crashes at its first instructions (`max,-smap` works).
+#   --cache DIR        what fetch.sh downloaded (default <repo>/artifacts/qemu, or $XEN_QEMU_CACHE);
+#                      fetch.sh runs first when DIR/READY is missing.
+#   --keep             keep the temporary work directory (initramfs, raw console) and print its path.
+#   Extra Xen / dom0 kernel command-line options: $XEN_QEMU_XEN_ARGS / $XEN_QEMU_DOM0_ARGS.
+#
+# Files the dom0 always returns: run.log, run.rc, build-id (hex), xensyms (the hypervisor's symbols).
+# Exit status: 0 when the boot completed and every file came back intact, whatever the script's own exit
+# code (read it from OUTDIR/run.rc); 1 when the boot failed (dom0 or Xen crash, corrupted transfer, ...);
+# 2 for usage errors; 124 on timeout. Runs in separate OUTDIRs may go on at the same time.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2; }
+say() { echo "xen-qemu: $*"; }
+die() { echo "xen-qemu: error: $*" >&2; exit "${2:-1}"; }
+
+files='' script='' out='' timeout=300 smp=2 memory=2048 keep=0
+cpu=${XEN_QEMU_CPU:-qemu64}
+cache=${XEN_QEMU_CACHE:-$repo/artifacts/qemu}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --files) files=${2:?--files needs a directory}; shift 2 ;;
+    --script) script=${2:?--script needs a file}; shift 2 ;;
+    --out) out=${2:?--out needs a directory}; shift 2 ;;
+    --timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
+    --smp) smp=${2:?--smp needs a number}; shift 2 ;;
+    --memory) memory=${2:?--memory needs megabytes}; shift 2 ;;
+    --cpu) cpu=${2:?--cpu needs a model}; shift 2 ;;
+    --cache) cache=${2:?--cache needs a directory}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h|--help) usage ;;
+    *) echo "xen-qemu: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+[ -n "$script" ] && [ -n "$out" ] || { echo "xen-qemu: --script and --out are required" >&2; usage; }
+[ -f "$script" ] || die "script '$script' not found" 2
+[ -z "$files" ] || [ -d "$files" ] || die "--files '$files' is not a directory" 2
+for n in "$timeout" "$smp" "$memory"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive integer" 2
+done
+[ "$memory" -ge 512 ] || die "--memory must be at least 512 (MB)" 2
+
+# --- the downloads ------------------------------------------------------------------------------------------
+[ -f "$cache/READY" ] || "$here/fetch.sh" "$cache" || die "fetch.sh failed: see its messages above"
+cache=$(cd "$cache" && pwd)
+kver=$(cat "$cache/kernel-version")
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing: run tests/qemu/fetch.sh as root, or apt-get install qemu-system-x86"
+[ -x /bin/busybox ] || die "/bin/busybox is missing: run tests/qemu/fetch.sh as root, or apt-get install busybox-static"
+# QEMU's multiboot loader splits module arguments on spaces and commas.
+[[ "$cache" != *[\ ,]* ]] || die "the cache path '$cache' must not contain spaces or commas" 2
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/xen-qemu.XXXXXX")
+if [ "$keep" = 1 ]; then
+  trap 'say "work directory kept: $work"' EXIT
+else
+  trap 'rm -rf "$work"' EXIT
+fi
+[[ "$work" != *[\ ,]* ]] || die "the work directory '$work' must not contain spaces or commas (set TMPDIR)" 2
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+rm -f "$out/run.rc" "$out/run.log" "$out/build-id" "$out/xensyms" "$out/serial.log" "$out/serial.raw.log"
+
+# --- the initramfs --------------------------------------------------------------------------------------------
+I=$work/initramfs
+mkdir -p "$I"/usr/{bin,sbin,lib,lib64} "$I"/{proc,sys,dev,tmp,run,etc/xen-qemu,work/out}
+for d in bin sbin lib lib64; do ln -s "usr/$d" "$I/$d"; done   # merged /usr, as on Debian 12
+mkdir -p "$I/usr/lib/modules/xen-qemu"
+
+# busybox and its applets
+cp /bin/busybox "$I/usr/bin/busybox"
+for a in $(/bin/busybox --list-full); do
+  [ -e "$I/$a" ] || [ -L "$I/$a" ] || ln -s /usr/bin/busybox "$I/$a"
+done
+
+# Copies the shared libraries FILE needs (host ldd, LD_LIBRARY_PATH=$2) to the same paths in the initramfs.
+# Libraries found under $cache/root (the extracted Xen packages) go to their path inside the package.
+# Returns 3 when FILE is not dynamically linked, 1 (after listing them) when libraries are missing.
+copy_libs() {
+  local file=$1 libpath=${2:-} skip=${3:-} listing lib dst
+  if ! listing=$(LD_LIBRARY_PATH=$libpath ldd "$file" 2>&1); then
+    [[ "$listing" == *"not a dynamic executable"* ]] && return 3
+    echo "$listing" >&2
+    return 1
+  fi
+  if grep 'not found' <<<"$listing" >&2; then
+    return 1
+  fi
+  for lib in $(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$listing"); do
+    [ -n "$skip" ] && [[ "$(readlink -f "$lib")" == "$skip"/* ]] && continue   # shipped in DIR itself
+    dst=${lib#"$cache/root"}
+    [ -e "$I$dst" ] && continue
+    mkdir -p "$(dirname "$I$dst")"
+    cp -L "$lib" "$I$dst"
+  done
+}
+
+# Debian's xen-livepatch and its libraries (libc and ld-linux come from the host, the same Debian 12)
+cp "$cache/root/usr/lib/xen-4.17/bin/xen-livepatch" "$I/usr/sbin/xen-livepatch"
+copy_libs "$I/usr/sbin/xen-livepatch" "$cache/root/usr/lib/x86_64-linux-gnu" \
+  || die "cannot resolve the libraries of Debian's xen-livepatch (see above); delete $cache/READY and run tests/qemu/fetch.sh"
+
+# the Xen kernel modules, dependencies first (from each module's modinfo "depends=")
+kdir=$cache/root/lib/modules/$kver/kernel
+modules=()
+add_module() {
+  local m=$1 ko dep
+  for dep in "${modules[@]}"; do [ "$dep" = "$m" ] && return 0; done
+  ko=$(find "$kdir" \( -name "$m.ko" -o -name "${m//-/_}.ko" -o -name "${m//_/-}.ko" \) -print -quit)
+  [ -n "$ko" ] || die "kernel module $m.ko not found under $kdir"
+  for dep in $(tr '\0' '\n' < "$ko" | sed -n 's/^depends=//p' | tr ',' ' '); do add_module "$dep"; done
+  modules+=("$m")
+  cp "$ko" "$I/usr/lib/modules/xen-qemu/$m.ko"
+}
+for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do add_module "$m"; done
+printf '%s\n' "${modules[@]}" > "$I/etc/xen-qemu/modules"
+
+# the caller's files and script; libraries of the ELF programs among the files
+if [ -n "$files" ]; then
+  files=$(cd "$files" && pwd)
+  cp -a "$files/." "$I/work/"
+  [ -e "$files/run.sh" ] && say "warning: $files/run.sh is replaced by the script"
+  while IFS= read -r -d '' f; do
+    [ "$(head -c 4 "$f" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] || continue   # ELF magic
+    [ -x "$f" ] || [[ "$f" == *.so || "$f" == *.so.* ]] || continue
+    rc=0
+    copy_libs "$f" "" "$files" || rc=$?
+    case $rc in
+      0) say "libraries of ${f#"$files"/} added" ;;
+      3) ;;   # static or not a program of this machine
+      *) die "cannot resolve the shared libraries of ${f#"$files"/} (see above)" ;;
+    esac
+  done < <(find "$files" -type f -print0)
+fi
+cp "$script" "$I/work/run.sh"
+cp "$here/init.sh" "$I/init"
+chmod 755 "$I/init" "$I/work/run.sh"
+token=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+echo "$token" > "$I/etc/xen-qemu/token"
+
+(cd "$I" && find . | /bin/busybox cpio -o -H newc 2>/dev/null) > "$work/initrd"
+
+# --- boot -------------------------------------------------------------------------------------------------------
+dom0_mb=$((memory / 2))
+xen_args="console=com1 com1=115200 dom0_mem=${dom0_mb}M,max:${dom0_mb}M dom0_max_vcpus=$smp loglvl=all guest_loglvl=all bootscrub=0 ${XEN_QEMU_XEN_ARGS:-}"
+# Without Xen's "noreboot", a crashed dom0 or a Xen panic reboots the machine, which ends QEMU (-no-reboot);
+# panic=1 does the same for a dom0 kernel panic.
+dom0_args="console=hvc0 earlyprintk=xen loglevel=7 panic=1 ${XEN_QEMU_DOM0_ARGS:-}"
+[[ "$dom0_args" != *,* ]] || die "dom0 kernel arguments must not contain commas (QEMU's multiboot module separator)" 2
+qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu "$cpu" -smp "$smp" -m "$memory"
+      -nographic -no-reboot -monitor none -serial stdio -nic none
+      -kernel "$cache/xen" -append "$xen_args"
+      -initrd "$cache/vmlinuz $dom0_args,$work/initrd")
+printf '%q ' "${qemu[@]}" > "$work/qemu.cmd"; echo >> "$work/qemu.cmd"
+say "booting Xen $(sed -n 's/^xen: .*=//p' "$cache/READY") with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, timeout ${timeout}s)"
+start=$(date +%s%N)
+rc=0
+timeout --kill-after=10 "$timeout" "${qemu[@]}" < /dev/null > "$work/serial.raw" 2> "$work/qemu.err" || rc=$?
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+elapsed=$(printf '%d.%d' $((elapsed / 1000)) $((elapsed % 1000 / 100)))
+
+# --- the console: files out, the rest into serial.log -------------------------------------------------------------
+blocks=$work/blocks
+mkdir -p "$blocks"
+: > "$blocks/manifest"
+awk -v tok="$token" -v dir="$blocks" -v logf="$out/serial.log" '
+  { gsub(/\r/, "") }
+  inblk && $1 == "@@XQ-END" && $2 == tok {
+    printf "%d\t%s\t%s\t%s\n", n, $3, $4, name > (dir "/manifest")
+    print "[xen-qemu: file " name " (" $3 " bytes) transferred]" > logf
+    close(blk); inblk = 0; next
+  }
+  inblk && /^[A-Za-z0-9+\/=]+$/ { print > blk; next }
+  $1 == "@@XQ-BEGIN" && $2 == tok {
+    if (inblk) close(blk)
+    name = $0; sub(/^@@XQ-BEGIN [^ ]+ /, "", name)
+    n++; blk = dir "/" n ".b64"; printf "" > blk; inblk = 1; next
+  }
+  $1 == "@@XQ-DONE" && $2 == tok { print $3 > (dir "/done"); print "[xen-qemu: " $3 " files transferred]" > logf; next }
+  { print > logf }
+' "$work/serial.raw"
+
+fail() {   # REASON: explain, show the end of the console, exit
+  local status=$1; shift
+  cp "$work/serial.raw" "$out/serial.raw.log"
+  {
+    echo "xen-qemu: error: $*"
+    echo "xen-qemu: QEMU exited with $rc after ${elapsed}s; command: $(cat "$work/qemu.cmd")"
+    [ -s "$work/qemu.err" ] && { echo "xen-qemu: QEMU stderr:"; sed 's/^/  /' "$work/qemu.err"; }
+    echo "xen-qemu: last console lines (full console in $out/serial.log):"
+    grep -av '^$' "$out/serial.log" | tail -n 40 | sed 's/^/  | /'
+  } >&2
+  exit "$status"
+}
+crash=$(grep -a -m 3 -E 'Hardware Dom0 crashed|Domain 0 crashed|Panic on CPU|Kernel panic - not syncing|Attempted to kill init' "$out/serial.log" || true)
+if [ ! -f "$blocks/done" ]; then
+  if [ -n "$crash" ]; then
+    fail 1 "the boot failed: $(echo "$crash" | paste -sd'|' | sed 's/|/ | /g')"
+  elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    fail 124 "timed out after ${timeout}s (the script may hang; --timeout SECONDS raises the limit)"
+  else
+    fail 1 "dom0 did not finish: QEMU exited with $rc before the files came back"
+  fi
+fi
+
+# --- decode and verify every file ---------------------------------------------------------------------------------
+mkdir -p "$work/out"
+count=0
+while IFS=$'\t' read -r n size sum name; do
+  case "/$name/" in
+    *'/../'*|*'/./'*|//) fail 1 "dom0 sent a file with an unsafe name: '$name'" ;;
+  esac
+  [[ "$name" != /* ]] || fail 1 "dom0 sent a file with an absolute name: '$name'"
+  dst=$work/out/$name
+  mkdir -p "$(dirname "$dst")"
+  base64 -d "$blocks/$n.b64" 2>/dev/null | gzip -dc > "$dst" 2>/dev/null \
+    || fail 1 "the transfer of '$name' is corrupted (base64/gzip); raw console in $out/serial.raw.log"
+  got_size=$(stat -c %s "$dst")
+  got_sum=$(md5sum < "$dst"); got_sum=${got_sum%% *}
+  [ "$got_size" = "$size" ] && [ "$got_sum" = "$sum" ] \
+    || fail 1 "the transfer of '$name' is corrupted: $got_size bytes md5 $got_sum, dom0 sent $size bytes md5 $sum"
+  count=$((count + 1))
+done < "$blocks/manifest"
+[ "$count" = "$(cat "$blocks/done")" ] \
+  || fail 1 "dom0 sent $(cat "$blocks/done") files but $count came back intact; raw console in $out/serial.raw.log"
+for f in run.rc run.log build-id xensyms; do
+  [ -f "$work/out/$f" ] || fail 1 "dom0 did not return $f"
+done
+cp -a "$work/out/." "$out/"
+[ -n "$crash" ] && say "warning: the console reports a crash after the files came back: $crash"
+
+say "boot finished in ${elapsed}s: script exit code $(cat "$out/run.rc"), $count files in $out"
