@@ -42,6 +42,13 @@ public sealed record LivepatchProfile
     /// <summary>Xen 4.14+: APPLY may skip the payload-to-payload build-id check (LIVEPATCH_ACTION_APPLY_NODEPS).</summary>
     public bool SupportsNoDeps { get; init; }
 
+    /// <summary>
+    /// Newer Xen (0dc1f929e8) places zero-size SHF_ALLOC sections too. Xen 4.17 and the seed ignore them
+    /// (<c>livepatch_elf_ignore_section</c>): they get no address, their symbols stay unresolved, relocations
+    /// into them are skipped, and an empty <c>.data</c> or <c>.bss</c> does not make a payload unsafe to re-apply.
+    /// </summary>
+    public bool PlacesEmptySections { get; init; }
+
     /// <summary>Debian's Xen 4.17.7.</summary>
     public static LivepatchProfile Xen417 { get; } = new()
     {

@@ -99,7 +99,7 @@ if ! download 2>"$cache/.apt.err"; then
     cat "$cache/.apt.err" >&2
     die "apt-get download failed. The package lists may be missing or stale: run 'apt-get update' as root, then retry"
   fi
-  say "apt-get download failed; running apt-get update once and retrying"
+  say "package look-up or download failed ($(tail -n 1 "$cache/.apt.err")); running apt-get update once and retrying"
   apt-get update -qq
   download 2>"$cache/.apt.err" || { cat "$cache/.apt.err" >&2; die "apt-get download failed (see above)"; }
 fi

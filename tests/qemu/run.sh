@@ -3,20 +3,24 @@
 # dom0 running a busybox initramfs, runs a shell script inside dom0 and brings its output files back.
 #
 #   usage: tests/qemu/run.sh --script FILE --out OUTDIR [--files DIR] [--timeout SECONDS] [--smp N]
-#                            [--memory MB] [--cpu MODEL] [--cache DIR] [--keep]
+#                            [--memory MB] [--dom0-memory MB] [--cpu MODEL] [--cache DIR] [--keep]
 #
 #   --script FILE      shell script run in dom0 as `sh /work/run.sh`, in /work, with stdin from /dev/null.
 #                      Its stdout+stderr go to the console and to /work/out/run.log, its exit code to
 #                      /work/out/run.rc. Whatever it writes under /work/out comes back to OUTDIR.
+#                      dom0 has busybox, Debian's xen-livepatch on PATH, /dev/xen/*, /proc/xen (xenfs),
+#                      /sys/hypervisor, and DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 (there is no ICU).
 #   --out OUTDIR       where the files of dom0's /work/out land (created if needed), plus serial.log:
 #                      the whole serial console (Xen's "(XEN)" lines, the dom0 kernel and the script's
 #                      output), with the file transfers replaced by one "[xen-qemu: ...]" line each.
 #   --files DIR        copied (modes kept) to dom0's /work. The shared libraries of every dynamically
 #                      linked ELF executable or .so in DIR are added to the initramfs (found with the
 #                      host's ldd), so host-built programs, e.g. a .NET NativeAOT binary, run in dom0.
-#   --timeout SECONDS  wall-clock limit of the QEMU run (default 300); a boot takes about 10 s.
+#   --timeout SECONDS  wall-clock limit of the QEMU run (default 300); a boot takes 10-20 s on an idle
+#                      2-core machine, twice that when the machine is busy.
 #   --smp N            CPUs of the emulated machine, also dom0's vcpus (default 2).
-#   --memory MB        memory of the emulated machine (default 2048); dom0 gets half.
+#   --memory MB        memory of the emulated machine (default 2048).
+#   --dom0-memory MB   dom0's memory (default half of --memory, as in the team's reference recipe).
 #   --cpu MODEL        QEMU CPU model (default qemu64, or $XEN_QEMU_CPU). Not `max`: with SMAP, the Debian
 #                      dom0 crashes at its first instructions (`max,-smap` works).
 #   --cache DIR        what fetch.sh downloaded (default <repo>/artifacts/qemu, or $XEN_QEMU_CACHE);
@@ -35,9 +39,9 @@ repo=$(cd "$here/../.." && pwd)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2; }
 say() { echo "xen-qemu: $*"; }
-die() { echo "xen-qemu: error: $*" >&2; exit "${2:-1}"; }
+die() { echo "xen-qemu: error: $1" >&2; exit "${2:-1}"; }   # MESSAGE [STATUS]
 
-files='' script='' out='' timeout=300 smp=2 memory=2048 keep=0
+files='' script='' out='' timeout=300 smp=2 memory=2048 dom0_mb='' keep=0
 cpu=${XEN_QEMU_CPU:-qemu64}
 cache=${XEN_QEMU_CACHE:-$repo/artifacts/qemu}
 while [ $# -gt 0 ]; do
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
     --smp) smp=${2:?--smp needs a number}; shift 2 ;;
     --memory) memory=${2:?--memory needs megabytes}; shift 2 ;;
+    --dom0-memory) dom0_mb=${2:?--dom0-memory needs megabytes}; shift 2 ;;
     --cpu) cpu=${2:?--cpu needs a model}; shift 2 ;;
     --cache) cache=${2:?--cache needs a directory}; shift 2 ;;
     --keep) keep=1; shift ;;
@@ -58,10 +63,12 @@ done
 [ -n "$script" ] && [ -n "$out" ] || { echo "xen-qemu: --script and --out are required" >&2; usage; }
 [ -f "$script" ] || die "script '$script' not found" 2
 [ -z "$files" ] || [ -d "$files" ] || die "--files '$files' is not a directory" 2
-for n in "$timeout" "$smp" "$memory"; do
+for n in "$timeout" "$smp" "$memory" ${dom0_mb:+"$dom0_mb"}; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive integer" 2
 done
-[ "$memory" -ge 512 ] || die "--memory must be at least 512 (MB)" 2
+dom0_mb=${dom0_mb:-$((memory / 2))}
+[ "$dom0_mb" -ge 256 ] && [ "$dom0_mb" -le $((memory - 128)) ] \
+  || die "--dom0-memory must be at least 256 (MB) and leave 128 MB of --memory to Xen" 2
 
 # --- the downloads ------------------------------------------------------------------------------------------
 [ -f "$cache/READY" ] || "$here/fetch.sh" "$cache" || die "fetch.sh failed: see its messages above"
@@ -127,7 +134,7 @@ kdir=$cache/root/lib/modules/$kver/kernel
 modules=()
 add_module() {
   local m=$1 ko dep
-  for dep in "${modules[@]}"; do [ "$dep" = "$m" ] && return 0; done
+  for dep in "${modules[@]}"; do [ "${dep//_/-}" = "${m//_/-}" ] && return 0; done   # - and _ are equivalent
   ko=$(find "$kdir" \( -name "$m.ko" -o -name "${m//-/_}.ko" -o -name "${m//_/-}.ko" \) -print -quit)
   [ -n "$ko" ] || die "kernel module $m.ko not found under $kdir"
   for dep in $(tr '\0' '\n' < "$ko" | sed -n 's/^depends=//p' | tr ',' ' '); do add_module "$dep"; done
@@ -163,7 +170,6 @@ echo "$token" > "$I/etc/xen-qemu/token"
 (cd "$I" && find . | /bin/busybox cpio -o -H newc 2>/dev/null) > "$work/initrd"
 
 # --- boot -------------------------------------------------------------------------------------------------------
-dom0_mb=$((memory / 2))
 xen_args="console=com1 com1=115200 dom0_mem=${dom0_mb}M,max:${dom0_mb}M dom0_max_vcpus=$smp loglvl=all guest_loglvl=all bootscrub=0 ${XEN_QEMU_XEN_ARGS:-}"
 # Without Xen's "noreboot", a crashed dom0 or a Xen panic reboots the machine, which ends QEMU (-no-reboot);
 # panic=1 does the same for a dom0 kernel panic.
@@ -174,7 +180,7 @@ qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu "$cpu" -smp "$smp" -m "$mem
       -kernel "$cache/xen" -append "$xen_args"
       -initrd "$cache/vmlinuz $dom0_args,$work/initrd")
 printf '%q ' "${qemu[@]}" > "$work/qemu.cmd"; echo >> "$work/qemu.cmd"
-say "booting Xen $(sed -n 's/^xen: .*=//p' "$cache/READY") with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, timeout ${timeout}s)"
+say "booting Xen $(sed -n 's/^xen: .*=//p' "$cache/READY") with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, dom0 ${dom0_mb} MB, timeout ${timeout}s)"
 start=$(date +%s%N)
 rc=0
 timeout --kill-after=10 "$timeout" "${qemu[@]}" < /dev/null > "$work/serial.raw" 2> "$work/qemu.err" || rc=$?
@@ -217,7 +223,9 @@ fail() {   # REASON: explain, show the end of the console, exit
 crash=$(grep -a -m 3 -E 'Hardware Dom0 crashed|Domain 0 crashed|Panic on CPU|Kernel panic - not syncing|Attempted to kill init' "$out/serial.log" || true)
 if [ ! -f "$blocks/done" ]; then
   if [ -n "$crash" ]; then
-    fail 1 "the boot failed: $(echo "$crash" | paste -sd'|' | sed 's/|/ | /g')"
+    hint=''
+    [[ "$cpu" == max* && "$cpu" != *-smap* ]] && hint=" (with -cpu $cpu, SMAP makes the PV dom0 crash: use qemu64 or max,-smap)"
+    fail 1 "the boot failed: $(echo "$crash" | paste -sd'|' | sed 's/|/ | /g')$hint"
   elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     fail 124 "timed out after ${timeout}s (the script may hang; --timeout SECONDS raises the limit)"
   else

@@ -94,12 +94,24 @@ public sealed partial class ElfObject
         return existing ?? symtab.Add(new ElfObjectSymbol("") { Type = ElfSymbolType.Section, Binding = ElfSymbolBinding.Local, Section = section });
     }
 
-    /// <summary>Removes a section and everything that refers only to it (its relocation sections, group membership).</summary>
+    /// <summary>
+    /// Removes a section and everything that depends on it: its relocation sections, its group membership,
+    /// the symbols defined in it and the relocations against those symbols.
+    /// </summary>
     public void RemoveSection(ElfObjectSection section)
     {
         Sections.Remove(section);
         Sections.RemoveAll(s => s is ElfRelocationSection r && ReferenceEquals(r.Target, section));
         foreach (var g in Sections.OfType<ElfGroupSection>())
             g.Members.Remove(section);
+        var gone = new HashSet<ElfObjectSymbol>(ReferenceEqualityComparer.Instance);
+        foreach (var st in Sections.OfType<ElfSymbolTableSection>())
+        {
+            foreach (var sym in st.Symbols.Where(s => ReferenceEquals(s.Section, section)))
+                gone.Add(sym);
+            st.Symbols.RemoveAll(gone.Contains);
+        }
+        foreach (var r in Sections.OfType<ElfRelocationSection>())
+            r.Entries.RemoveAll(e => e.Symbol != null && gone.Contains(e.Symbol));
     }
 }

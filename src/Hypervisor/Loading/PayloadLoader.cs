@@ -49,6 +49,9 @@ public sealed class PayloadLoader
 
     private string Name => _elf.Name;
 
+    // livepatch_elf_ignore_section: sections move_payload does not place.
+    private bool Ignored(LoaderSection s) => !s.IsAlloc || (s.Header.Size == 0 && !_ctx.Profile.PlacesEmptySections);
+
     private LivepatchError Fail(XenErrno errno, string message) => LivepatchError.For(Name, errno, message);
 
     /// <summary>Loads <paramref name="data"/> as payload <paramref name="name"/>; on success the payload is CHECKED.</summary>
@@ -85,7 +88,7 @@ public sealed class PayloadLoader
         for (int i = 1; i < _elf.ShNum; i++)
         {
             var s = _elf.Sections[i];
-            if (!s.IsAlloc)
+            if (Ignored(s))
                 continue;
             bool exec = (s.Header.Flags & ElfSectionFlags.ExecInstr) != 0;
             bool write = (s.Header.Flags & ElfSectionFlags.Write) != 0;
@@ -112,7 +115,7 @@ public sealed class PayloadLoader
         for (int i = 1; i < _elf.ShNum; i++)
         {
             var s = _elf.Sections[i];
-            if (!s.IsAlloc)
+            if (Ignored(s))
                 continue;
             (ulong start, ulong limit, string name) = region[i] switch
             {
@@ -164,7 +167,7 @@ public sealed class PayloadLoader
                     if (idx >= _elf.ShNum)
                         return Fail(XenErrno.EINVAL, $"symbol {sym.Name} is in section {idx}, past the end of the {_elf.ShNum} sections");
                     var s = _elf.Sections[idx];
-                    if (!s.IsAlloc)
+                    if (Ignored(s))
                     {
                         sym.Ignored = true; // move_payload did not load its section; relocations against it fail
                         break;
@@ -191,7 +194,7 @@ public sealed class PayloadLoader
             if (h.Info == 0)
                 return Fail(XenErrno.EINVAL, $"relocation section {r.Name} relocates section 0");
             var target = _elf.Sections[h.Info];
-            if (!target.IsAlloc)
+            if (Ignored(target))
                 continue;
             if (h.Link != (uint)_elf.SymtabIndex)
                 return Fail(XenErrno.EINVAL, $"relocation section {r.Name} links to section {h.Link}, not to the symbol table ({_elf.SymtabIndex})");
@@ -281,7 +284,9 @@ public sealed class PayloadLoader
 
     // Our guard where Xen would dereference a section that move_payload never loaded.
     private LivepatchError? Loaded(LoaderSection s) =>
-        s.IsAlloc ? null : Fail(XenErrno.EINVAL, $"section {s.Name} is not loaded (it lacks SHF_ALLOC), so it cannot be read");
+        !Ignored(s) ? null : Fail(XenErrno.EINVAL, s.IsAlloc
+            ? $"section {s.Name} is empty, so it is not loaded and cannot be read"
+            : $"section {s.Name} is not loaded (it lacks SHF_ALLOC), so it cannot be read");
 
     private ReadOnlySpan<byte> Contents(LoaderSection s) => _memory!.Slice(s.LoadAddress, (int)s.Header.Size);
 
@@ -498,7 +503,7 @@ public sealed class PayloadLoader
         if (mem.TextSize == 0)
             return Fail(XenErrno.EINVAL, ".altinstructions: the payload has no text to patch");
         var repl = _elf.SectionByName(".altinstr_replacement");
-        if (repl == null || !repl.IsAlloc)
+        if (repl == null || Ignored(repl))
             return Fail(XenErrno.EINVAL, ".altinstructions without .altinstr_replacement");
         var data = Contents(alt);
         for (int k = 0; k < data.Length; k += entry)
