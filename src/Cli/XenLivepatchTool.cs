@@ -48,6 +48,13 @@ public static class XenLivepatchTool
         if (xen != null)
             return RunXenCommand(xen, rest, force, stdout, stderr);
 
+        // Our own commands: full names only.
+        switch (command)
+        {
+            case "check":
+                return CheckCommand.Run(rest, stdout, stderr);
+        }
+
         stderr.Write(Usage.Unrecognised(command));
         return ExitCodes.Failure;
     }

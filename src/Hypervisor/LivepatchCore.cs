@@ -287,44 +287,49 @@ public sealed class LivepatchCore : IPayloadRegistryView
     /// <c>livepatch_check_expectations</c>: every enabled expectation must match the old function's first
     /// bytes. On a target without code bytes the comparison cannot be made and passes.
     /// </summary>
-    public int CheckExpectations(Payload p)
+    public int CheckExpectations(Payload p) => VerifyExpectations(p) is { } e ? e.Rc : 0;
+
+    /// <summary><see cref="CheckExpectations"/>, with the reason when an expectation fails.</summary>
+    public LivepatchError? VerifyExpectations(Payload p)
     {
         Info($"{p.Name}: Verifying enabled expectations for all functions");
         foreach (var f in p.Functions)
         {
             var e = f.Entry.Expect;
-            int rc = 0;
             if (!e.Enabled)
                 continue;
+            string name = f.Name.Length > 0 ? f.Name : "unknown";
+            LivepatchError? error = null;
             if (f.OldAddress == 0)
-                rc = -(int)XenErrno.EFAULT;
+                error = LivepatchError.For(p.Name, XenErrno.EFAULT, $"{name}: there is nothing to expect (old_addr is 0)");
             else if (e.Length > LivepatchExpectation.DataSize)
-                rc = -(int)XenErrno.EOVERFLOW;
+                error = LivepatchError.For(p.Name, XenErrno.EOVERFLOW, $"{name}: the expectation is {e.Length} bytes, more than {LivepatchExpectation.DataSize}");
             else if (e.Reserved != 0)
-                rc = -(int)XenErrno.EINVAL;
+                error = LivepatchError.For(p.Name, XenErrno.EINVAL, $"{name}: the expectation's reserved bits are set");
             else if (f.Entry.OldSize < e.Length)
-                rc = -(int)XenErrno.ERANGE;
+                error = LivepatchError.For(p.Name, XenErrno.ERANGE, $"{name}: the expectation ({e.Length} bytes) is longer than the function ({f.Entry.OldSize} bytes)");
             else
             {
                 var actual = new byte[e.Length];
                 var status = Memory.Read(f.OldAddress, actual);
-                if (status == MemoryReadStatus.Ok && !actual.AsSpan().SequenceEqual(e.Data.Span[..e.Length]))
+                var expected = e.Data.Span[..e.Length];
+                if (status == MemoryReadStatus.Ok && !actual.AsSpan().SequenceEqual(expected))
                 {
-                    Info($"{f.Name}: expectation failed: expected:{Convert.ToHexStringLower(e.Data.Span[..e.Length])}, actual:{Convert.ToHexStringLower(actual)}");
-                    rc = -(int)XenErrno.EINVAL;
+                    Info($"{name}: expectation failed: expected:{Convert.ToHexStringLower(expected)}, actual:{Convert.ToHexStringLower(actual)}");
+                    error = LivepatchError.For(p.Name, XenErrno.EINVAL, $"{name}: expectation failed: expected:{Convert.ToHexStringLower(expected)}, actual:{Convert.ToHexStringLower(actual)}");
                 }
                 else if (status == MemoryReadStatus.Unmapped)
                 {
-                    rc = -(int)XenErrno.EFAULT;
+                    error = LivepatchError.For(p.Name, XenErrno.EFAULT, $"{name}: old_addr 0x{f.OldAddress:x} is not mapped");
                 }
             }
-            if (rc != 0)
+            if (error != null)
             {
-                Info($"{p.Name}: expectations of {(f.Name.Length > 0 ? f.Name : "unknown")} failed (rc={rc}), aborting!");
-                return rc;
+                Info($"{p.Name}: expectations of {name} failed (rc={error.Rc}), aborting!");
+                return error;
             }
         }
-        return 0;
+        return null;
     }
 
     // schedule_work: one outstanding action at a time.

@@ -20,6 +20,6 @@ internal static class Targets
     }
 
     /// <summary>Everything a rejected upload must leave unchanged.</summary>
-    public static object Snapshot(LivepatchCore core, OfflineHypervisor target) =>
-        (core.Version, string.Join(",", core.Payloads.Select(p => p.Name + ":" + p.State)), target.Allocations.Count);
+    public static object Snapshot(LivepatchCore core, OfflineHypervisor target, uint versionBump = 0) =>
+        (core.Version + versionBump, string.Join(",", core.Payloads.Select(p => p.Name + ":" + p.State)), target.Allocations.Count);
 }

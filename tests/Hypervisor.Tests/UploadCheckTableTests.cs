@@ -131,6 +131,7 @@ public class UploadCheckTableTests
         ["old_addr not mapped"] = new(() => Bytes(s_nop, e => e.U64(FuncField(e, 16), 0x1000)), XenErrno.EINVAL, "not mapped"),
         ["old_addr not canonical"] = new(() => Bytes(s_nop, e => e.U64(FuncField(e, 16), 0x8000000000000000)), XenErrno.EINVAL, "not mapped"),
         ["no name and no old_addr"] = new(() => Model(s_hello, o => ((ElfRelocationSection)o.Section(".rela.livepatch.funcs")).Entries.RemoveAll(r => r.Offset == 0)), XenErrno.EINVAL, "neither an old_addr nor a name"),
+        ["relocation that corrupts the name pointer"] = new(() => Hello(e => e.U64(e.Rela(".rela.livepatch.funcs", 0), 4)), XenErrno.EINVAL, "readable string"),
         [".livepatch.funcs without SHF_ALLOC"] = new(() => Hello(e => e.U64(e.Shdr(".livepatch.funcs", L64.Flags), 0)), XenErrno.EINVAL, "lacks SHF_ALLOC"),
 
         // §2.4 prepare_payload: hooks, notes, tables, metadata

@@ -12,7 +12,7 @@
 #     --no-readonly-funcs    leave .livepatch.funcs writable (skip the objcopy step)
 #
 # Sources may use SZ_<symbol> and ADDR_<symbol>: the script compiles twice and defines them as the size and
-# address of <symbol>, taken from the payload's own objects or, failing that, from the hypervisor image.
+# address of <symbol>: sizes from the payload's own objects first, addresses from the hypervisor image first.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 arch="" image="" out="" depends_on="" no_depends=0 no_xen_depends=0 modinfo="" cflags="" readonly_funcs=1
@@ -58,8 +58,13 @@ compile "${defs[@]}"
 defs=()
 for t in $tokens; do
   sym=${t#*_}
-  line=$(${cross}nm -S "${objs[@]}" 2>/dev/null | awk -v s="$sym" '$NF == s && NF == 4 { print; exit }')
-  [ -n "$line" ] || line=$(${cross}nm -S "$image" | awk -v s="$sym" '$NF == s && NF == 4 { print; exit }')
+  from_payload=$(${cross}nm -S "${objs[@]}" 2>/dev/null | awk -v s="$sym" '$NF == s && NF == 4 { print; exit }')
+  from_image=$(${cross}nm -S "$image" | awk -v s="$sym" '$NF == s && NF == 4 { print; exit }')
+  # Sizes are the payload's own (a replacement's new_size); addresses are the hypervisor's (an old_addr).
+  case "$t" in
+    SZ_*) line=${from_payload:-$from_image} ;;
+    *) line=${from_image:-$from_payload} ;;
+  esac
   [ -n "$line" ] || { echo "build-payload.sh: $t: symbol $sym is neither in the payload nor in $image" >&2; exit 1; }
   case "$t" in
     SZ_*) defs+=("-D$t=0x$(echo "$line" | awk '{ print $2 }')") ;;

@@ -1,0 +1,283 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using XenLivepatch.Elf;
+using XenLivepatch.Hypervisor;
+
+namespace XenLivepatch.Cli;
+
+/// <summary>
+/// <c>xen-livepatch check</c>: would this payload upload and apply on that hypervisor? Runs the livepatch
+/// core's UPLOAD path against an offline target, then the APPLY checks that need no running CPU.
+/// </summary>
+internal static class CheckCommand
+{
+    public const string Help = """
+        Usage: xen-livepatch check <payload> (--target <image> | --symbols <file> --build-id <hex>) [options]
+        Runs <payload> through the livepatch core's upload checks against a hypervisor that is not running,
+        then the apply checks that need no CPU: the build-id dependency and, when the target has code bytes,
+        the expectations. Prints OK and a summary, or "error <errno> (<NAME>): <payload>: <message>".
+        Exit status: 0 when accepted, otherwise the errno Xen would return.
+          --target <image>       the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
+          --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: expectations unchecked)
+          --build-id <hex>       with --symbols: its build-id (/sys/hypervisor/properties/buildid)
+          --arch x86_64|arm64    with --symbols: its architecture (default x86_64)
+          --profile <name>       xen-4.17 (default: Debian's Xen 4.17) or seed-2016 (the 2016 design)
+          --applied <payload>... payloads applied underneath, oldest first (their build-ids form the stack)
+          --name <name>          the payload's name (default: its file name without the extension)
+          --nodeps               skip the payload-to-payload build-id check, as 'apply --nodeps' does
+          --json                 print one JSON object instead of text
+
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            stdout.Write(Help);
+            return 0;
+        }
+        var a = ArgReader.Parse(args, ["--target", "--symbols", "--build-id", "--arch", "--profile", "--name"], ["--nodeps", "--json"], ["--applied"], out string? argError);
+        if (a == null || a.Positional.Count != 1)
+            return Usage(stderr, argError ?? (a!.Positional.Count == 0 ? "which payload? give its file" : $"one payload at a time (got {a.Positional.Count})"));
+        string file = a.Positional[0];
+        var profile = LivepatchProfile.FromName(a.Value("--profile") ?? LivepatchProfile.Xen417.Name);
+        if (profile == null)
+            return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
+
+        if (!TryTarget(a, stderr, out var target, out int code))
+            return code;
+        if (!TryRead(file, stderr, out byte[] data))
+            return OwnExitCodes.NoInput;
+        var applied = new List<StackedPayload>();
+        foreach (string under in a.Values("--applied"))
+        {
+            if (!TryRead(under, stderr, out byte[] d))
+                return OwnExitCodes.NoInput;
+            applied.Add(new StackedPayload(NameOf(under), d));
+        }
+        string name = a.Value("--name") ?? NameOf(file);
+        var report = PayloadCheck.Run(name, data, target!, profile, applied, a.Flag("--nodeps"));
+        if (a.Flag("--json"))
+            stdout.Write(Json(report));
+        else if (report.Error is { } e)
+            stderr.Write(Line(e.ToString()));
+        else
+            stdout.Write(Summary(report));
+        return report.Error == null ? 0 : (int)report.Error.Errno;
+    }
+
+    /// <summary>A payload's default name, as Xen's <c>load</c> makes it: the file name up to its last dot.</summary>
+    public static string NameOf(string path)
+    {
+        string b = Path.GetFileName(path);
+        int dot = b.LastIndexOf('.');
+        return dot >= 0 ? b[..dot] : b;
+    }
+
+    private static string Line(string s) => s + "\n";
+
+    private static int Usage(TextWriter stderr, string problem)
+    {
+        stderr.Write($"xen-livepatch check: {problem}\n(see 'xen-livepatch check --help')\n");
+        return OwnExitCodes.Usage;
+    }
+
+    private static bool TryRead(string path, TextWriter stderr, out byte[] data)
+    {
+        try
+        {
+            data = File.ReadAllBytes(path);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.Write($"xen-livepatch check: cannot read {path}: {e.Message}\n");
+            data = [];
+            return false;
+        }
+    }
+
+    private static bool TryTarget(ArgReader a, TextWriter stderr, out OfflineHypervisor? target, out int code)
+    {
+        target = null;
+        code = 0;
+        string? image = a.Value("--target");
+        string? symbols = a.Value("--symbols");
+        if ((image == null) == (symbols == null))
+        {
+            code = Usage(stderr, "give the hypervisor: --target <image>, or --symbols <file> with --build-id <hex>");
+            return false;
+        }
+        string? why;
+        if (image != null)
+        {
+            if (!TryRead(image, stderr, out byte[] bytes))
+            {
+                code = OwnExitCodes.NoInput;
+                return false;
+            }
+            if (!ElfFile.TryRead(bytes, out var elf, out var elfError))
+            {
+                stderr.Write($"xen-livepatch check: {image} is not an ELF image: {elfError}\n");
+                code = OwnExitCodes.NoInput;
+                return false;
+            }
+            if (!OfflineHypervisor.TryFromImage(elf, out target, out why))
+            {
+                stderr.Write($"xen-livepatch check: {image}: {why}\n");
+                code = OwnExitCodes.NoInput;
+                return false;
+            }
+            if (target.BuildId.IsEmpty)
+                stderr.Write($"xen-livepatch check: note: {image} has no GNU build-id; payloads will be refused with ENODATA\n");
+            return true;
+        }
+        string? hex = a.Value("--build-id");
+        if (hex == null)
+        {
+            code = Usage(stderr, "--symbols needs --build-id <hex> (from /sys/hypervisor/properties/buildid)");
+            return false;
+        }
+        byte[] id;
+        try
+        {
+            id = Convert.FromHexString(hex.Trim());
+        }
+        catch (FormatException)
+        {
+            code = Usage(stderr, $"--build-id '{hex}' is not hexadecimal");
+            return false;
+        }
+        var machine = (a.Value("--arch") ?? "x86_64") switch
+        {
+            "x86_64" or "x86-64" or "amd64" => ElfMachine.X86_64,
+            "arm64" or "aarch64" => ElfMachine.AArch64,
+            _ => ElfMachine.None,
+        };
+        if (machine == ElfMachine.None)
+        {
+            code = Usage(stderr, $"unknown --arch '{a.Value("--arch")}': use x86_64 or arm64");
+            return false;
+        }
+        string text;
+        try
+        {
+            text = File.ReadAllText(symbols!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.Write($"xen-livepatch check: cannot read {symbols}: {e.Message}\n");
+            code = OwnExitCodes.NoInput;
+            return false;
+        }
+        if (!OfflineHypervisor.TryFromXenSyms(text, id, machine, out target, out why))
+        {
+            stderr.Write($"xen-livepatch check: {symbols}: {why}\n");
+            code = OwnExitCodes.NoInput;
+            return false;
+        }
+        return true;
+    }
+
+    private static string Hex(ReadOnlyMemory<byte> b) => b.IsEmpty ? "-" : Convert.ToHexStringLower(b.Span);
+
+    private static string Summary(CheckReport r)
+    {
+        var p = r.Loaded!;
+        var sb = new StringBuilder("OK\n");
+        sb.Append(CultureInfo.InvariantCulture, $"{r.Payload}: accepted by {r.Profile.Name} (hypervisor build-id {Hex(r.HypervisorBuildId)})\n");
+        if (r.AppliedUnder.Count > 0)
+            sb.Append(CultureInfo.InvariantCulture, $"  stacked on: {string.Join(" -> ", r.AppliedUnder)}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"  functions: {p.Functions.Count}\n");
+        foreach (var f in p.Functions)
+        {
+            string what = f.NewAddress == 0
+                ? $"NOP {f.Entry.NewSize} bytes"
+                : $"-> 0x{f.NewAddress:x} ({f.Entry.NewSize} bytes)";
+            sb.Append(CultureInfo.InvariantCulture, $"    {(f.Name.Length > 0 ? f.Name : "(unnamed)")} at 0x{f.OldAddress:x} ({f.Entry.OldSize} bytes) {what}{(f.Entry.Expect.Enabled ? $", expects {f.Entry.Expect.Length} bytes" : "")}\n");
+        }
+        sb.Append(CultureInfo.InvariantCulture, $"  build-id {Hex(p.BuildId)}\n  depends {Hex(p.Depends)}\n");
+        if (!p.XenDepends.IsEmpty)
+            sb.Append(CultureInfo.InvariantCulture, $"  xen_depends {Hex(p.XenDepends)}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"  memory: text {p.Memory.TextSize}, rw {p.Memory.RwSize}, ro {p.Memory.RoSize} bytes; {(p.SafeToReapply ? "may be re-applied after a revert" : "has data: cannot be re-applied after a revert")}\n");
+        var hooks = new List<string>();
+        if (p.Hooks.Load.Count > 0) hooks.Add($"load {p.Hooks.Load.Count}");
+        if (p.Hooks.Unload.Count > 0) hooks.Add($"unload {p.Hooks.Unload.Count}");
+        foreach (var (n, slot) in new[] { ("preapply", p.Hooks.PreApply), ("apply", p.Hooks.Apply), ("postapply", p.Hooks.PostApply), ("prerevert", p.Hooks.PreRevert), ("revert", p.Hooks.Revert), ("postrevert", p.Hooks.PostRevert) })
+        {
+            if (slot != 0)
+                hooks.Add(n);
+        }
+        if (hooks.Count > 0)
+            sb.Append(CultureInfo.InvariantCulture, $"  hooks: {string.Join(", ", hooks)}\n");
+        if (!p.Metadata.IsEmpty)
+            sb.Append(CultureInfo.InvariantCulture, $"  metadata: {Encoding.Latin1.GetString(p.Metadata.Span).TrimEnd('\0').Replace('\0', ';')}\n");
+        foreach (string note in r.Notes)
+            sb.Append(CultureInfo.InvariantCulture, $"  note: {note}\n");
+        return sb.ToString();
+    }
+
+    private static string Json(CheckReport r)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            var p = r.Loaded;
+            w.WriteStartObject();
+            w.WriteString("payload", r.Payload);
+            w.WriteString("profile", r.Profile.Name);
+            w.WriteString("verdict", r.Accepted ? "accepted" : "rejected");
+            w.WriteString("stage", r.Stage);
+            if (r.Error is { } e)
+            {
+                w.WriteNumber("errno", (int)e.Errno);
+                w.WriteString("error", e.Name);
+                w.WriteString("message", e.Message);
+            }
+            else
+            {
+                w.WriteNull("errno");
+                w.WriteNull("error");
+                w.WriteString("message", "accepted");
+            }
+            w.WriteString("hypervisor_build_id", Hex(r.HypervisorBuildId));
+            if (p != null)
+            {
+                w.WriteString("build_id", Hex(p.BuildId));
+                w.WriteString("depends", Hex(p.Depends));
+                if (p.XenDepends.IsEmpty) w.WriteNull("xen_depends"); else w.WriteString("xen_depends", Hex(p.XenDepends));
+            }
+            else
+            {
+                w.WriteNull("build_id");
+                w.WriteNull("depends");
+                w.WriteNull("xen_depends");
+            }
+            w.WriteStartArray("functions");
+            foreach (var f in p?.Functions ?? [])
+            {
+                w.WriteStartObject();
+                w.WriteString("name", f.Name);
+                w.WriteString("old_addr", $"0x{f.OldAddress:x}");
+                w.WriteNumber("old_size", f.Entry.OldSize);
+                w.WriteString("new_addr", $"0x{f.NewAddress:x}");
+                w.WriteNumber("new_size", f.Entry.NewSize);
+                w.WriteBoolean("nop", f.NewAddress == 0);
+                w.WriteBoolean("expectation", f.Entry.Expect.Enabled);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("applied_under");
+            foreach (string n in r.AppliedUnder)
+                w.WriteStringValue(n);
+            w.WriteEndArray();
+            w.WriteStartArray("notes");
+            foreach (string n in r.Notes)
+                w.WriteStringValue(n);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+}

@@ -1,0 +1,111 @@
+using XenLivepatch.Abi;
+
+namespace XenLivepatch.Hypervisor;
+
+/// <summary>A payload to stack under the one checked (<c>xen-livepatch check --applied</c>).</summary>
+public sealed record StackedPayload(string Name, ReadOnlyMemory<byte> Data);
+
+/// <summary>The verdict of an offline check.</summary>
+public sealed record CheckReport
+{
+    /// <summary>The checked payload's name.</summary>
+    public required string Payload { get; init; }
+    /// <summary>The profile checked against.</summary>
+    public required LivepatchProfile Profile { get; init; }
+    /// <summary>True when the payload would upload and apply.</summary>
+    public bool Accepted => Error == null;
+    /// <summary>"upload" or "apply": where the payload was (or would be) refused; "apply" when accepted.</summary>
+    public required string Stage { get; init; }
+    /// <summary>The refusal, or null.</summary>
+    public LivepatchError? Error { get; init; }
+    /// <summary>The payload as loaded (null when the upload was refused).</summary>
+    public Payload? Loaded { get; init; }
+    /// <summary>The target hypervisor's build-id.</summary>
+    public ReadOnlyMemory<byte> HypervisorBuildId { get; init; }
+    /// <summary>The payloads applied underneath, oldest first.</summary>
+    public IReadOnlyList<string> AppliedUnder { get; init; } = [];
+    /// <summary>What the check could not verify offline, and other remarks.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+    /// <summary>The core's log lines (Xen's "livepatch: ..." lines).</summary>
+    public IReadOnlyList<string> Log { get; init; } = [];
+}
+
+/// <summary>
+/// <c>xen-livepatch check</c>: runs a payload through UPLOAD against an offline hypervisor, then the APPLY
+/// checks that need no running CPU: the build-id dependency (on the hypervisor, or on the last payload
+/// applied underneath, unless NODEPS) and the expectations (when the target has code bytes). Payloads given
+/// with <c>--applied</c> are uploaded and applied first, in order, patching the offline image as Xen would.
+/// </summary>
+public static class PayloadCheck
+{
+    /// <summary>Checks <paramref name="data"/> as payload <paramref name="name"/>.</summary>
+    public static CheckReport Run(string name, ReadOnlyMemory<byte> data, OfflineHypervisor target, LivepatchProfile profile,
+        IReadOnlyList<StackedPayload>? applied = null, bool noDeps = false)
+    {
+        var log = new List<string>();
+        var notes = new List<string>();
+        if (!LivepatchArch.TryGet(target.Machine, out var arch))
+            throw new ArgumentException($"livepatching {target.Machine} is not supported", nameof(target));
+        var core = new LivepatchCore(profile, arch, target, target);
+        core.Log += log.Add;
+        CheckReport Report(string stage, LivepatchError? error, Payload? loaded) => new()
+        {
+            Payload = name,
+            Profile = profile,
+            Stage = stage,
+            Error = error,
+            Loaded = loaded,
+            HypervisorBuildId = target.BuildId,
+            AppliedUnder = applied?.Select(a => a.Name).ToList() ?? [],
+            Notes = notes,
+            Log = log,
+        };
+
+        foreach (var under in applied ?? [])
+        {
+            if (core.Upload(under.Name, under.Data) is { } ue)
+                return Report("upload", ue with { Message = $"{ue.Message} (while uploading --applied {under.Name})" }, null);
+            int rc = core.Action(under.Name, LivepatchAction.Apply);
+            var p = core.Find(under.Name)!;
+            if (rc == 0 && p.Rc != 0)
+                rc = p.Rc;
+            if (rc != 0)
+                return Report("apply", LivepatchError.For(under.Name, (XenErrno)(-rc), $"an --applied payload does not apply ({Describe(rc)}), so nothing can be stacked on it"), null);
+        }
+
+        var error = core.Upload(name, data);
+        if (error != null)
+            return Report("upload", error, null);
+        var payload = core.Find(name)!;
+
+        if (noDeps && !profile.SupportsNoDeps)
+            notes.Add($"--nodeps has no effect in the {profile.Name} profile (it has no LIVEPATCH_ACTION_APPLY_NODEPS)");
+        if (!noDeps || !profile.SupportsNoDeps)
+        {
+            int rc = core.BuildIdDependency(payload, againstHypervisor: false);
+            if (rc != 0)
+            {
+                string against = core.Applied.Count > 0 ? $"the top applied payload {core.Applied[^1].Name} ({Hex(core.Applied[^1].BuildId)})" : $"the hypervisor ({Hex(target.BuildId)})";
+                string message = rc == -(int)XenErrno.ENODATA
+                    ? "the hypervisor has no build-id"
+                    : $"check against {against} failed: .livepatch.depends is {Hex(payload.Depends)}";
+                return Report("apply", LivepatchError.For(name, (XenErrno)(-rc), message), payload);
+            }
+        }
+        if (profile.SupportsExpectations)
+        {
+            bool any = payload.Functions.Any(f => f.Entry.Expect.Enabled);
+            if (any && !target.HasCodeBytes)
+                notes.Add("expectations not checked: the target has no code bytes (give the image with --target to check them)");
+            if (core.VerifyExpectations(payload) is { } ee)
+                return Report("apply", ee, payload);
+        }
+        if (payload.Hooks.PreApply != 0)
+            notes.Add("the pre-apply hook is not run offline; it may still veto the apply");
+        return Report("apply", null, payload);
+    }
+
+    private static string Hex(ReadOnlyMemory<byte> b) => Convert.ToHexStringLower(b.Span);
+
+    private static string Describe(int rc) => $"{(XenErrno)(-rc)}";
+}
