@@ -14,6 +14,8 @@ public sealed class LivepatchCore : IPayloadRegistryView
 {
     private readonly List<Payload> _payloads = [];
     private readonly List<Payload> _applied = [];
+    // The new symbols of every loaded payload (unique: an upload that would repeat one is refused).
+    private readonly Dictionary<string, ulong> _newSymbols = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private Payload? _work;
 
@@ -74,22 +76,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
             return _payloads.Find(p => p.Name == name);
     }
 
-    bool IPayloadRegistryView.TryLookupNewSymbol(string name, out ulong value)
-    {
-        foreach (var p in _payloads)
-        {
-            foreach (var s in p.Symbols)
-            {
-                if (s.IsNew && s.Name == name)
-                {
-                    value = s.Value;
-                    return true;
-                }
-            }
-        }
-        value = 0;
-        return false;
-    }
+    bool IPayloadRegistryView.TryLookupNewSymbol(string name, out ulong value) => _newSymbols.TryGetValue(name, out value);
 
     string? IPayloadRegistryView.FindBuildId(ReadOnlySpan<byte> buildId)
     {
@@ -136,6 +123,11 @@ public sealed class LivepatchCore : IPayloadRegistryView
             payload!.State = LivepatchState.Checked;
             payload.Rc = 0;
             _payloads.Add(payload);
+            foreach (var s in payload.Symbols)
+            {
+                if (s.IsNew)
+                    _newSymbols.TryAdd(s.Name, s.Value);
+            }
             Version++;
             return null;
         }
@@ -171,6 +163,11 @@ public sealed class LivepatchCore : IPayloadRegistryView
                     if (p.State != LivepatchState.Checked)
                         return -(int)XenErrno.EINVAL;
                     _payloads.Remove(p);
+                    foreach (var s in p.Symbols)
+                    {
+                        if (s.IsNew && _newSymbols.TryGetValue(s.Name, out ulong v) && v == s.Value)
+                            _newSymbols.Remove(s.Name);
+                    }
                     Memory.Free(p.Memory);
                     Version++;
                     return 0;

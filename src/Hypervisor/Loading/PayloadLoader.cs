@@ -468,6 +468,18 @@ public sealed class PayloadLoader
 
     private bool TryReadString(ulong address, out string value)
     {
+        // Names normally sit in the payload's own memory: read them there in one go.
+        var mem = _memory!;
+        if (mem.Contains(address, 1))
+        {
+            var rest = mem.Bytes.Span[(int)(address - mem.BaseAddress)..];
+            int end = rest.IndexOf((byte)0);
+            if (end >= 0 && end < 4096)
+            {
+                value = Encoding.Latin1.GetString(rest[..end]);
+                return true;
+            }
+        }
         var sb = new StringBuilder();
         Span<byte> b = stackalloc byte[1];
         // Xen's symbol names are at most KSYM_NAME_LEN (128); a longer run without NUL is not a name.
@@ -552,13 +564,14 @@ public sealed class PayloadLoader
     private LivepatchError? BuildSymbolTable()
     {
         var symbols = new List<PayloadSymbol>();
+        var replacements = new HashSet<ulong>(_funcs.Select(f => f.NewAddress));
         for (int i = 1; i < _elf.Symbols.Length; i++)
         {
             ref var sym = ref _elf.Symbols[i];
             if (!IsPayloadSymbol(sym))
                 continue;
             ulong value = sym.Value;
-            bool overriding = _funcs.Exists(f => f.NewAddress == value);
+            bool overriding = replacements.Contains(value);
             if (!overriding && ((_ctx.Symbols.TryLookup(sym.Name, out ulong v) && v != 0) || (_ctx.Registry.TryLookupNewSymbol(sym.Name, out v) && v != 0)))
                 return Fail(XenErrno.EEXIST, $"duplicate new symbol: {sym.Name}");
             symbols.Add(new PayloadSymbol(sym.Name, value, sym.Raw.Size, !overriding));

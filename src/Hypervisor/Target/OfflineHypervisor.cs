@@ -14,7 +14,7 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
     private readonly List<(ulong Address, ulong Size, Memory<byte> Bytes)> _image = [];
     private readonly List<PayloadAllocation> _allocations = [];
     private readonly ulong _windowEnd;
-    private ulong _next;
+    private readonly ulong _next;
 
     private OfflineHypervisor(ElfMachine machine, HypervisorSymbolTable symbols, ReadOnlyMemory<byte> buildId, bool hasBytes, ulong imageEnd, ulong? windowStart)
     {
@@ -145,12 +145,19 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
         if (pages > MaxPayloadMemory / PayloadAllocation.PageSize)
             return null;
         ulong bytes = pages * PayloadAllocation.PageSize;
-        if (_next + bytes > _windowEnd)
+        // First fit in the window, reusing what unloaded payloads freed.
+        ulong at = _next;
+        foreach (var a in _allocations.OrderBy(a => a.BaseAddress))
+        {
+            if (a.BaseAddress - at >= bytes)
+                break;
+            at = Math.Max(at, a.BaseAddress + (ulong)a.Bytes.Length);
+        }
+        if (at + bytes > _windowEnd)
             return null;
-        var a = new PayloadAllocation(_next, new byte[bytes], textSize, rwSize, roSize);
-        _next += bytes;
-        _allocations.Add(a);
-        return a;
+        var allocation = new PayloadAllocation(at, new byte[bytes], textSize, rwSize, roSize);
+        _allocations.Add(allocation);
+        return allocation;
     }
 
     /// <inheritdoc/>
