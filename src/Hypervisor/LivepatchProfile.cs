@@ -49,6 +49,12 @@ public sealed record LivepatchProfile
     /// </summary>
     public bool PlacesEmptySections { get; init; }
 
+    /// <summary>
+    /// Xen 4.19+: the second word of <c>xen_sysctl_livepatch_op</c> is <c>flags</c> and accepts
+    /// LIVEPATCH_FLAG_FORCE. Earlier (4.17, the seed) it is <c>pad</c> and must be 0.
+    /// </summary>
+    public bool AcceptsOpFlags { get; init; }
+
     /// <summary>Debian's Xen 4.17.7.</summary>
     public static LivepatchProfile Xen417 { get; } = new()
     {

@@ -1,0 +1,204 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using XenLivepatch.Abi;
+using XenLivepatch.Hypervisor;
+
+namespace XenLivepatch.Sandbox;
+
+/// <summary>Who is on the other end of a connection (SO_PEERCRED, plus the peer's supplementary groups).</summary>
+public readonly record struct PeerCredentials(int Pid, uint Uid, uint Gid, IReadOnlyList<uint> Groups);
+
+/// <summary>
+/// Serves the livepatch sysctl on a Unix socket, with the same bytes as the hypercall (<see cref="SocketWire"/>).
+/// The socket file is mode 0660, owned by root and by the configured group; a peer is privileged when it
+/// runs as uid 0 or belongs to that group (by SO_PEERCRED and its supplementary groups), and every sub-op
+/// of an unprivileged peer gets -EPERM, as Xen answers a guest that is not the control domain.
+/// Each message on the stream is preceded by its length (u32, little-endian).
+/// </summary>
+public sealed class SysctlSocketServer : IAsyncDisposable
+{
+    private readonly SysctlHandler _handler;
+    private readonly Socket _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _accepting;
+    private readonly TextWriter? _log;
+
+    private SysctlSocketServer(SysctlHandler handler, string path, uint? group, TextWriter? log)
+    {
+        _handler = handler;
+        Path = path;
+        PrivilegedGroup = group;
+        _log = log;
+        if (File.Exists(path))
+            File.Delete(path);
+        _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _listener.Bind(new UnixDomainSocketEndPoint(path));
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        if (group is uint g && Native.chown(path, uint.MaxValue, g) != 0)
+            throw new IOException($"cannot give {path} to group {g}: {Native.LastError()}");
+        _listener.Listen(16);
+        _accepting = Task.Run(AcceptLoop);
+    }
+
+    /// <summary>The socket's path.</summary>
+    public string Path { get; }
+
+    /// <summary>The group whose members may use the sysctl besides root; null when only root may.</summary>
+    public uint? PrivilegedGroup { get; }
+
+    /// <summary>Starts serving <paramref name="handler"/> at <paramref name="path"/>.</summary>
+    public static SysctlSocketServer Start(SysctlHandler handler, string path, uint? privilegedGroup = null, TextWriter? log = null) =>
+        new(handler, path, privilegedGroup, log);
+
+    /// <summary>Whether a peer may use the sysctl.</summary>
+    public bool IsPrivileged(in PeerCredentials peer) =>
+        peer.Uid == 0 || (PrivilegedGroup is uint g && (peer.Gid == g || peer.Groups.Contains(g)));
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+            _ = Task.Run(() => Serve(client));
+        }
+    }
+
+    /// <summary>The credentials of a connected peer.</summary>
+    public static PeerCredentials Credentials(Socket socket)
+    {
+        Span<byte> ucred = stackalloc byte[12];
+        int n = socket.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, ucred);
+        if (n < 12)
+            throw new IOException("SO_PEERCRED returned too little");
+        int pid = BinaryPrimitives.ReadInt32LittleEndian(ucred);
+        uint uid = BinaryPrimitives.ReadUInt32LittleEndian(ucred[4..]);
+        uint gid = BinaryPrimitives.ReadUInt32LittleEndian(ucred[8..]);
+        var groups = new List<uint>();
+        try
+        {
+            foreach (string line in File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (!line.StartsWith("Groups:", StringComparison.Ordinal))
+                    continue;
+                foreach (string g in line["Groups:".Length..].Split(' ', '\t', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    if (uint.TryParse(g, out uint v))
+                        groups.Add(v);
+                }
+            }
+        }
+        catch (IOException)
+        {
+            // The peer went away: its primary group is all we know.
+        }
+        return new PeerCredentials(pid, uid, gid, groups);
+    }
+
+    private async Task Serve(Socket client)
+    {
+        using (client)
+        {
+            PeerCredentials peer;
+            try
+            {
+                peer = Credentials(client);
+            }
+            catch (Exception e) when (e is IOException or SocketException)
+            {
+                return;
+            }
+            bool privileged = IsPrivileged(peer);
+            await using var stream = new NetworkStream(client, ownsSocket: false);
+            var header = new byte[4];
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await stream.ReadExactlyAsync(header, _stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
+                {
+                    return;
+                }
+                int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+                if (length is <= 0 or > SocketWire.MaxMessage)
+                {
+                    _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: message of {length} bytes refused; closing");
+                    return;
+                }
+                var message = new byte[length];
+                try
+                {
+                    await stream.ReadExactlyAsync(message, _stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
+                {
+                    return;
+                }
+                if (!SocketWire.TryDecodeRequest(message, out byte[] sysctl, out var buffers, out string why))
+                {
+                    _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
+                    return;
+                }
+                int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged);
+                Log(peer, privileged, sysctl, rc);
+                byte[] reply = SocketWire.EncodeReply(rc, sysctl, buffers);
+                var prefix = new byte[4];
+                BinaryPrimitives.WriteInt32LittleEndian(prefix, reply.Length);
+                try
+                {
+                    await stream.WriteAsync(prefix, _stop.Token).ConfigureAwait(false);
+                    await stream.WriteAsync(reply, _stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private void Log(in PeerCredentials peer, bool privileged, byte[] sysctl, int rc)
+    {
+        if (_log == null)
+            return;
+        var op = XenSysctl.ReadLivepatch(sysctl, _handler.Core.Profile.Abi.Layout);
+        string what = op.Cmd switch
+        {
+            LivepatchSubOp.Action => $"ACTION {(LivepatchAction)op.Action.Cmd}",
+            _ => op.Cmd.ToString().ToUpperInvariant(),
+        };
+        string result = rc < 0 ? $"-{(XenErrno)(-rc)}" : rc.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _log.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: {what} -> {result}");
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _listener.Dispose();
+        try
+        {
+            await _accepting.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        try
+        {
+            File.Delete(Path);
+        }
+        catch (IOException)
+        {
+        }
+        _stop.Dispose();
+    }
+}
