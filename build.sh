@@ -39,6 +39,8 @@ step "restoring NuGet packages"
 dotnet restore XenLivepatch.slnx --nologo -v quiet
 step "building Release"
 dotnet build XenLivepatch.slnx -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly
+step "building the sandbox hypervisor image and sample payloads into artifacts/sandbox"
+src/Sandbox/build-artifacts.sh artifacts/sandbox
 step "publishing the CLI to artifacts/publish/xen-livepatch"
 dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch
 step "fetching Debian's Xen 4.17 tools (the tests' oracle)"

@@ -336,7 +336,20 @@ public sealed class LivepatchCore : IPayloadRegistryView
             return -(int)XenErrno.EBUSY; // p.Rc stays -EAGAIN, as in Xen
         _work = p;
         ulong timeout = timeoutNs == 0 ? Livepatch.DefaultTimeoutNs : timeoutNs;
-        Cpus.Schedule(() => DoAction(p, cmd), timeout, rc => Completed(p, cmd, rc));
+        // Whatever makes text writable happens now, before the CPUs stop (no system call in the pause).
+        var ranges = new List<(ulong, int)>();
+        IEnumerable<Payload> touched = cmd == LivepatchAction.Replace ? _applied.Append(p) : [p];
+        foreach (var f in touched.SelectMany(x => x.Functions))
+        {
+            if (f.OldAddress != 0)
+                ranges.Add((f.OldAddress, 4 + Livepatch.OpaqueSize));
+        }
+        var prepared = Memory.PreparePatching(ranges);
+        Cpus.Schedule(() => DoAction(p, cmd), timeout, rc =>
+        {
+            prepared.Dispose();
+            Completed(p, cmd, rc);
+        });
         return 0;
     }
 
@@ -463,8 +476,6 @@ public sealed class LivepatchCore : IPayloadRegistryView
     private int ApplyPayload(Payload data)
     {
         Info($"{data.Name}: Applying {data.Functions.Count} functions");
-        Memory.BeginPatching();
-        try
         {
             foreach (ulong slot in data.Hooks.Load)
             {
@@ -482,10 +493,6 @@ public sealed class LivepatchCore : IPayloadRegistryView
                 f.Applied = LivepatchFuncState.Applied;
             }
         }
-        finally
-        {
-            Memory.EndPatching();
-        }
         if (data.Metadata.Length > 0)
         {
             Info("module metadata:");
@@ -499,8 +506,6 @@ public sealed class LivepatchCore : IPayloadRegistryView
     private int RevertPayload(Payload data)
     {
         Info($"{data.Name}: Reverting");
-        Memory.BeginPatching();
-        try
         {
             foreach (var f in data.Functions)
             {
@@ -517,10 +522,6 @@ public sealed class LivepatchCore : IPayloadRegistryView
                 if (HookEnabled(slot, out ulong fn))
                     Hooks.CallVoid(fn, null);
             }
-        }
-        finally
-        {
-            Memory.EndPatching();
         }
         return 0;
     }

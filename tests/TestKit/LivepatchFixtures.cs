@@ -48,7 +48,7 @@ public sealed record TestImage(string Arch, string Path, ElfFile File)
 
 /// <summary>
 /// Builds the livepatch test inputs with the real toolchain: the test hypervisor images
-/// (tests/Data/hypervisor/build.sh) and payloads (tests/Data/payloads/build-payload.sh, Xen's recipe).
+/// (tests/Data/hypervisor/build.sh) and payloads (tools/payload/build-payload.sh, Xen's recipe).
 /// </summary>
 public static class LivepatchFixtures
 {
@@ -74,7 +74,7 @@ public static class LivepatchFixtures
     {
         string dir = Repo.TempDirectory("payload-" + name);
         string output = System.IO.Path.Combine(dir, name + ".livepatch");
-        var args = new List<string> { Repo.Path("tests", "Data", "payloads", "build-payload.sh"), "--arch", image.Arch, "--image", image.Path, "--out", output };
+        var args = new List<string> { Repo.Path("tools", "payload", "build-payload.sh"), "--arch", image.Arch, "--image", image.Path, "--out", output };
         args.AddRange(options);
         args.AddRange(sources.Select(s => System.IO.Path.IsPathRooted(s) ? s : PayloadSource(s)));
         Tool.Run("bash", args).EnsureSuccess();

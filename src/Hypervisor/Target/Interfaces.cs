@@ -56,17 +56,28 @@ public interface IHypervisorMemory
     void Secure(PayloadAllocation allocation);
 
     /// <summary>
+    /// Prepares to patch code in <paramref name="ranges"/> (old functions): what makes that text writable is
+    /// done here, before the CPUs are stopped (a sandbox maps a read+write view of those pages), and undone
+    /// when the returned object is disposed, after they run again. No system call happens in between.
+    /// </summary>
+    IDisposable PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges);
+
+    /// <summary>
     /// Writes code bytes (a patch or its undo) at <paramref name="address"/>, in the hypervisor's text or a
-    /// payload's. Called only while every CPU is quiesced, between <see cref="BeginPatching"/> and
-    /// <see cref="EndPatching"/>. Returns false when nothing is mapped there.
+    /// payload's, inside a range given to <see cref="PreparePatching"/>. Called only while every CPU is
+    /// quiesced. Returns false when the address cannot be written.
     /// </summary>
     bool WriteText(ulong address, ReadOnlySpan<byte> bytes);
+}
 
-    /// <summary><c>arch_livepatch_quiesce</c>: make text writable for the patching that follows.</summary>
-    void BeginPatching();
+/// <summary>An <see cref="IDisposable"/> that does nothing.</summary>
+public sealed class NoCleanup : IDisposable
+{
+    /// <summary>The instance.</summary>
+    public static NoCleanup Instance { get; } = new();
 
-    /// <summary><c>arch_livepatch_revive</c>: text back to read+execute, instruction caches coherent.</summary>
-    void EndPatching();
+    /// <inheritdoc/>
+    public void Dispose() { }
 }
 
 /// <summary>Runs a payload's hooks: native code in the payload's text.</summary>

@@ -191,8 +191,5 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
     }
 
     /// <inheritdoc/>
-    public void BeginPatching() { }
-
-    /// <inheritdoc/>
-    public void EndPatching() { }
+    public IDisposable PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges) => NoCleanup.Instance;
 }

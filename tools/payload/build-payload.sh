@@ -11,10 +11,13 @@
 #     --cflags "FLAGS"       more compiler flags (for example -DLIVEPATCH_V1 -O0)
 #     --no-readonly-funcs    leave .livepatch.funcs writable (skip the objcopy step)
 #
-# Sources may use SZ_<symbol> and ADDR_<symbol>: the script compiles twice and defines them as the size and
-# address of <symbol>: sizes from the payload's own objects first, addresses from the hypervisor image first.
+# Sources may use SZ_<symbol>, OLD_SZ_<symbol>, ADDR_<symbol> and BYTES8_<symbol>: the script compiles
+# twice and defines them as <symbol>'s size (the payload's own first), size in the hypervisor image, address
+# (the image's first) and first 8 bytes in the image (as a comma list, for expectations).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# Payload sources include livepatch.h from their own folder, or from tests/Data/payloads.
+header_dir=${LIVEPATCH_HEADER_DIR:-$here/../../tests/Data/payloads}
 arch="" image="" out="" depends_on="" no_depends=0 no_xen_depends=0 modinfo="" cflags="" readonly_funcs=1
 sources=()
 while [ $# -gt 0 ]; do
@@ -40,9 +43,9 @@ case "$arch" in
 esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-base="-O2 -ffreestanding -fno-common -fno-stack-protector -fno-asynchronous-unwind-tables -ffunction-sections -I$here -c"
+base="-O2 -ffreestanding -fno-common -fno-stack-protector -fno-asynchronous-unwind-tables -ffunction-sections -I$header_dir -c"
 
-tokens=$(cat "${sources[@]}" | grep -o '\b\(SZ\|ADDR\)_[A-Za-z0-9_]*' | sort -u || true)
+tokens=$(cat "${sources[@]}" | grep -o '\b\(SZ\|OLD_SZ\|ADDR\|BYTES8\)_[A-Za-z0-9_]*' | sort -u || true)
 compile() { # defines...
   objs=()
   local i=0
@@ -53,22 +56,39 @@ compile() { # defines...
   done
 }
 defs=()
-for t in $tokens; do defs+=("-D$t=0"); done
+for t in $tokens; do
+  case "$t" in
+    BYTES8_*) defs+=("-D$t=0") ;;
+    *) defs+=("-D$t=0") ;;
+  esac
+done
 compile "${defs[@]}"
 defs=()
 for t in $tokens; do
-  sym=${t#*_}
+  case "$t" in
+    OLD_SZ_*) sym=${t#OLD_SZ_} ;;
+    BYTES8_*) sym=${t#BYTES8_} ;;
+    *) sym=${t#*_} ;;
+  esac
   from_payload=$(${cross}nm -S "${objs[@]}" 2>/dev/null | awk -v s="$sym" '$NF == s && NF == 4 { print; exit }')
   from_image=$(${cross}nm -S "$image" | awk -v s="$sym" '$NF == s && NF == 4 { print; exit }')
   # Sizes are the payload's own (a replacement's new_size); addresses are the hypervisor's (an old_addr).
   case "$t" in
     SZ_*) line=${from_payload:-$from_image} ;;
+    OLD_SZ_*|BYTES8_*) line=$from_image ;;
     *) line=${from_image:-$from_payload} ;;
   esac
   [ -n "$line" ] || { echo "build-payload.sh: $t: symbol $sym is neither in the payload nor in $image" >&2; exit 1; }
   case "$t" in
-    SZ_*) defs+=("-D$t=0x$(echo "$line" | awk '{ print $2 }')") ;;
+    SZ_*|OLD_SZ_*) defs+=("-D$t=0x$(echo "$line" | awk '{ print $2 }')") ;;
     ADDR_*) defs+=("-D$t=0x$(echo "$line" | awk '{ print $1 }')UL") ;;
+    BYTES8_*)
+      a=$(echo "$line" | awk '{ print $1 }')
+      hex=$(${cross}objdump -s --start-address=0x$a --stop-address=$(printf '0x%x' $((16#$a + 8))) "$image" |
+            awk 'NR > 4 && NF >= 2 { for (i = 2; i <= NF && i <= 5; i++) printf "%s", $i }' | cut -c1-16)
+      [ ${#hex} = 16 ] || { echo "build-payload.sh: cannot read 8 bytes of $sym in $image" >&2; exit 1; }
+      defs+=("-D$t=$(echo "$hex" | sed 's/\(..\)/0x\1,/g; s/,$//')")
+      ;;
   esac
 done
 compile "${defs[@]}"

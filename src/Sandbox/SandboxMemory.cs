@@ -1,0 +1,285 @@
+using XenLivepatch.Elf;
+using XenLivepatch.Hypervisor;
+
+namespace XenLivepatch.Sandbox;
+
+/// <summary>
+/// The sandbox hypervisor's memory: one memfd holding the image and a 64 MiB payload window after it,
+/// mapped at the image's link address. Text is only ever mapped read+execute; writes (loading a payload,
+/// patching) go through read+write views of the same pages, mapped before and unmapped after: W^X holds,
+/// and no system call happens while the CPUs are stopped.
+/// </summary>
+public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory, IDisposable
+{
+    /// <summary>Room for payloads after the image.</summary>
+    public const ulong WindowSize = 64UL << 20;
+
+    private const ulong Page = PayloadAllocation.PageSize;
+    private readonly int _fd;
+    private readonly ulong _base;
+    private readonly ulong _size;
+    private readonly ulong _windowStart;
+    private readonly Lock _lock = new();
+    private readonly List<(ulong Start, ulong End)> _readable = [];
+    private readonly List<Allocation> _allocations = [];
+    private List<(ulong Start, ulong Length, IntPtr View)> _patchViews = [];
+    private bool _disposed;
+
+    private sealed class Allocation(PayloadAllocation payload, IntPtr alias, ulong bytes)
+    {
+        public PayloadAllocation Payload { get; } = payload;
+        public IntPtr Alias { get; set; } = alias;
+        public ulong Bytes { get; } = bytes;
+        public ulong Start => Payload.BaseAddress;
+        public ulong End => Start + Bytes;
+    }
+
+    /// <summary>Maps <paramref name="image"/> at its link address.</summary>
+    public SandboxMemory(SandboxImage image)
+    {
+        Image = image;
+        _base = image.Start;
+        _windowStart = (image.End + (2UL << 20) - 1) & ~((2UL << 20) - 1);
+        _size = _windowStart + WindowSize - _base;
+        _fd = Native.memfd_create("xen-livepatch-sandbox", Native.MFD_CLOEXEC);
+        if (_fd < 0)
+            throw new IOException($"memfd_create failed: {Native.LastError()}");
+        if (Native.ftruncate(_fd, (long)_size) != 0)
+            throw new IOException($"ftruncate of the sandbox memory failed: {Native.LastError()}");
+        var at = Native.mmap((nint)_base, (nuint)_size, Native.PROT_NONE, Native.MAP_SHARED | Native.MAP_FIXED_NOREPLACE, _fd, 0);
+        if (at == Native.MapFailed || (ulong)at != _base)
+        {
+            string why = at == Native.MapFailed ? Native.LastError() : $"the kernel placed it at 0x{(ulong)at:x}";
+            Native.close(_fd);
+            throw new IOException($"cannot map the sandbox image at its link address 0x{_base:x}: {why}");
+        }
+        // Copy the segments in through a writable view, then give each its own protection.
+        ulong imageSize = image.End - _base;
+        var view = Native.mmap(IntPtr.Zero, (nuint)imageSize, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, _fd, 0);
+        if (view == Native.MapFailed)
+            throw new IOException($"cannot map the sandbox image for writing: {Native.LastError()}");
+        var data = image.File.Data.Span;
+        foreach (var p in image.Segments)
+        {
+            if (p.FileSize > 0)
+                data.Slice((int)p.Offset, (int)p.FileSize).CopyTo(new Span<byte>((byte*)view + (p.VirtualAddress - _base), (int)p.FileSize));
+        }
+        Native.munmap(view, (nuint)imageSize);
+        foreach (var p in image.Segments)
+        {
+            ulong start = p.VirtualAddress & ~(Page - 1);
+            ulong end = (p.VirtualAddress + p.MemorySize + Page - 1) & ~(Page - 1);
+            int prot = Native.PROT_READ | ((p.Flags & ElfSegmentFlags.Write) != 0 ? Native.PROT_WRITE : 0) | ((p.Flags & ElfSegmentFlags.Execute) != 0 ? Native.PROT_EXEC : 0);
+            if ((prot & Native.PROT_WRITE) != 0 && (prot & Native.PROT_EXEC) != 0)
+                throw new InvalidDataException("the sandbox image has a writable and executable segment");
+            Protect(start, end - start, prot);
+            _readable.Add((start, end));
+        }
+    }
+
+    /// <summary>The image.</summary>
+    public SandboxImage Image { get; }
+
+    /// <summary>Where payload memory starts.</summary>
+    public ulong WindowStart => _windowStart;
+
+    /// <inheritdoc/>
+    public ReadOnlyMemory<byte> BuildId => Image.BuildId;
+
+    /// <inheritdoc/>
+    public ulong TextStart => Image.Symbols.TextStart;
+
+    /// <inheritdoc/>
+    public ulong TextEnd => Image.Symbols.TextEnd;
+
+    /// <inheritdoc/>
+    public bool TryLookup(string name, out ulong address)
+    {
+        bool found = Image.Symbols.TryGet(name, out var s);
+        address = found ? s.Address : 0;
+        return found;
+    }
+
+    private void Protect(ulong start, ulong length, int prot)
+    {
+        if (length != 0 && Native.mprotect((nint)start, (nuint)length, prot) != 0)
+            throw new IOException($"mprotect(0x{start:x}, {length}) failed: {Native.LastError()}");
+    }
+
+    /// <inheritdoc/>
+    public MemoryReadStatus Read(ulong address, Span<byte> destination)
+    {
+        ulong length = (ulong)destination.Length;
+        if (length == 0)
+            return MemoryReadStatus.Ok;
+        lock (_lock)
+        {
+            foreach (var (start, end) in _readable)
+            {
+                if (address >= start && address < end && length <= end - address)
+                {
+                    new ReadOnlySpan<byte>((byte*)address, destination.Length).CopyTo(destination);
+                    return MemoryReadStatus.Ok;
+                }
+            }
+            // A payload being loaded is readable through its loading view.
+            foreach (var a in _allocations)
+            {
+                if (a.Alias != IntPtr.Zero && address >= a.Start && address < a.End && length <= a.End - address)
+                {
+                    new ReadOnlySpan<byte>((byte*)a.Alias + (address - a.Start), destination.Length).CopyTo(destination);
+                    return MemoryReadStatus.Ok;
+                }
+            }
+        }
+        return MemoryReadStatus.Unmapped;
+    }
+
+    /// <inheritdoc/>
+    public PayloadAllocation? Allocate(string payload, ulong textSize, ulong rwSize, ulong roSize, ulong pages)
+    {
+        if (pages > WindowSize / Page)
+            return null;
+        ulong bytes = pages * Page;
+        lock (_lock)
+        {
+            ulong at = _windowStart;
+            foreach (var a in _allocations.OrderBy(a => a.Start))
+            {
+                if (a.Start - at >= bytes)
+                    break;
+                at = Math.Max(at, a.End);
+            }
+            if (at + bytes > _windowStart + WindowSize)
+                return null;
+            var alias = Native.mmap(IntPtr.Zero, (nuint)bytes, Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, _fd, (long)(at - _base));
+            if (alias == Native.MapFailed)
+                return null;
+            var memory = new UnmanagedMemory(alias, (int)bytes).Memory;
+            memory.Span.Clear(); // pages freed by an earlier payload keep its bytes
+            var allocation = new PayloadAllocation(at, memory, textSize, rwSize, roSize);
+            _allocations.Add(new Allocation(allocation, alias, bytes));
+            return allocation;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Secure(PayloadAllocation allocation)
+    {
+        lock (_lock)
+        {
+            var a = _allocations.Single(x => x.Payload == allocation);
+            ulong text = PayloadAllocation.PageAlign(allocation.TextSize);
+            ulong rw = PayloadAllocation.PageAlign(allocation.RwSize);
+            Protect(allocation.TextAddress, text, Native.PROT_READ | Native.PROT_EXEC);
+            Protect(allocation.RwAddress, rw, Native.PROT_READ | Native.PROT_WRITE);
+            Protect(allocation.RoAddress, a.End - allocation.RoAddress, Native.PROT_READ);
+            Native.munmap(a.Alias, (nuint)a.Bytes);
+            a.Alias = IntPtr.Zero;
+            _readable.Add((a.Start, a.End));
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Free(PayloadAllocation allocation)
+    {
+        lock (_lock)
+        {
+            var a = _allocations.Single(x => x.Payload == allocation);
+            if (a.Alias != IntPtr.Zero)
+                Native.munmap(a.Alias, (nuint)a.Bytes);
+            Protect(a.Start, a.Bytes, Native.PROT_NONE);
+            _readable.Remove((a.Start, a.End));
+            _allocations.Remove(a);
+        }
+    }
+
+    /// <inheritdoc/>
+    public IDisposable PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges)
+    {
+        var pages = new SortedSet<ulong>();
+        foreach (var (address, length) in ranges)
+        {
+            for (ulong p = address & ~(Page - 1); p < address + (ulong)length; p += Page)
+            {
+                if (p >= _base && p < _base + _size)
+                    pages.Add(p);
+            }
+        }
+        var views = new List<(ulong, ulong, IntPtr)>();
+        ulong runStart = 0, runEnd = 0;
+        void Map()
+        {
+            if (runEnd == runStart)
+                return;
+            var v = Native.mmap(IntPtr.Zero, (nuint)(runEnd - runStart), Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, _fd, (long)(runStart - _base));
+            if (v == Native.MapFailed)
+                throw new IOException($"cannot map a writable view of 0x{runStart:x}: {Native.LastError()}");
+            views.Add((runStart, runEnd - runStart, v));
+        }
+        foreach (ulong p in pages)
+        {
+            if (p != runEnd)
+            {
+                Map();
+                runStart = p;
+            }
+            runEnd = p + Page;
+        }
+        Map();
+        lock (_lock)
+            _patchViews = views;
+        return new PatchViews(this, views);
+    }
+
+    private sealed class PatchViews(SandboxMemory owner, List<(ulong Start, ulong Length, IntPtr View)> views) : IDisposable
+    {
+        public void Dispose()
+        {
+            lock (owner._lock)
+            {
+                if (ReferenceEquals(owner._patchViews, views))
+                    owner._patchViews = [];
+            }
+            foreach (var (_, length, view) in views)
+                Native.munmap(view, (nuint)length);
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool WriteText(ulong address, ReadOnlySpan<byte> bytes)
+    {
+        // Runs while the CPUs are stopped: no lock, no allocation, no system call.
+        foreach (var (start, length, view) in _patchViews)
+        {
+            if (address >= start && address - start <= length - (ulong)bytes.Length)
+            {
+                bytes.CopyTo(new Span<byte>((byte*)view + (address - start), bytes.Length));
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>A pointer to hypervisor data (the host reads the log and sets the hold gate through it).</summary>
+    public IntPtr Pointer(ulong address) => (nint)address;
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        lock (_lock)
+        {
+            foreach (var a in _allocations)
+            {
+                if (a.Alias != IntPtr.Zero)
+                    Native.munmap(a.Alias, (nuint)a.Bytes);
+            }
+            _allocations.Clear();
+        }
+        Native.munmap((nint)_base, (nuint)_size);
+        Native.close(_fd);
+    }
+}

@@ -1,0 +1,264 @@
+using System.Diagnostics;
+using System.Runtime.Intrinsics.X86;
+using System.Text;
+using XenLivepatch.Abi;
+using XenLivepatch.Hypervisor;
+
+namespace XenLivepatch.Sandbox;
+
+/// <summary>What one vCPU has done and seen.</summary>
+public sealed class VcpuStats
+{
+    internal long IterationCount;
+    internal readonly Dictionary<string, long> Extra = new(StringComparer.Ordinal);
+    internal readonly Dictionary<int, long> Minor = [];
+
+    internal volatile string LastValue = "";
+
+    /// <summary>The vCPU's number.</summary>
+    public int Index { get; init; }
+
+    /// <summary>The XENVER_extraversion value it read last.</summary>
+    public string Last => LastValue;
+    /// <summary>Guest entries (loop iterations) so far.</summary>
+    public long Iterations => Interlocked.Read(ref IterationCount);
+
+    /// <summary>How often each XENVER_extraversion value was read (a snapshot).</summary>
+    public IReadOnlyDictionary<string, long> ExtraVersions
+    {
+        get { lock (Extra) return new Dictionary<string, long>(Extra); }
+    }
+
+    /// <summary>How often each minor version was read (a snapshot).</summary>
+    public IReadOnlyDictionary<int, long> MinorVersions
+    {
+        get { lock (Extra) return new Dictionary<int, long>(Minor); }
+    }
+}
+
+/// <summary>The timing of one rendezvous.</summary>
+/// <param name="Pause">From the master's election to the release of the others: how long the vCPUs were held.</param>
+/// <param name="Work">The action itself (patching), inside the pause.</param>
+/// <param name="Rc">0, or -EBUSY when a vCPU missed the deadline.</param>
+public readonly record struct RendezvousTiming(TimeSpan Pause, TimeSpan Work, int Rc);
+
+/// <summary>
+/// The sandbox's CPUs: N threads that enter the image through its hypercall table in a loop, like guests
+/// trapping into Xen, and reach a safe point between entries (Xen's idle loop with an empty stack). An
+/// action is the rendezvous Xen's <c>check_for_livepatch_work</c> does: the first vCPU to see the work is
+/// the master; the others check in and wait for <c>ready</c>, check in again with "interrupts off", and spin
+/// until released; the master runs the work once all are in (one deadline for both phases), releases them,
+/// and every vCPU then serialises its own instruction stream (IRET to self) before it runs patched code.
+/// A vCPU that is still inside the hypervisor at the deadline fails the action with -EBUSY and nothing is
+/// written. The thread that asked never spins: scheduling returns at once.
+/// </summary>
+public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
+{
+    private readonly delegate* unmanaged<ulong, long, long, long, long> _hypercall;
+    private readonly delegate* unmanaged<void> _serialize;
+    private readonly Thread[] _threads;
+    private readonly VcpuStats[] _stats;
+    private readonly int[] _holdRequests;
+    private readonly List<RendezvousTiming> _timings = [];
+    private volatile Round? _round;
+    private volatile bool _stop;
+    private static readonly double s_ticksToNs = 1e9 / Stopwatch.Frequency;
+
+    private sealed class Round(Action work, long timeoutTicks, Action<int> completed)
+    {
+        public readonly Action Work = work;
+        public readonly long TimeoutTicks = timeoutTicks;
+        public readonly Action<int> Completed = completed;
+        public int Semaphore = -1;
+        public volatile bool Ready;
+        public volatile bool DoWork = true;
+    }
+
+    /// <summary>Creates <paramref name="count"/> vCPUs over the image mapped in <paramref name="memory"/>.</summary>
+    public VcpuSet(SandboxMemory memory, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        _hypercall = (delegate* unmanaged<ulong, long, long, long, long>)memory.Image.Address("hypercall");
+        _serialize = (delegate* unmanaged<void>)memory.Image.Address("serialize");
+        _threads = new Thread[count];
+        _stats = new VcpuStats[count];
+        _holdRequests = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            _stats[i] = new VcpuStats { Index = i };
+            int index = i;
+            _threads[i] = new Thread(() => Run(index)) { IsBackground = true, Name = $"vcpu{i}" };
+        }
+    }
+
+    /// <summary>How many vCPUs there are.</summary>
+    public int Count => _threads.Length;
+
+    /// <summary>Each vCPU's counters.</summary>
+    public IReadOnlyList<VcpuStats> Stats => _stats;
+
+    /// <summary>Every rendezvous so far (a snapshot).</summary>
+    public IReadOnlyList<RendezvousTiming> Timings
+    {
+        get { lock (_timings) return [.. _timings]; }
+    }
+
+    /// <summary>Starts the vCPU threads.</summary>
+    public void Start()
+    {
+        foreach (var t in _threads)
+            t.Start();
+    }
+
+    /// <summary>Asks vCPU <paramref name="index"/> to make the hold hypercall on its next entry.</summary>
+    public void RequestHold(int index) => Volatile.Write(ref _holdRequests[index], 1);
+
+    /// <inheritdoc/>
+    public void Schedule(Action work, ulong timeoutNs, Action<int> completed)
+    {
+        if (_threads.Length == 0 || _stop)
+        {
+            // No CPU runs guest code: the caller is the only CPU, and it is at a safe point.
+            long t0 = Stopwatch.GetTimestamp();
+            work();
+            var pause = Stopwatch.GetElapsedTime(t0);
+            lock (_timings)
+                _timings.Add(new RendezvousTiming(pause, pause, 0));
+            completed(0);
+            return;
+        }
+        _round = new Round(work, (long)(timeoutNs / s_ticksToNs), completed);
+    }
+
+    private void Run(int index)
+    {
+        var stats = _stats[index];
+        byte* buffer = stackalloc byte[16];
+        ulong last0 = ulong.MaxValue, last1 = ulong.MaxValue;
+        string lastText = "";
+        long lastMinor = -1;
+        while (!_stop)
+        {
+            var round = _round;
+            if (round != null)
+                SafePoint(round);
+            if (Volatile.Read(ref _holdRequests[index]) != 0)
+            {
+                Volatile.Write(ref _holdRequests[index], 0);
+                _hypercall(1 /* HYPERCALL_hold */, 0, 0, 0);
+                continue;
+            }
+            // XENVER_extraversion, then XENVER_version: a guest asking who we are.
+            _hypercall(0, 1, (long)buffer, 0);
+            long version = _hypercall(0, 0, 0, 0);
+            ulong w0 = *(ulong*)buffer, w1 = *(ulong*)(buffer + 8);
+            int minor = (int)(version & 0xffff);
+            if (w0 != last0 || w1 != last1 || minor != lastMinor)
+            {
+                if (w0 != last0 || w1 != last1)
+                {
+                    int len = new ReadOnlySpan<byte>(buffer, 16).IndexOf((byte)0);
+                    lastText = Encoding.Latin1.GetString(buffer, len < 0 ? 16 : len);
+                    stats.LastValue = lastText;
+                    last0 = w0;
+                    last1 = w1;
+                }
+                lastMinor = minor;
+            }
+            lock (stats.Extra)
+            {
+                stats.Extra[lastText] = stats.Extra.GetValueOrDefault(lastText) + 1;
+                stats.Minor[minor] = stats.Minor.GetValueOrDefault(minor) + 1;
+            }
+            Interlocked.Increment(ref stats.IterationCount);
+        }
+    }
+
+    private void SafePoint(Round round)
+    {
+        if (Interlocked.Increment(ref round.Semaphore) == 0)
+            Master(round);
+        else
+            Other(round);
+    }
+
+    private static void Relax()
+    {
+        if (X86Base.IsSupported)
+            X86Base.Pause();
+    }
+
+    private void Master(Round round)
+    {
+        long start = Stopwatch.GetTimestamp();
+        long deadline = start + round.TimeoutTicks;
+        int others = _threads.Length - 1;
+        // Phase 1: every other vCPU reaches its safe point.
+        while (Volatile.Read(ref round.Semaphore) != others)
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                Abort(round, start);
+                return;
+            }
+            Relax();
+        }
+        Volatile.Write(ref round.Semaphore, 0);
+        round.Ready = true;
+        // Phase 2: every other vCPU has "disabled interrupts" and checked in again.
+        while (Volatile.Read(ref round.Semaphore) != others)
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                Abort(round, start);
+                return;
+            }
+            Relax();
+        }
+        long workStart = Stopwatch.GetTimestamp();
+        round.Work();
+        long end = Stopwatch.GetTimestamp();
+        _round = null;
+        round.DoWork = false;
+        _serialize();
+        lock (_timings)
+            _timings.Add(new RendezvousTiming(TimeSpan.FromTicks((long)((end - start) * s_ticksToNs / 100)), TimeSpan.FromTicks((long)((end - workStart) * s_ticksToNs / 100)), 0));
+        round.Completed(0);
+    }
+
+    private void Abort(Round round, long start)
+    {
+        _round = null;
+        round.DoWork = false;
+        var held = Stopwatch.GetElapsedTime(start);
+        lock (_timings)
+            _timings.Add(new RendezvousTiming(held, TimeSpan.Zero, -(int)XenErrno.EBUSY));
+        round.Completed(-(int)XenErrno.EBUSY);
+    }
+
+    private void Other(Round round)
+    {
+        while (round.DoWork && !round.Ready)
+            Relax();
+        if (!round.DoWork)
+            return;
+        Interlocked.Increment(ref round.Semaphore);
+        while (round.DoWork)
+            Relax();
+        _serialize();
+    }
+
+    /// <summary>Stops the vCPUs (after they leave the hypervisor).</summary>
+    public void Stop()
+    {
+        _stop = true;
+        foreach (var t in _threads)
+        {
+            if (t.IsAlive)
+                t.Join(TimeSpan.FromSeconds(10));
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Stop();
+}

@@ -1,0 +1,52 @@
+/*
+ * xen_hello_world, as in Xen's tests: replaces xen_extra_version with a function returning "Hello World".
+ * Load hooks run at every apply, unload hooks at every revert; cnt lives in .bss, so once reverted the
+ * payload cannot be applied again (it must be unloaded and uploaded anew).
+ */
+#include "livepatch.h"
+
+static unsigned int cnt;
+static const char hello_world_patch_this_fnc[] = "xen_extra_version";
+
+const char *xen_extra_version(void)
+{
+    return "Hello World";
+}
+
+static void apply_hook(void)
+{
+    sandbox_log("Hook executing.");
+}
+
+static void revert_hook(void)
+{
+    sandbox_log("Hook unloaded.");
+}
+
+static void hi_func(void)
+{
+    cnt++;
+    sandbox_log_number("hi_func: Hi! (called times) ", cnt);
+}
+
+static void check_fnc(void)
+{
+    sandbox_log_number("check_fnc: Hi func called ", cnt);
+    if (cnt == 0 || cnt > 2)
+        sandbox_bug("check_fnc: BUG: cnt out of range");
+}
+
+LIVEPATCH_LOAD_HOOK(apply_hook);
+LIVEPATCH_LOAD_HOOK(hi_func);
+LIVEPATCH_UNLOAD_HOOK(revert_hook);
+LIVEPATCH_UNLOAD_HOOK(hi_func);
+LIVEPATCH_UNLOAD_HOOK(check_fnc);
+
+LIVEPATCH_FUNC(livepatch_xen_hello_world) = {
+    .version = LIVEPATCH_PAYLOAD_VERSION,
+    .name = hello_world_patch_this_fnc,
+    .new_addr = xen_extra_version,
+    .old_addr = 0,
+    .new_size = SZ_xen_extra_version,
+    .old_size = OLD_SZ_xen_extra_version,
+};
