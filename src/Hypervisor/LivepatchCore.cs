@@ -69,6 +69,12 @@ public sealed class LivepatchCore : IPayloadRegistryView
             return read(_payloads, Version);
     }
 
+    /// <summary>True while an action is scheduled or running (another one would get -EBUSY).</summary>
+    public bool ActionPending
+    {
+        get { lock (_lock) return _work != null; }
+    }
+
     /// <summary>The payload with this name, or null.</summary>
     public Payload? Find(string name)
     {

@@ -20,6 +20,11 @@ public sealed class VcpuStats
 
     /// <summary>The XENVER_extraversion value it read last.</summary>
     public string Last => LastValue;
+
+    internal volatile int LastMinorValue;
+
+    /// <summary>The minor version it read last.</summary>
+    public int LastMinor => LastMinorValue;
     /// <summary>Guest entries (loop iterations) so far.</summary>
     public long Iterations => Interlocked.Read(ref IterationCount);
 
@@ -164,6 +169,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
                     last1 = w1;
                 }
                 lastMinor = minor;
+                stats.LastMinorValue = minor;
             }
             lock (stats.Extra)
             {
