@@ -13,7 +13,12 @@ internal sealed class Driver(SandboxHost host)
     public LivepatchError? Upload(string name, string? file = null) => Core.Upload(name, SandboxArtifacts.Payload(file ?? name));
 
     /// <summary>ACTION, then wait for rc to leave -EAGAIN: (hypercall result, rc, state), or (rc, null, null) when the payload is gone.</summary>
-    public (int Hypercall, int? Rc, LivepatchState? State) Act(string name, LivepatchAction action, LivepatchActionFlags flags = 0, uint timeoutNs = 0)
+    /// <remarks>
+    /// The default timeout is 1 s, not Xen's 30 ms: test processes share two cores, and a vCPU thread the OS
+    /// does not schedule for 30 ms would fail an action that these tests expect to succeed. The deadline tests
+    /// pass their own timeout.
+    /// </remarks>
+    public (int Hypercall, int? Rc, LivepatchState? State) Act(string name, LivepatchAction action, LivepatchActionFlags flags = 0, uint timeoutNs = 1_000_000_000)
     {
         int rc = Core.Action(name, action, timeoutNs, flags);
         var p = Core.Find(name);
