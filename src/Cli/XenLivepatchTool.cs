@@ -53,6 +53,10 @@ public static class XenLivepatchTool
         {
             case "check":
                 return CheckCommand.Run(rest, stdout, stderr);
+            case "sandbox":
+                return SandboxCommand.Run(rest, stdout, stderr);
+            case "demo":
+                return DemoCommand.Run(rest, stdout, stderr);
         }
 
         stderr.Write(Usage.Unrecognised(command));

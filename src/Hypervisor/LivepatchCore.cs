@@ -18,6 +18,14 @@ public sealed class LivepatchCore : IPayloadRegistryView
     private readonly Dictionary<string, ulong> _newSymbols = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private Payload? _work;
+    private TaskCompletionSource _idle = Completed();
+    // Set while no action is pending. Blocking waiters never spin: beside spinning vCPUs on few cores, a
+    // spinning waiter takes the core a vCPU needs to reach its safe point.
+    private readonly object _idleGate = new();
+    private bool _idleFlag = true;
+    // Lines logged by the CPU running an action while the others are parked: printed after the release, so
+    // that no log handler (locks, wake-ups, I/O) runs inside the pause.
+    [ThreadStatic] private static List<string>? t_deferredLog;
 
     /// <summary>Creates a core for a hypervisor.</summary>
     public LivepatchCore(LivepatchProfile profile, LivepatchArch arch, IHypervisorSymbols symbols, IHypervisorMemory memory,
@@ -75,6 +83,51 @@ public sealed class LivepatchCore : IPayloadRegistryView
         get { lock (_lock) return _work != null; }
     }
 
+    /// <summary>
+    /// Completes when no action is pending: at once when none is, else when the scheduled one has run (or
+    /// timed out) and its rc is final. Lets a caller block instead of polling GET.
+    /// </summary>
+    public Task WhenIdle
+    {
+        get { lock (_lock) return _idle.Task; }
+    }
+
+    /// <summary>
+    /// Blocks (without spinning) until no action is pending, or the timeout passes; true when idle.
+    /// </summary>
+    public bool WaitIdle(TimeSpan timeout)
+    {
+        long until = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        lock (_idleGate)
+        {
+            while (!_idleFlag)
+            {
+                long left = until - Environment.TickCount64;
+                if (left <= 0)
+                    return false;
+                Monitor.Wait(_idleGate, (int)Math.Min(left, int.MaxValue));
+            }
+            return true;
+        }
+    }
+
+    private void SetIdle(bool idle)
+    {
+        lock (_idleGate)
+        {
+            _idleFlag = idle;
+            if (idle)
+                Monitor.PulseAll(_idleGate);
+        }
+    }
+
+    private static TaskCompletionSource Completed()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        done.SetResult();
+        return done;
+    }
+
     /// <summary>The payload with this name, or null.</summary>
     public Payload? Find(string name)
     {
@@ -101,7 +154,13 @@ public sealed class LivepatchCore : IPayloadRegistryView
             return ((IPayloadRegistryView)this).TryLookupNewSymbol(name, out value);
     }
 
-    private void Info(string message) => Log?.Invoke(message);
+    private void Info(string message)
+    {
+        if (t_deferredLog is { } deferred)
+            deferred.Add(message);
+        else
+            Log?.Invoke(message);
+    }
 
     /// <summary>
     /// XEN_SYSCTL_LIVEPATCH_UPLOAD (<c>livepatch_upload</c>) after the name checks: size checks, -EEXIST for a
@@ -351,10 +410,29 @@ public sealed class LivepatchCore : IPayloadRegistryView
                 ranges.Add((f.OldAddress, 4 + Livepatch.OpaqueSize));
         }
         var prepared = Memory.PreparePatching(ranges);
-        Cpus.Schedule(() => DoAction(p, cmd), timeout, rc =>
+        var log = new List<string>(8);
+        _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var idle = _idle;
+        SetIdle(false);
+        Cpus.Schedule(() =>
+        {
+            t_deferredLog = log;
+            try
+            {
+                DoAction(p, cmd);
+            }
+            finally
+            {
+                t_deferredLog = null;
+            }
+        }, timeout, rc =>
         {
             prepared.Dispose();
+            foreach (string line in log)
+                Info(line);
             Completed(p, cmd, rc);
+            SetIdle(true);
+            idle.TrySetResult();
         });
         return 0;
     }

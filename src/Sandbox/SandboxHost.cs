@@ -13,6 +13,8 @@ public sealed record SandboxOptions
     public int Vcpus { get; init; } = 2;
     /// <summary>The livepatch rules (default Xen 4.17).</summary>
     public LivepatchProfile Profile { get; init; } = LivepatchProfile.Xen417;
+    /// <summary>How code is made writable for patching (the naive mode is the benchmark's baseline).</summary>
+    public PatchingMode Patching { get; init; } = PatchingMode.DualMapping;
     /// <summary>Where the log goes (the core's and the hooks' lines); null for none.</summary>
     public TextWriter? Log { get; init; }
 }
@@ -35,7 +37,7 @@ public sealed unsafe class SandboxHost : IDisposable
     {
         _log = options.Log;
         Image = SandboxImage.Load(options.ImagePath ?? SandboxImage.DefaultPath());
-        Memory = new SandboxMemory(Image);
+        Memory = new SandboxMemory(Image, options.Patching);
         Hooks = new NativeHooks();
         Vcpus = new VcpuSet(Memory, options.Vcpus);
         Core = new LivepatchCore(options.Profile, X86_64Arch.Instance, Memory, Memory, Vcpus, Hooks);
@@ -71,7 +73,12 @@ public sealed unsafe class SandboxHost : IDisposable
     /// <summary>Lines the payloads' hooks wrote (sandbox_log), in order.</summary>
     public IReadOnlyList<string> HookLog
     {
-        get { lock (_hookLog) return [.. _hookLog]; }
+        get
+        {
+            DrainRing();
+            lock (_hookLog)
+                return [.. _hookLog];
+        }
     }
 
     private readonly List<string> _hookLog = [];
@@ -109,34 +116,53 @@ public sealed unsafe class SandboxHost : IDisposable
         return false;
     }
 
+    // The log ring is drained on demand (HookLog) and every 20 ms by a thread of its own: a thread that
+    // woke more often would take a core from the vCPUs more often.
     private void ReadRing()
     {
-        byte* ring = (byte*)Memory.Pointer(Image.Address("sandbox_log_ring"));
-        ulong* head = (ulong*)Memory.Pointer(Image.Address("sandbox_log_head"));
-        const int size = 65536;
-        ulong tail = 0;
-        var line = new StringBuilder();
         while (!_stopping)
         {
-            ulong h = Volatile.Read(ref *head);
-            if (h - tail > size)
-                tail = h - size; // overrun: lose the oldest bytes
-            for (; tail < h; tail++)
+            DrainRing();
+            Thread.Sleep(20);
+        }
+        DrainRing();
+    }
+
+    private readonly Lock _ringLock = new();
+    private readonly StringBuilder _ringLine = new();
+    private ulong _ringTail;
+    private bool _ringClosed;
+
+    private void DrainRing()
+    {
+        lock (_ringLock)
+        {
+            if (!_ringClosed)
+                DrainRingUnlocked();
+        }
+    }
+
+    private void DrainRingUnlocked()
+    {
+        const int size = 65536;
+        byte* ring = (byte*)Memory.Pointer(Image.Address("sandbox_log_ring"));
+        ulong h = Volatile.Read(ref *(ulong*)Memory.Pointer(Image.Address("sandbox_log_head")));
+        if (h - _ringTail > size)
+            _ringTail = h - size; // overrun: lose the oldest bytes
+        for (; _ringTail < h; _ringTail++)
+        {
+            char c = (char)ring[_ringTail % size];
+            if (c != '\n')
             {
-                char c = (char)ring[tail % size];
-                if (c != '\n')
-                {
-                    line.Append(c);
-                    continue;
-                }
-                string text = line.ToString();
-                line.Clear();
-                lock (_hookLog)
-                    _hookLog.Add(text);
-                if (_log != null)
-                    _lines.Add("(XEN) " + text);
+                _ringLine.Append(c);
+                continue;
             }
-            Thread.Sleep(2);
+            string text = _ringLine.ToString();
+            _ringLine.Clear();
+            lock (_hookLog)
+                _hookLog.Add(text);
+            if (_log != null)
+                _lines.Add("(XEN) " + text);
         }
     }
 
@@ -146,6 +172,11 @@ public sealed unsafe class SandboxHost : IDisposable
         Vcpus.Dispose();
         _stopping = true;
         _ringReader?.Join(TimeSpan.FromSeconds(2));
+        lock (_ringLock)
+        {
+            DrainRingUnlocked();
+            _ringClosed = true;
+        }
         _lines.CompleteAdding();
         _logger?.Join(TimeSpan.FromSeconds(2));
         Hooks.Dispose();

@@ -3,6 +3,22 @@ using XenLivepatch.Hypervisor;
 
 namespace XenLivepatch.Sandbox;
 
+/// <summary>How code is made writable for patching.</summary>
+public enum PatchingMode
+{
+    /// <summary>
+    /// A read+write view of the patched pages is mapped before the rendezvous and unmapped after it; the
+    /// vCPUs serialise themselves on release. No system call while they are stopped (the default).
+    /// </summary>
+    DualMapping,
+
+    /// <summary>
+    /// The naive way, kept as the benchmark's baseline: inside the pause, mprotect the page writable, write,
+    /// mprotect it back to read+execute, and membarrier(SYNC_CORE) every thread of the process.
+    /// </summary>
+    MprotectMembarrier,
+}
+
 /// <summary>
 /// The sandbox hypervisor's memory: one memfd holding the image and a 64 MiB payload window after it,
 /// mapped at the image's link address. Text is only ever mapped read+execute; writes (loading a payload,
@@ -21,9 +37,12 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
     private readonly ulong _windowStart;
     private readonly Lock _lock = new();
     private readonly List<(ulong Start, ulong End)> _readable = [];
+    // A copy of _readable for reads without the lock (the core reads old code while the CPUs are stopped).
+    private volatile (ulong Start, ulong End)[] _readableSnapshot = [];
     private readonly List<Allocation> _allocations = [];
     private List<(ulong Start, ulong Length, IntPtr View)> _patchViews = [];
     private bool _disposed;
+    private readonly PatchingMode _patching;
 
     private sealed class Allocation(PayloadAllocation payload, IntPtr alias, ulong bytes)
     {
@@ -35,9 +54,13 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
     }
 
     /// <summary>Maps <paramref name="image"/> at its link address.</summary>
-    public SandboxMemory(SandboxImage image)
+    public SandboxMemory(SandboxImage image, PatchingMode patching = PatchingMode.DualMapping)
     {
         Image = image;
+        _patching = patching;
+        if (patching == PatchingMode.MprotectMembarrier &&
+            Native.syscall(Native.SYS_membarrier, Native.MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) != 0)
+            throw new IOException($"membarrier(REGISTER_PRIVATE_EXPEDITED_SYNC_CORE) failed: {Native.LastError()}");
         _base = image.Start;
         _windowStart = (image.End + (2UL << 20) - 1) & ~((2UL << 20) - 1);
         _size = _windowStart + WindowSize - _base;
@@ -75,6 +98,7 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
             Protect(start, end - start, prot);
             _readable.Add((start, end));
         }
+        _readableSnapshot = [.. _readable];
     }
 
     /// <summary>The image.</summary>
@@ -106,22 +130,35 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
             throw new IOException($"mprotect(0x{start:x}, {length}) failed: {Native.LastError()}");
     }
 
+    private bool IsReadable(ulong address)
+    {
+        lock (_lock)
+        {
+            foreach (var (start, end) in _readable)
+            {
+                if (address >= start && address < end)
+                    return true;
+            }
+        }
+        return false;
+    }
+
     /// <inheritdoc/>
     public MemoryReadStatus Read(ulong address, Span<byte> destination)
     {
         ulong length = (ulong)destination.Length;
         if (length == 0)
             return MemoryReadStatus.Ok;
+        foreach (var (start, end) in _readableSnapshot)
+        {
+            if (address >= start && address < end && length <= end - address)
+            {
+                new ReadOnlySpan<byte>((byte*)address, destination.Length).CopyTo(destination);
+                return MemoryReadStatus.Ok;
+            }
+        }
         lock (_lock)
         {
-            foreach (var (start, end) in _readable)
-            {
-                if (address >= start && address < end && length <= end - address)
-                {
-                    new ReadOnlySpan<byte>((byte*)address, destination.Length).CopyTo(destination);
-                    return MemoryReadStatus.Ok;
-                }
-            }
             // A payload being loaded is readable through its loading view.
             foreach (var a in _allocations)
             {
@@ -177,6 +214,7 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
             Native.munmap(a.Alias, (nuint)a.Bytes);
             a.Alias = IntPtr.Zero;
             _readable.Add((a.Start, a.End));
+            _readableSnapshot = [.. _readable];
         }
     }
 
@@ -188,8 +226,9 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
             var a = _allocations.Single(x => x.Payload == allocation);
             if (a.Alias != IntPtr.Zero)
                 Native.munmap(a.Alias, (nuint)a.Bytes);
-            Protect(a.Start, a.Bytes, Native.PROT_NONE);
             _readable.Remove((a.Start, a.End));
+            _readableSnapshot = [.. _readable];
+            Protect(a.Start, a.Bytes, Native.PROT_NONE);
             _allocations.Remove(a);
         }
     }
@@ -206,13 +245,22 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
                     pages.Add(p);
             }
         }
+        // The core reads the old code (ENDBR64, the bytes to save) in the pause: fault those pages in now.
+        foreach (ulong p in pages)
+        {
+            if (IsReadable(p))
+                _ = Volatile.Read(ref *(byte*)p);
+        }
+        if (_patching == PatchingMode.MprotectMembarrier)
+            return NoCleanup.Instance;
         var views = new List<(ulong, ulong, IntPtr)>();
         ulong runStart = 0, runEnd = 0;
         void Map()
         {
             if (runEnd == runStart)
                 return;
-            var v = Native.mmap(IntPtr.Zero, (nuint)(runEnd - runStart), Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED, _fd, (long)(runStart - _base));
+            // MAP_POPULATE: the page tables are filled now, so the writes in the pause take no page fault.
+            var v = Native.mmap(IntPtr.Zero, (nuint)(runEnd - runStart), Native.PROT_READ | Native.PROT_WRITE, Native.MAP_SHARED | Native.MAP_POPULATE, _fd, (long)(runStart - _base));
             if (v == Native.MapFailed)
                 throw new IOException($"cannot map a writable view of 0x{runStart:x}: {Native.LastError()}");
             views.Add((runStart, runEnd - runStart, v));
@@ -249,6 +297,8 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
     /// <inheritdoc/>
     public bool WriteText(ulong address, ReadOnlySpan<byte> bytes)
     {
+        if (_patching == PatchingMode.MprotectMembarrier)
+            return WriteTextNaively(address, bytes);
         // Runs while the CPUs are stopped: no lock, no allocation, no system call.
         foreach (var (start, length, view) in _patchViews)
         {
@@ -259,6 +309,20 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
             }
         }
         return false;
+    }
+
+    private bool WriteTextNaively(ulong address, ReadOnlySpan<byte> bytes)
+    {
+        ulong start = address & ~(Page - 1);
+        ulong length = ((address + (ulong)bytes.Length + Page - 1) & ~(Page - 1)) - start;
+        if (start < _base || start + length > _base + _size)
+            return false;
+        if (Native.mprotect((nint)start, (nuint)length, Native.PROT_READ | Native.PROT_WRITE) != 0)
+            return false;
+        bytes.CopyTo(new Span<byte>((byte*)address, bytes.Length));
+        Native.mprotect((nint)start, (nuint)length, Native.PROT_READ | Native.PROT_EXEC);
+        Native.syscall(Native.SYS_membarrier, Native.MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
+        return true;
     }
 
     /// <summary>A pointer to hypervisor data (the host reads the log and sets the hold gate through it).</summary>

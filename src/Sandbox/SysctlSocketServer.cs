@@ -29,8 +29,7 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         Path = path;
         PrivilegedGroup = group;
         _log = log;
-        if (File.Exists(path))
-            File.Delete(path);
+        RemoveStaleSocket(path);
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _listener.Bind(new UnixDomainSocketEndPoint(path));
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
@@ -38,6 +37,28 @@ public sealed class SysctlSocketServer : IAsyncDisposable
             throw new IOException($"cannot give {path} to group {g}: {Native.LastError()}");
         _listener.Listen(16);
         _accepting = Task.Run(AcceptLoop);
+    }
+
+    // A socket file nobody listens on is left from a sandbox that did not stop cleanly: replace it. A live
+    // one, or anything that is not a socket, is not ours to remove.
+    private static void RemoveStaleSocket(string path)
+    {
+        if (!File.Exists(path))
+            return;
+        if (!Native.IsSocket(path))
+            throw new IOException($"{path} exists and is not a socket");
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try
+            {
+                probe.Connect(new UnixDomainSocketEndPoint(path));
+                throw new IOException($"another sandbox is serving {path}");
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+            }
+        }
+        File.Delete(path);
     }
 
     /// <summary>The socket's path.</summary>
@@ -171,6 +192,9 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         if (_log == null)
             return;
         var op = XenSysctl.ReadLivepatch(sysctl, _handler.Core.Profile.Abi.Layout);
+        // GET and LIST that succeed change nothing, and tools poll GET while an action runs.
+        if (rc >= 0 && privileged && op.Cmd is LivepatchSubOp.Get or LivepatchSubOp.List)
+            return;
         string what = op.Cmd switch
         {
             LivepatchSubOp.Action => $"ACTION {(LivepatchAction)op.Action.Cmd}",

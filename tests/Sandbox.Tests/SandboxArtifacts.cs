@@ -5,18 +5,11 @@ namespace XenLivepatch.Sandbox.Tests;
 /// <summary>The sandbox image and sample payloads, built once per test process by src/Sandbox/build-artifacts.sh.</summary>
 internal static class SandboxArtifacts
 {
-    private static readonly Lazy<string> s_dir = new(() =>
-    {
-        string dir = Repo.TempDirectory("sandbox-artifacts");
-        Tool.Run("bash", Repo.Path("src", "Sandbox", "build-artifacts.sh"), dir).EnsureSuccess();
-        return dir;
-    });
+    public static string Image => SandboxBuild.Image;
 
-    public static string Image => Path.Combine(s_dir.Value, "xen-syms");
+    public static byte[] Payload(string name) => File.ReadAllBytes(SandboxBuild.PayloadPath(name));
 
-    public static byte[] Payload(string name) => File.ReadAllBytes(Path.Combine(s_dir.Value, "payloads", name + ".livepatch"));
-
-    public static string PayloadPath(string name) => Path.Combine(s_dir.Value, "payloads", name + ".livepatch");
+    public static string PayloadPath(string name) => SandboxBuild.PayloadPath(name);
 
     // The vCPUs run in every test; tests that boot a sandbox do not run in parallel (collection below).
     public static SandboxHost Boot(int vcpus = 2, TextWriter? log = null) =>

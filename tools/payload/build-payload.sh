@@ -64,26 +64,29 @@ for t in $tokens; do
 done
 compile "${defs[@]}"
 defs=()
+# One nm per file (not per token): payloads may use thousands of tokens.
+${cross}nm -S "${objs[@]}" 2>/dev/null | awk 'NF == 4 && !($4 in seen) { seen[$4] = 1; print $4, $1, $2 }' > "$tmp/payload.syms"
+${cross}nm -S "$image" | awk 'NF == 4 && !($4 in seen) { seen[$4] = 1; print $4, $1, $2 }' > "$tmp/image.syms"
+lookup() { # file symbol -> "address size" or nothing
+  awk -v s="$2" '$1 == s { print $2, $3; exit }' "$1"
+}
 for t in $tokens; do
   case "$t" in
     OLD_SZ_*) sym=${t#OLD_SZ_} ;;
     BYTES8_*) sym=${t#BYTES8_} ;;
     *) sym=${t#*_} ;;
   esac
-  from_payload=$(${cross}nm -S "${objs[@]}" 2>/dev/null | awk -v s="$sym" '$NF == s && NF == 4 { print; exit }')
-  from_image=$(${cross}nm -S "$image" | awk -v s="$sym" '$NF == s && NF == 4 { print; exit }')
-  # Sizes are the payload's own (a replacement's new_size); addresses are the hypervisor's (an old_addr).
   case "$t" in
-    SZ_*) line=${from_payload:-$from_image} ;;
-    OLD_SZ_*|BYTES8_*) line=$from_image ;;
-    *) line=${from_image:-$from_payload} ;;
+    SZ_*) line=$(lookup "$tmp/payload.syms" "$sym"); [ -n "$line" ] || line=$(lookup "$tmp/image.syms" "$sym") ;;
+    OLD_SZ_*|BYTES8_*) line=$(lookup "$tmp/image.syms" "$sym") ;;
+    *) line=$(lookup "$tmp/image.syms" "$sym"); [ -n "$line" ] || line=$(lookup "$tmp/payload.syms" "$sym") ;;
   esac
   [ -n "$line" ] || { echo "build-payload.sh: $t: symbol $sym is neither in the payload nor in $image" >&2; exit 1; }
   case "$t" in
-    SZ_*|OLD_SZ_*) defs+=("-D$t=0x$(echo "$line" | awk '{ print $2 }')") ;;
-    ADDR_*) defs+=("-D$t=0x$(echo "$line" | awk '{ print $1 }')UL") ;;
+    SZ_*|OLD_SZ_*) defs+=("-D$t=0x${line#* }") ;;
+    ADDR_*) defs+=("-D$t=0x${line%% *}UL") ;;
     BYTES8_*)
-      a=$(echo "$line" | awk '{ print $1 }')
+      a=${line%% *}
       hex=$(${cross}objdump -s --start-address=0x$a --stop-address=$(printf '0x%x' $((16#$a + 8))) "$image" |
             awk 'NR > 4 && NF >= 2 { for (i = 2; i <= NF && i <= 5; i++) printf "%s", $i }' | cut -c1-16)
       [ ${#hex} = 16 ] || { echo "build-payload.sh: cannot read 8 bytes of $sym in $image" >&2; exit 1; }

@@ -13,7 +13,8 @@ trap 'rm -rf "$tmp"' EXIT
 cflags="-O2 -ffreestanding -fno-common -fno-stack-protector -fno-asynchronous-unwind-tables -fno-pic -mcmodel=large
         -mno-red-zone -fcf-protection=branch -fno-builtin -Wall -Werror -c"
 gcc $cflags "$here/hypervisor.c" -o "$tmp/hypervisor.o"
+gcc $cflags "$here/bench.c" -o "$tmp/bench.o"
 gcc -c "$here/entry.S" -o "$tmp/entry.o"
 # Linked at 32 TiB, far from anything the .NET runtime maps; payloads go in the window after it.
 ld -o "$out/xen-syms" -e hypercall -Ttext-segment=0x200000000000 --build-id=sha1 -z noexecstack -z separate-code \
-   -z max-page-size=4096 "$tmp/hypervisor.o" "$tmp/entry.o"
+   -z max-page-size=4096 "$tmp/hypervisor.o" "$tmp/bench.o" "$tmp/entry.o"

@@ -1,0 +1,214 @@
+using System.Globalization;
+using XenLivepatch.Abi;
+using XenLivepatch.Hypervisor;
+using XenLivepatch.Sandbox;
+
+namespace XenLivepatch.Cli;
+
+/// <summary>
+/// <c>xen-livepatch demo</c>: the whole story in one process. Boots the sandbox hypervisor with vCPUs that
+/// keep entering it, loads xen_hello_world through the sysctl while they run, shows them read the new value,
+/// reverts and unloads it, and prints how long each action held the vCPUs.
+/// </summary>
+internal static class DemoCommand
+{
+    public const string Help = """
+        Usage: xen-livepatch demo [--vcpus <n>] [--image <file>] [--payload <file>] [--timeout <ms>] [--verbose]
+        Boots the sandbox hypervisor with <n> vCPU threads (default 2) that call its xen_version hypercall in a
+        loop, then, while they run: uploads and applies xen_hello_world (which replaces xen_extra_version),
+        shows the vCPUs reading the new extraversion, reverts and unloads it, and prints how long each action
+        held the vCPUs still. Needs ./build.sh to have built artifacts/sandbox.
+          --vcpus <n>        vCPU threads (default 2)
+          --image <file>     the image (default artifacts/sandbox/xen-syms)
+          --payload <file>   the payload (default: xen_hello_world.livepatch beside the image)
+          --timeout <ms>     how long the vCPUs have to reach their safe point (default 1000; Xen's default is 30:
+                             the demo allows for a machine busy with other work, where a thread can wait that long)
+          --verbose          also print the hypervisor's log lines (what Xen prints on its console)
+
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            stdout.Write(Help);
+            return 0;
+        }
+        var a = ArgReader.Parse(args, ["--vcpus", "--image", "--payload", "--timeout"], ["--verbose"], [], out string? argError);
+        if (a == null || a.Positional.Count != 0)
+            return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
+        int vcpus = 2;
+        if (a.Value("--vcpus") is { } n && (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out vcpus) || vcpus is < 1 or > 64))
+            return Usage(stderr, $"--vcpus takes a number from 1 to 64, not '{n}'");
+        uint timeoutMs = 1000;
+        if (a.Value("--timeout") is { } t && (!uint.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out timeoutMs) || timeoutMs is 0 or > 4000))
+            return Usage(stderr, $"--timeout takes milliseconds from 1 to 4000, not '{t}'");
+        string image = a.Value("--image") ?? SandboxImage.DefaultPath();
+        string payload = a.Value("--payload") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(image))!, "payloads", "xen_hello_world.livepatch");
+        foreach (string f in new[] { image, payload })
+        {
+            if (!File.Exists(f))
+            {
+                stderr.Write($"xen-livepatch demo: {f} does not exist: run ./build.sh first (it builds the sandbox image and its sample payloads)\n");
+                return OwnExitCodes.NoInput;
+            }
+        }
+        var demo = new Demo(stdout, stderr, a.Flag("--verbose"), timeoutMs * 1_000_000);
+        return demo.Run(image, payload, vcpus);
+    }
+
+    private static int Usage(TextWriter stderr, string problem)
+    {
+        stderr.Write($"xen-livepatch demo: {problem}\n(see 'xen-livepatch demo --help')\n");
+        return OwnExitCodes.Usage;
+    }
+
+    private sealed class Demo(TextWriter o, TextWriter stderr, bool verbose, uint timeoutNs)
+    {
+        private SandboxHost _host = null!;
+        private SysctlClient _sysctl = null!;
+        private readonly List<(string Action, RendezvousTiming Timing)> _pauses = [];
+
+        public int Run(string image, string payloadPath, int vcpus)
+        {
+            string name = CheckCommand.NameOf(payloadPath);
+            byte[] payload = File.ReadAllBytes(payloadPath);
+            var log = verbose ? TextWriter.Synchronized(new PrefixWriter(o, "      ")) : null;
+            o.WriteLine($"[1/6] Booting the sandbox hypervisor {image} with {vcpus} vCPU{(vcpus == 1 ? "" : "s")}");
+            try
+            {
+                _host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Log = log });
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                stderr.Write($"xen-livepatch demo: cannot boot {image}: {e.Message}\n");
+                return ExitCodes.Failure;
+            }
+            using (_host)
+            {
+                _sysctl = new SysctlClient(_host.Handler);
+                o.WriteLine($"      build-id {Convert.ToHexStringLower(_host.Image.BuildId)}; each vCPU enters it in a loop and reads XENVER_extraversion");
+                if (!Settle(out string before))
+                    return Fail("the vCPUs are not running");
+                o.WriteLine($"      the vCPUs read \"{before}\"");
+
+                o.Write($"[2/6] Uploading {Path.GetFileName(payloadPath)} ({payload.Length:N0} bytes) as {name} ... ");
+                int rc = _sysctl.Upload(name, payload);
+                if (rc != 0)
+                    return Fail($"failed: {ErrnoText(rc)}");
+                o.WriteLine($"completed ({_sysctl.State(name)})");
+
+                if (!Act(3, "Applying", name, LivepatchAction.Apply))
+                    return ExitCodes.Failure;
+                if (!Settle(out string after))
+                    return Fail("the vCPUs stopped running");
+                o.WriteLine($"      the vCPUs now read \"{after}\"{(after == before ? " (unchanged!)" : "")}");
+                if (after == before)
+                    return Fail("the patch did not change what the vCPUs read");
+
+                if (!Act(4, "Reverting", name, LivepatchAction.Revert))
+                    return ExitCodes.Failure;
+                if (!Settle(out string reverted))
+                    return Fail("the vCPUs stopped running");
+                o.WriteLine($"      the vCPUs read \"{reverted}\" again");
+
+                o.Write($"[5/6] Unloading {name} ... ");
+                rc = _sysctl.Action(name, LivepatchAction.Unload);
+                if (rc != 0)
+                    return Fail($"failed: {ErrnoText(rc)}");
+                o.WriteLine("completed");
+
+                o.WriteLine("[6/6] What the vCPUs read, all along:");
+                var totals = new Dictionary<string, long>(StringComparer.Ordinal);
+                foreach (var s in _host.Vcpus.Stats)
+                {
+                    foreach (var (value, count) in s.ExtraVersions)
+                        totals[value] = totals.GetValueOrDefault(value) + count;
+                }
+                foreach (var (value, count) in totals.OrderByDescending(kv => kv.Value))
+                    o.WriteLine($"      \"{value}\" {count,14:N0} times");
+                bool clean = totals.Keys.All(v => v == before || v == after);
+                o.WriteLine(clean ? "      nothing but the old and the new value: no vCPU ever ran a half-written jump"
+                                  : "      UNEXPECTED VALUES: something other than the old and new value was read");
+                o.WriteLine();
+                o.WriteLine("How long the vCPUs were held (quiesce pause: from the first vCPU stopping to all released):");
+                foreach (var (action, t) in _pauses)
+                    o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"      {action,-8} {t.PauseNs / 1000,8:F1} µs   (patching itself {t.WorkNs / 1000:F1} µs)"));
+                if (_host.Bugs != 0)
+                    return Fail($"the payload's hooks reported {_host.Bugs} bug(s)");
+                return clean ? ExitCodes.Success : ExitCodes.Failure;
+            }
+        }
+
+        private bool Act(int step, string verb, string name, LivepatchAction action)
+        {
+            o.Write($"[{step}/6] {verb} {name} while the vCPUs run ... ");
+            int before = _host.Vcpus.Timings.Count;
+            int rc = _sysctl.Action(name, action, timeoutNs);
+            if (rc != 0)
+            {
+                Fail($"failed: {ErrnoText(rc)}");
+                return false;
+            }
+            if (!_host.Core.WaitIdle(TimeSpan.FromSeconds(10)))
+            {
+                Fail("timed out waiting for the action");
+                return false;
+            }
+            int result = _sysctl.Rc(name);
+            if (result != 0)
+            {
+                Fail($"failed: {ErrnoText(result)}");
+                return false;
+            }
+            o.WriteLine($"completed ({_sysctl.State(name)})");
+            var timings = _host.Vcpus.Timings;
+            if (timings.Count > before)
+                _pauses.Add((action.ToString().ToUpperInvariant(), timings[^1]));
+            return true;
+        }
+
+        // A few thousand more entries on every vCPU, then the one value they all read.
+        private bool Settle(out string value)
+        {
+            value = "";
+            if (!_host.WaitForEntries(2000, TimeSpan.FromSeconds(10)))
+                return false;
+            var values = _host.Vcpus.Stats.Select(s => s.Last).Distinct().ToList();
+            value = values.Count == 1 ? values[0] : string.Join(" / ", values);
+            return true;
+        }
+
+        private int Fail(string message)
+        {
+            o.WriteLine();
+            stderr.Write($"xen-livepatch demo: {message}\n");
+            return ExitCodes.Failure;
+        }
+
+        private static string ErrnoText(int rc) => rc < 0 ? $"{rc} ({(XenErrno)(-rc)})" : rc.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The livepatch operations the demo needs, on the sandbox's core.</summary>
+    private sealed class SysctlClient(SysctlHandler handler)
+    {
+        public int Upload(string name, byte[] payload) =>
+            handler.Core.Upload(name, payload) is { } e ? -(int)e.Errno : 0;
+
+        public int Action(string name, LivepatchAction action, uint timeoutNs = 0) => handler.Core.Action(name, action, timeoutNs);
+
+        public int Rc(string name) => handler.Core.Find(name)?.Rc ?? -(int)XenErrno.ENOENT;
+
+        public string State(string name) => handler.Core.Find(name)?.State.ToString().ToUpperInvariant() ?? "gone";
+    }
+
+    /// <summary>Indents every line written through it.</summary>
+    private sealed class PrefixWriter(TextWriter inner, string prefix) : TextWriter
+    {
+        public override System.Text.Encoding Encoding => inner.Encoding;
+
+        public override void WriteLine(string? value) => inner.WriteLine(prefix + value);
+
+        public override void Write(char value) => inner.Write(value);
+    }
+}

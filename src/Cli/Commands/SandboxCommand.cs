@@ -1,0 +1,160 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using XenLivepatch.Hypervisor;
+using XenLivepatch.Sandbox;
+
+namespace XenLivepatch.Cli;
+
+/// <summary>
+/// <c>xen-livepatch sandbox</c>: runs the sandbox hypervisor in the foreground and serves the livepatch
+/// sysctl on its Unix socket, where this tool (and any client speaking the same bytes) finds it when there is
+/// no /dev/xen/privcmd. The log shows the core's and the payloads' lines as Xen prints them, every sysctl
+/// that changes something, and each change in what the vCPUs read.
+/// </summary>
+internal static class SandboxCommand
+{
+    /// <summary>Where the sandbox serves by default, and the variable naming another socket (the toolstack reads both).</summary>
+    public const string DefaultSocket = "/run/xen-livepatch/sandbox.sock";
+
+    /// <summary>The environment variable that names another socket.</summary>
+    public const string SocketVariable = "XEN_LIVEPATCH_SANDBOX";
+
+    public const string Help = """
+        Usage: xen-livepatch sandbox [--socket <path>] [--vcpus <n>] [--image <file>] [--group <name|gid>]
+                                     [--profile xen-4.17|seed-2016] [--quiet]
+        Boots the sandbox hypervisor (a real x86-64 image built from this project's C sources) with <n> vCPU
+        threads entering it, and serves the livepatch sysctl on a Unix socket until interrupted (Ctrl-C).
+        In another terminal, 'xen-livepatch list', 'load', 'apply', ... talk to it when /dev/xen/privcmd is
+        absent. The log shows what Xen would print, the sysctls that change something, and what the vCPUs read.
+          --socket <path>    where to serve (default $XEN_LIVEPATCH_SANDBOX, else /run/xen-livepatch/sandbox.sock)
+          --vcpus <n>        vCPU threads (default 2)
+          --image <file>     the image (default artifacts/sandbox/xen-syms, made by ./build.sh)
+          --group <g>        members of this group may use the socket besides root (mode 0660); others get EPERM
+          --profile <name>   xen-4.17 (default) or seed-2016: the rules and the sysctl layout
+          --quiet            no log; only errors
+
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            stdout.Write(Help);
+            return 0;
+        }
+        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile"], ["--quiet"], [], out string? argError);
+        if (a == null || a.Positional.Count != 0)
+            return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
+        string socket = a.Value("--socket") ?? SocketPath();
+        int vcpus = 2;
+        if (a.Value("--vcpus") is { } n && (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out vcpus) || vcpus is < 1 or > 64))
+            return Usage(stderr, $"--vcpus takes a number from 1 to 64, not '{n}'");
+        var profile = LivepatchProfile.FromName(a.Value("--profile") ?? LivepatchProfile.Xen417.Name);
+        if (profile == null)
+            return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
+        uint? group = null;
+        if (a.Value("--group") is { } g)
+        {
+            if (!TryGroup(g, out uint gid))
+                return Usage(stderr, $"no group '{g}' (give a name from /etc/group or a number)");
+            group = gid;
+        }
+        string image = a.Value("--image") ?? SandboxImage.DefaultPath();
+        if (!File.Exists(image))
+        {
+            stderr.Write($"xen-livepatch sandbox: the image {image} does not exist: run ./build.sh (it builds artifacts/sandbox/xen-syms) or give --image\n");
+            return OwnExitCodes.NoInput;
+        }
+        if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
+            return Usage(stderr, $"the socket path {socket} is longer than a Unix socket address allows (107 bytes): give a shorter --socket");
+        bool quiet = a.Flag("--quiet");
+        var log = quiet ? null : TextWriter.Synchronized(stdout);
+        return Serve(image, socket, vcpus, group, profile, log, stderr);
+    }
+
+    /// <summary>The socket to use: $XEN_LIVEPATCH_SANDBOX, else the default.</summary>
+    public static string SocketPath() =>
+        Environment.GetEnvironmentVariable(SocketVariable) is { Length: > 0 } s ? s : DefaultSocket;
+
+    private static int Serve(string image, string socket, int vcpus, uint? group, LivepatchProfile profile, TextWriter? log, TextWriter stderr)
+    {
+        SandboxHost host;
+        try
+        {
+            host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Profile = profile, Log = log });
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            stderr.Write($"xen-livepatch sandbox: cannot boot {image}: {e.Message}\n");
+            return ExitCodes.Failure;
+        }
+        using (host)
+        {
+            SysctlSocketServer server;
+            try
+            {
+                string? dir = Path.GetDirectoryName(Path.GetFullPath(socket));
+                if (dir != null)
+                    Directory.CreateDirectory(dir);
+                server = SysctlSocketServer.Start(host.Handler, socket, group, log);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+            {
+                stderr.Write($"xen-livepatch sandbox: cannot serve on {socket}: {e.Message}\n" +
+                             "(give another path with --socket, or stop the sandbox that is serving there)\n");
+                return ExitCodes.Failure;
+            }
+            using var stop = new ManualResetEventSlim(false);
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
+            log?.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"sandbox: {image} (build-id {Convert.ToHexStringLower(host.Image.BuildId)}), {vcpus} vCPU{(vcpus == 1 ? "" : "s")}, {profile.Name} rules"));
+            log?.WriteLine($"sandbox: serving the livepatch sysctl on {socket} (mode 0660{(group is uint gid ? $", group {gid}" : ", root only")}); Ctrl-C stops");
+            log?.WriteLine($"sandbox: sample payloads are in {Path.Combine(Path.GetDirectoryName(Path.GetFullPath(image))!, "payloads")}");
+            var seen = new string[vcpus];
+            while (!stop.Wait(100))
+            {
+                if (log == null)
+                    continue;
+                for (int i = 0; i < vcpus; i++)
+                {
+                    string now = host.LastExtraVersion(i);
+                    if (now.Length > 0 && now != seen[i])
+                    {
+                        log.WriteLine($"sandbox: vcpu{i} reads XENVER_extraversion \"{now}\"");
+                        seen[i] = now;
+                    }
+                }
+            }
+            log?.WriteLine("sandbox: stopping");
+            server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        return ExitCodes.Success;
+    }
+
+    private static bool TryGroup(string g, out uint gid)
+    {
+        if (uint.TryParse(g, NumberStyles.None, CultureInfo.InvariantCulture, out gid))
+            return true;
+        try
+        {
+            foreach (string line in File.ReadLines("/etc/group"))
+            {
+                string[] f = line.Split(':');
+                if (f.Length >= 3 && f[0] == g && uint.TryParse(f[2], NumberStyles.None, CultureInfo.InvariantCulture, out gid))
+                    return true;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        gid = 0;
+        return false;
+    }
+
+    private static int Usage(TextWriter stderr, string problem)
+    {
+        stderr.Write($"xen-livepatch sandbox: {problem}\n(see 'xen-livepatch sandbox --help')\n");
+        return OwnExitCodes.Usage;
+    }
+}
