@@ -154,15 +154,5 @@ public sealed class SandboxCommandTests
         return rc;
     }
 
-    private static bool SpinUntil(Func<bool> condition, int milliseconds = 30_000)
-    {
-        var until = DateTime.UtcNow.AddMilliseconds(milliseconds);
-        while (DateTime.UtcNow < until)
-        {
-            if (condition())
-                return true;
-            Thread.Sleep(20);
-        }
-        return false;
-    }
+    private static bool SpinUntil(Func<bool> condition) => Poll.Until(condition, 30_000, 20);
 }

@@ -1,4 +1,5 @@
 using XenLivepatch.Abi;
+using XenLivepatch.TestKit;
 
 namespace XenLivepatch.Sandbox.Tests;
 
@@ -34,15 +35,5 @@ public class SmokeTests
         Assert.Equal(0, host.Bugs);
     }
 
-    internal static bool SpinUntil(Func<bool> condition, int milliseconds = 5000)
-    {
-        var until = DateTime.UtcNow.AddMilliseconds(milliseconds);
-        while (DateTime.UtcNow < until)
-        {
-            if (condition())
-                return true;
-            Thread.Sleep(1);
-        }
-        return false;
-    }
+    internal static bool SpinUntil(Func<bool> condition, int milliseconds = 5000) => Poll.Until(condition, milliseconds);
 }
