@@ -414,6 +414,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
         _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var idle = _idle;
         SetIdle(false);
+        var functions = touched.SelectMany(x => x.Functions).ToArray();
         Cpus.Schedule(() =>
         {
             t_deferredLog = log;
@@ -425,7 +426,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
             {
                 t_deferredLog = null;
             }
-        }, timeout, rc =>
+        }, () => Warm(functions), timeout, rc =>
         {
             prepared.Dispose();
             foreach (string line in log)
@@ -435,6 +436,20 @@ public sealed class LivepatchCore : IPayloadRegistryView
             idle.TrySetResult();
         });
         return 0;
+    }
+
+    // Reads what patching these functions reads (their state, saved bytes and code), so that it is in the
+    // cache of the CPU about to run the work (ILivepatchCpus.Schedule's arrive).
+    private void Warm(PatchFunction[] functions)
+    {
+        Span<byte> code = stackalloc byte[8];
+        foreach (var f in functions)
+        {
+            _ = f.Applied;
+            _ = f.SavedBytes[0];
+            if (f.OldAddress != 0)
+                Memory.Read(f.OldAddress, code);
+        }
     }
 
     private void Completed(Payload p, LivepatchAction cmd, int rendezvous)

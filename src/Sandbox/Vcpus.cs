@@ -72,9 +72,10 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     private volatile bool _stop;
     private static readonly double s_ticksToNs = 1e9 / Stopwatch.Frequency;
 
-    private sealed class Round(Action work, long timeoutTicks, Action<int> completed, long notBefore)
+    private sealed class Round(Action work, Action? arrive, long timeoutTicks, Action<int> completed, long notBefore)
     {
         public readonly Action Work = work;
+        public readonly Action? Arrive = arrive;
         public readonly long NotBefore = notBefore;
         public readonly long TimeoutTicks = timeoutTicks;
         public readonly Action<int> Completed = completed;
@@ -120,7 +121,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     }
 
     /// <summary>
-    /// How long after <see cref="Schedule"/> the vCPUs take up the work (default 50 µs; Xen's CPUs take it up
+    /// How long after <see cref="Schedule(Action, ulong, Action{int})"/> the vCPUs take up the work (default 50 µs; Xen's CPUs take it up
     /// when they next pass their check, not at once). By then the thread that asked has gone back to sleep:
     /// on a host with as many cores as vCPUs, a rendezvous that started while it still ran would wait for it to
     /// give a core back.
@@ -131,7 +132,10 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     public void RequestHold(int index) => Volatile.Write(ref _holdRequests[index], 1);
 
     /// <inheritdoc/>
-    public void Schedule(Action work, ulong timeoutNs, Action<int> completed)
+    public void Schedule(Action work, ulong timeoutNs, Action<int> completed) => Schedule(work, null, timeoutNs, completed);
+
+    /// <inheritdoc/>
+    public void Schedule(Action work, Action? arrive, ulong timeoutNs, Action<int> completed)
     {
         if (_threads.Length == 0 || _stop)
         {
@@ -144,7 +148,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
             completed(0);
             return;
         }
-        _round = new Round(work, (long)(timeoutNs / s_ticksToNs), completed, Stopwatch.GetTimestamp() + (long)(StartDelay.TotalSeconds * Stopwatch.Frequency));
+        _round = new Round(work, arrive, (long)(timeoutNs / s_ticksToNs), completed, Stopwatch.GetTimestamp() + (long)(StartDelay.TotalSeconds * Stopwatch.Frequency));
     }
 
     private void Run(int index)
@@ -194,6 +198,10 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
 
     private void SafePoint(Round round)
     {
+        // The first to arrive will be the master: while still running, it warms its cache with what the work
+        // reads, before the pause begins. Later arrivals do not: the master is already waiting for them.
+        if (round.Arrive != null && Volatile.Read(ref round.Semaphore) == -1)
+            round.Arrive();
         if (Interlocked.Increment(ref round.Semaphore) == 0)
             Master(round);
         else
