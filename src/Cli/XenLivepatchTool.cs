@@ -53,6 +53,10 @@ public static class XenLivepatchTool
         {
             case "check":
                 return CheckCommand.Run(rest, stdout, stderr);
+            case "build":
+                return BuildCommand.Run(rest, stdout, stderr);
+            case "info":
+                return InfoCommand.Run(rest, stdout, stderr);
         }
 
         stderr.Write(Usage.Unrecognised(command));
