@@ -1,0 +1,23 @@
+/*
+ * The function entry of expectations.c, for the gcc/objcopy/ld recipe (tools/payload/build-payload.sh), which is
+ * the oracle for 'xen-livepatch build': build writes this entry itself from expectations.c alone.
+ */
+#include "livepatch.h"
+
+const char *xen_extra_version(void);
+
+static const char expectations_patch_this_fnc[] __attribute__((section(".livepatch.strings"))) = "xen_extra_version";
+
+LIVEPATCH_FUNC(livepatch_xen_expectations) = {
+    .version = LIVEPATCH_PAYLOAD_VERSION,
+    .name = expectations_patch_this_fnc,
+    .new_addr = xen_extra_version,
+    .old_addr = 0,
+    .new_size = SZ_xen_extra_version,
+    .old_size = OLD_SZ_xen_extra_version,
+    .expect = {
+        .enabled = 1,
+        .len = 8,
+        .data = { BYTES8_xen_extra_version },
+    },
+};
