@@ -320,7 +320,7 @@ public static class PayloadBuilder
             var f = new LivepatchFunc { NewAddr = e.New != null ? 1UL : 0, NewSize = e.NewSize, OldSize = e.OldSize, Version = request.Profile.PayloadVersion };
             if (arch.VerifyFunc(p, f, endbr) is { } refused)
             {
-                string size = $"{e.OldName} is {e.OldSize} bytes in the hypervisor";
+                string size = $"{e.OldName} is {e.OldSize} byte{(e.OldSize == 1 ? "" : "s")} in the hypervisor";
                 return e.New != null
                     ? Fail(out problem, $"{p}: {size}, too small to patch: a jump needs {arch.JumpSize + (endbr ? 4 : 0)} bytes{(endbr ? " after its ENDBR64" : "")} (Xen: EINVAL)",
                         $"patch the functions that call {e.OldName} instead{(request.OldSizes.ContainsKey(e.OldName) ? ", or correct --old-size" : "")}")
@@ -370,8 +370,12 @@ public static class PayloadBuilder
             .Select(s => $"{s.Name} (used by {linked.OriginOf(s)})").ToList();
         if (unknown.Count == 0)
             return null;
-        return new ToolingProblem($"{p}: unknown symbol{(unknown.Count > 1 ? "s" : "")}: {string.Join(", ", unknown)}; neither the hypervisor{(under != null ? $" nor {under.Name}" : "")} defines {(unknown.Count > 1 ? "them" : "it")} (Xen: ENOENT)",
-            "define it in the objects, or check the name against the hypervisor's symbols (static ones go by file#name)");
+        string who = under != null ? $"neither the hypervisor nor {under.Name} defines" : "the hypervisor does not define";
+        // gcc refers to it for GOT-relative accesses to default-visibility globals in -fpic code.
+        string advice = unknown.Exists(u => u.StartsWith("_GLOBAL_OFFSET_TABLE_ ", StringComparison.Ordinal))
+            ? "compile with -fvisibility=hidden (as Xen does) or without -fpic: Xen has no GOT for a payload"
+            : "define it in the objects, or check the name against the hypervisor's symbols (static ones go by file#name)";
+        return new ToolingProblem($"{p}: unknown symbol{(unknown.Count > 1 ? "s" : "")}: {string.Join(", ", unknown)}; {who} {(unknown.Count > 1 ? "them" : "it")} (Xen: ENOENT)", advice);
     }
 
     // build_symbol_table: every symbol the payload exports must be new to the hypervisor and to loaded
