@@ -113,7 +113,7 @@ internal static class CommandInput
             code = OwnExitCodes.NoInput;
             return false;
         }
-        if (!OfflineTarget.TryFromXenSyms($"{Path.GetFileName(symbols)} (build-id {Convert.ToHexStringLower(id)})", text, id, machine, out target, out why))
+        if (!OfflineTarget.TryFromXenSyms(Path.GetFileName(symbols)!, text, id, machine, out target, out why))
         {
             stderr.Write($"xen-livepatch {command}: {symbols}: {why}\n");
             code = OwnExitCodes.NoInput;

@@ -325,7 +325,7 @@ public static class PayloadBuilder
                     ? Fail(out problem, $"{p}: {size}, too small to patch: a jump needs {arch.JumpSize + (endbr ? 4 : 0)} bytes{(endbr ? " after its ENDBR64" : "")} (Xen: EINVAL)",
                         $"patch the functions that call {e.OldName} instead{(request.OldSizes.ContainsKey(e.OldName) ? ", or correct --old-size" : "")}")
                     : Fail(out problem, $"{p}: --nop {e.Nop!.Function}: {refused.Message[(p.Length + 2)..]} (Xen: {refused.Name})",
-                        "NOP out at most 31 bytes, and no more than the function has");
+                        "NOP out whole instructions: at most 31 bytes (a multiple of 4 on arm64), and no more than the function has");
             }
             if (e.New != null && head == null && target.Machine == ElfMachine.X86_64 && request.Profile.HandlesEndbr && e.OldSize < arch.JumpSize + 4)
                 notes.Add($"{e.OldName} is {e.OldSize} bytes: if it starts with ENDBR64 (a CET-IBT build), Xen needs 9 and will refuse it (EINVAL); give the image with --target to know");

@@ -127,6 +127,7 @@ public sealed class TargetPreview
         var decoder = Decoder.Create(64, reader, address);
         var formatter = new GasFormatter();
         formatter.Options.BranchLeadingZeros = false;
+        formatter.Options.UppercaseHex = false;
         var output = new StringOutput();
         ulong stop = address + (ulong)code.Length;
         while (decoder.IP < stop && decoder.IP < until)
