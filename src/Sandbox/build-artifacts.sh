@@ -2,8 +2,8 @@
 # Builds the sandbox hypervisor image and its sample payloads into DIR (./build.sh uses artifacts/sandbox):
 #   DIR/xen-syms                     the image, with symbols and a GNU build-id
 #   DIR/payloads/xen_*.livepatch     the sample payloads, mirroring Xen's own test payloads, made by
-#                                    'xen-livepatch build' from payloads/<sample>.c. The payloads/*_funcs.c
-#                                    files hold the same function entries in C, for the gcc/objcopy/ld recipe
+#                                    'xen-livepatch build' from payloads/<sample>.c. payloads/*_funcs.c hold
+#                                    the same function entries in C, for the gcc/objcopy/ld recipe
 #                                    (tools/payload/build-payload.sh) that the tests compare build with.
 # The CLI is $XEN_LIVEPATCH when set (a command: a path, or "dotnet path/xen-livepatch.dll"), otherwise
 # artifacts/publish/xen-livepatch/xen-livepatch, which ./build.sh publishes before it runs this script.

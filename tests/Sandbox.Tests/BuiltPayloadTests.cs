@@ -21,23 +21,26 @@ public class BuiltPayloadTests
     public static TheoryData<string, string?, string[]> Samples => new()
     {
         { "xen_hello_world", "hello_world", ["--modinfo", "LIVEPATCH_RULEZ"] },
-        { "xen_bye_world", "bye_world", ["--depends-on", SandboxArtifacts.PayloadPath("xen_hello_world")] },
+        { "xen_bye_world", "bye_world", ["--depends-on", SandboxArtifacts.PayloadPath("xen_hello_world"), "--cflags", "-DRESOLVED"] },
         { "xen_replace_world", "replace_world", [] },
         { "xen_nop", null, [] },
         { "xen_prepost_hooks", "prepost_hooks", [] },
         { "xen_prepost_hooks_fail", "prepost_hooks_fail", [] },
         { "xen_action_hooks", "action_hooks", [] },
         { "xen_action_hooks_noapply", "action_hooks_noapply", [] },
-        { "xen_expectations", "expectations", [] },
-        { "xen_expectations_fail", "expectations_fail", [] },
+        { "xen_expectations", "expectations", ["--cflags", "-DEXPECT_HERE"] },
+        { "xen_expectations_fail", "expectations_fail", ["--cflags", "-DEXPECT_WRONG"] },
     };
 
+    // The recipe links the sample with its function entry in C: payloads/extra_version_funcs.c, or, for the
+    // NOP payload, which has no sample, payloads/nop_funcs.c alone.
     private static string Oracle(string name, string? sample, string[] options)
     {
         string dir = Repo.TempDirectory("oracle-" + name);
         string output = Path.Combine(dir, name + ".livepatch");
-        string funcs = Path.Combine(Sources, (sample ?? "nop") + "_funcs.c");
-        string[] sources = sample == null ? [funcs] : [Path.Combine(Sources, sample + ".c"), funcs];
+        string[] sources = sample == null
+            ? [Path.Combine(Sources, "nop_funcs.c")]
+            : [Path.Combine(Sources, sample + ".c"), Path.Combine(Sources, "extra_version_funcs.c")];
         Tool.Run("bash", [Repo.Path("tools", "payload", "build-payload.sh"), "--arch", "x86_64", "--image", SandboxArtifacts.Image, "--out", output, .. options, .. sources]).EnsureSuccess();
         return output;
     }

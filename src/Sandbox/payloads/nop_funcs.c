@@ -1,8 +1,8 @@
 /*
  * xen_nop: no new code; NOPs out xen_minor_version but its final 'ret' (after its ENDBR64), so it returns
  * whatever its caller left in the return register. No data: it may be reverted and applied again.
- * This is the function entry for the gcc/objcopy/ld recipe (tools/payload/build-payload.sh), the oracle for
- * 'xen-livepatch build --nop xen_minor_version:-1 --resolve', which needs no source at all.
+ * This is its function entry in C for the gcc/objcopy/ld recipe (tools/payload/build-payload.sh), the
+ * oracle for 'xen-livepatch build --nop xen_minor_version:-1 --resolve', which needs no source at all.
  */
 #include "livepatch.h"
 
