@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one set-up command: installs what the build and the tests need when it is missing (as root on
-# Debian), restores, builds Release, publishes the CLI to artifacts/publish/xen-livepatch/xen-livepatch and
-# fetches Debian's Xen 4.17 tools as the tests' oracle. Safe to run again: it only does what is missing.
+# Debian), restores, builds Release, publishes the CLI to artifacts/publish/xen-livepatch/xen-livepatch,
+# builds the sandbox image and its sample payloads with that CLI, and fetches Debian's Xen 4.17 tools as the
+# tests' oracle. Safe to run again: it only does what is missing.
 #   usage: ./build.sh [--no-install]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -39,10 +40,11 @@ step "restoring NuGet packages"
 dotnet restore XenLivepatch.slnx --nologo -v quiet
 step "building Release"
 dotnet build XenLivepatch.slnx -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly
-step "building the sandbox hypervisor image and sample payloads into artifacts/sandbox"
-src/Sandbox/build-artifacts.sh artifacts/sandbox
 step "publishing the CLI to artifacts/publish/xen-livepatch"
 dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch
+# After the CLI: the sample payloads are made by 'xen-livepatch build'.
+step "building the sandbox hypervisor image and sample payloads into artifacts/sandbox"
+XEN_LIVEPATCH=artifacts/publish/xen-livepatch/xen-livepatch src/Sandbox/build-artifacts.sh artifacts/sandbox
 step "fetching Debian's Xen 4.17 tools (the tests' oracle)"
 if command -v apt-get >/dev/null 2>&1; then
   tools/oracle/fetch-xen-tools.sh

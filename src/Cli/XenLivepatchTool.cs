@@ -57,6 +57,10 @@ public static class XenLivepatchTool
                 return SandboxCommand.Run(rest, stdout, stderr);
             case "demo":
                 return DemoCommand.Run(rest, stdout, stderr);
+            case "build":
+                return BuildCommand.Run(rest, stdout, stderr);
+            case "info":
+                return InfoCommand.Run(rest, stdout, stderr);
         }
 
         stderr.Write(Usage.Unrecognised(command));

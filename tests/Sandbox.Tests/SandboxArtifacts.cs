@@ -2,10 +2,15 @@ using XenLivepatch.TestKit;
 
 namespace XenLivepatch.Sandbox.Tests;
 
-/// <summary>The sandbox image and sample payloads, built once per test process by src/Sandbox/build-artifacts.sh.</summary>
+/// <summary>
+/// The sandbox image and sample payloads, built once per test process by src/Sandbox/build-artifacts.sh, which
+/// makes the payloads with our CLI's <c>build</c> (the copy beside this assembly).
+/// </summary>
 internal static class SandboxArtifacts
 {
     public static string Image => SandboxBuild.Image;
+
+    public static string Folder => SandboxBuild.Directory;
 
     public static byte[] Payload(string name) => File.ReadAllBytes(SandboxBuild.PayloadPath(name));
 

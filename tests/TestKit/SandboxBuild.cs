@@ -1,12 +1,15 @@
 namespace XenLivepatch.TestKit;
 
-/// <summary>The sandbox image and its sample payloads, built once per test process by src/Sandbox/build-artifacts.sh.</summary>
+/// <summary>
+/// The sandbox image and its sample payloads, built once per test process by src/Sandbox/build-artifacts.sh, which
+/// makes the payloads with our CLI's <c>build</c> (<see cref="LivepatchCli"/>).
+/// </summary>
 public static class SandboxBuild
 {
     private static readonly Lazy<string> s_dir = new(() =>
     {
         string dir = Repo.TempDirectory("sandbox-artifacts");
-        Tool.Run("bash", Repo.Path("src", "Sandbox", "build-artifacts.sh"), dir).EnsureSuccess();
+        LivepatchCli.RunScript(Repo.Path("src", "Sandbox", "build-artifacts.sh"), dir).EnsureSuccess();
         return dir;
     });
 

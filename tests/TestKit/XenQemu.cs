@@ -74,6 +74,22 @@ public static class XenQemu
     /// <summary>The hypervisor image that boots (Debian's xen-4.17-amd64, gunzipped). Call <see cref="EnsureFetched"/> first.</summary>
     public static string HypervisorImage => Path.Combine(CacheDirectory, "xen");
 
+    /// <summary>
+    /// The booting hypervisor's build-id (hex) and <c>/proc/xen/xensyms</c>, to build payloads for it on the host:
+    /// the copy recorded from it in tests/Data/xen-4.17/differential when the fetched image has that build-id
+    /// (no boot), otherwise read from dom0 in one boot.
+    /// </summary>
+    public static (string BuildId, string XenSyms) Symbols()
+    {
+        EnsureFetched();
+        string recorded = Repo.Path("tests", "Data", "xen-4.17", "differential");
+        string buildId = System.IO.File.ReadAllText(Path.Combine(CacheDirectory, "build-id")).Trim();
+        if (System.IO.File.ReadAllText(Path.Combine(recorded, "build-id")).Trim() == buildId)
+            return (buildId, System.IO.File.ReadAllText(Path.Combine(recorded, "xensyms")));
+        var r = Run(Repo.TempDirectory("xen-qemu-symbols"), "true\n");
+        return (r.BuildId, r.XenSyms);
+    }
+
     /// <summary>Runs tests/qemu/fetch.sh once per process (downloads and installs on first use, then returns at once).</summary>
     public static void EnsureFetched() => _ = s_fetched.Value;
 

@@ -5,6 +5,8 @@ internal static class OwnExitCodes
 {
     /// <summary>EX_USAGE: the command line is wrong.</summary>
     public const int Usage = 64;
+    /// <summary>EX_DATAERR: the inputs were read, but what they ask for cannot be made (a payload Xen would refuse).</summary>
+    public const int DataError = 65;
     /// <summary>EX_NOINPUT: an input file cannot be read.</summary>
     public const int NoInput = 66;
 }
@@ -24,13 +26,15 @@ internal sealed class ArgReader
     public IReadOnlyList<string> Positional => _positional;
 
     /// <summary>Parses <paramref name="args"/>: options in <paramref name="withValue"/> take the next argument (or, for
-    /// <paramref name="multi"/>, every argument up to the next option); those in <paramref name="flags"/> take none.</summary>
-    public static ArgReader? Parse(string[] args, string[] withValue, string[] flags, string[] multi, out string? error)
+    /// <paramref name="multi"/>, every argument up to the next option); those in <paramref name="flags"/> take none.
+    /// <paramref name="aliases"/> maps short forms to options (<c>-o</c> to <c>--output</c>).</summary>
+    public static ArgReader? Parse(string[] args, string[] withValue, string[] flags, string[] multi, out string? error,
+        IReadOnlyDictionary<string, string>? aliases = null)
     {
         var r = new ArgReader();
         for (int i = 0; i < args.Length; i++)
         {
-            string a = args[i];
+            string a = aliases != null && aliases.TryGetValue(args[i], out string? full) ? full : args[i];
             if (a.StartsWith("--", StringComparison.Ordinal) && a.Length > 2)
             {
                 string name = a;

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using XenLivepatch.Elf;
 using XenLivepatch.Hypervisor;
 
 namespace XenLivepatch.Cli;
@@ -45,7 +44,7 @@ internal static class CheckCommand
         if (profile == null)
             return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
 
-        if (!TryTarget(a, stderr, out var target, out int code))
+        if (!CommandInput.TryTarget("check", a, stderr, out var target, out int code))
             return code;
         if (!TryRead(file, stderr, out byte[] data))
             return OwnExitCodes.NoInput;
@@ -57,7 +56,7 @@ internal static class CheckCommand
             applied.Add(new StackedPayload(NameOf(under), d));
         }
         string name = a.Value("--name") ?? NameOf(file);
-        var report = PayloadCheck.Run(name, data, target!, profile, applied, a.Flag("--nodeps"));
+        var report = PayloadCheck.Run(name, data, target.Create(), profile, applied, a.Flag("--nodeps"));
         if (a.Flag("--json"))
             stdout.Write(Json(report));
         else if (report.Error is { } e)
@@ -77,108 +76,9 @@ internal static class CheckCommand
 
     private static string Line(string s) => s + "\n";
 
-    private static int Usage(TextWriter stderr, string problem)
-    {
-        stderr.Write($"xen-livepatch check: {problem}\n(see 'xen-livepatch check --help')\n");
-        return OwnExitCodes.Usage;
-    }
+    private static int Usage(TextWriter stderr, string problem) => CommandInput.Usage("check", stderr, problem);
 
-    private static bool TryRead(string path, TextWriter stderr, out byte[] data)
-    {
-        try
-        {
-            data = File.ReadAllBytes(path);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            stderr.Write($"xen-livepatch check: cannot read {path}: {e.Message}\n");
-            data = [];
-            return false;
-        }
-    }
-
-    private static bool TryTarget(ArgReader a, TextWriter stderr, out OfflineHypervisor? target, out int code)
-    {
-        target = null;
-        code = 0;
-        string? image = a.Value("--target");
-        string? symbols = a.Value("--symbols");
-        if ((image == null) == (symbols == null))
-        {
-            code = Usage(stderr, "give the hypervisor: --target <image>, or --symbols <file> with --build-id <hex>");
-            return false;
-        }
-        string? why;
-        if (image != null)
-        {
-            if (!TryRead(image, stderr, out byte[] bytes))
-            {
-                code = OwnExitCodes.NoInput;
-                return false;
-            }
-            if (!ElfFile.TryRead(bytes, out var elf, out var elfError))
-            {
-                stderr.Write($"xen-livepatch check: {image} is not an ELF image: {elfError}\n");
-                code = OwnExitCodes.NoInput;
-                return false;
-            }
-            if (!OfflineHypervisor.TryFromImage(elf, out target, out why))
-            {
-                stderr.Write($"xen-livepatch check: {image}: {why}\n");
-                code = OwnExitCodes.NoInput;
-                return false;
-            }
-            if (target.BuildId.IsEmpty)
-                stderr.Write($"xen-livepatch check: note: {image} has no GNU build-id; payloads will be refused with ENODATA\n");
-            return true;
-        }
-        string? hex = a.Value("--build-id");
-        if (hex == null)
-        {
-            code = Usage(stderr, "--symbols needs --build-id <hex> (from /sys/hypervisor/properties/buildid)");
-            return false;
-        }
-        byte[] id;
-        try
-        {
-            id = Convert.FromHexString(hex.Trim());
-        }
-        catch (FormatException)
-        {
-            code = Usage(stderr, $"--build-id '{hex}' is not hexadecimal");
-            return false;
-        }
-        var machine = (a.Value("--arch") ?? "x86_64") switch
-        {
-            "x86_64" or "x86-64" or "amd64" => ElfMachine.X86_64,
-            "arm64" or "aarch64" => ElfMachine.AArch64,
-            _ => ElfMachine.None,
-        };
-        if (machine == ElfMachine.None)
-        {
-            code = Usage(stderr, $"unknown --arch '{a.Value("--arch")}': use x86_64 or arm64");
-            return false;
-        }
-        string text;
-        try
-        {
-            text = File.ReadAllText(symbols!);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            stderr.Write($"xen-livepatch check: cannot read {symbols}: {e.Message}\n");
-            code = OwnExitCodes.NoInput;
-            return false;
-        }
-        if (!OfflineHypervisor.TryFromXenSyms(text, id, machine, out target, out why))
-        {
-            stderr.Write($"xen-livepatch check: {symbols}: {why}\n");
-            code = OwnExitCodes.NoInput;
-            return false;
-        }
-        return true;
-    }
+    private static bool TryRead(string path, TextWriter stderr, out byte[] data) => CommandInput.TryRead("check", path, stderr, out data);
 
     private static string Hex(ReadOnlyMemory<byte> b) => b.IsEmpty ? "-" : Convert.ToHexStringLower(b.Span);
 

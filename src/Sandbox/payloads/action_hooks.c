@@ -2,7 +2,6 @@
  * function's state, so nothing is patched and the extraversion does not change. */
 #include "livepatch.h"
 
-static const char action_hooks_patch_this_fnc[] = "xen_extra_version";
 static int apply_cnt, revert_cnt;
 
 const char *xen_extra_version(void)
@@ -40,12 +39,3 @@ static void post_revert_hook(livepatch_payload_t *p)
 LIVEPATCH_APPLY_HOOK(apply_hook);
 LIVEPATCH_REVERT_HOOK(revert_hook);
 LIVEPATCH_POSTREVERT_HOOK(post_revert_hook);
-
-LIVEPATCH_FUNC(livepatch_action_hooks) = {
-    .version = LIVEPATCH_PAYLOAD_VERSION,
-    .name = action_hooks_patch_this_fnc,
-    .new_addr = xen_extra_version,
-    .old_addr = 0,
-    .new_size = SZ_xen_extra_version,
-    .old_size = OLD_SZ_xen_extra_version,
-};

@@ -2,7 +2,6 @@
  * payload stays CHECKED. */
 #include "livepatch.h"
 
-static const char action_hooks_noapply_patch_this_fnc[] = "xen_extra_version";
 static int apply_cnt;
 
 const char *xen_extra_version(void)
@@ -28,12 +27,3 @@ static void post_apply_hook(livepatch_payload_t *p)
 
 LIVEPATCH_APPLY_HOOK(apply_hook);
 LIVEPATCH_POSTAPPLY_HOOK(post_apply_hook);
-
-LIVEPATCH_FUNC(livepatch_action_hooks_noapply) = {
-    .version = LIVEPATCH_PAYLOAD_VERSION,
-    .name = action_hooks_noapply_patch_this_fnc,
-    .new_addr = xen_extra_version,
-    .old_addr = 0,
-    .new_size = SZ_xen_extra_version,
-    .old_size = OLD_SZ_xen_extra_version,
-};

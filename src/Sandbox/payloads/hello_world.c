@@ -6,7 +6,6 @@
 #include "livepatch.h"
 
 static unsigned int cnt;
-static const char hello_world_patch_this_fnc[] = "xen_extra_version";
 
 const char *xen_extra_version(void)
 {
@@ -41,12 +40,3 @@ LIVEPATCH_LOAD_HOOK(hi_func);
 LIVEPATCH_UNLOAD_HOOK(revert_hook);
 LIVEPATCH_UNLOAD_HOOK(hi_func);
 LIVEPATCH_UNLOAD_HOOK(check_fnc);
-
-LIVEPATCH_FUNC(livepatch_xen_hello_world) = {
-    .version = LIVEPATCH_PAYLOAD_VERSION,
-    .name = hello_world_patch_this_fnc,
-    .new_addr = xen_extra_version,
-    .old_addr = 0,
-    .new_size = SZ_xen_extra_version,
-    .old_size = OLD_SZ_xen_extra_version,
-};

@@ -2,7 +2,6 @@
  * (-1, EPERM); the second lets the revert happen; post-revert checks every count. */
 #include "livepatch.h"
 
-static const char prepost_hooks_patch_this_fnc[] = "xen_extra_version";
 static int pre_apply_cnt, post_apply_cnt, pre_revert_cnt, post_revert_cnt;
 
 const char *xen_extra_version(void)
@@ -46,12 +45,3 @@ LIVEPATCH_PREAPPLY_HOOK(pre_apply_hook);
 LIVEPATCH_POSTAPPLY_HOOK(post_apply_hook);
 LIVEPATCH_PREREVERT_HOOK(pre_revert_hook);
 LIVEPATCH_POSTREVERT_HOOK(post_revert_hook);
-
-LIVEPATCH_FUNC(livepatch_prepost_hooks) = {
-    .version = LIVEPATCH_PAYLOAD_VERSION,
-    .name = prepost_hooks_patch_this_fnc,
-    .new_addr = xen_extra_version,
-    .old_addr = 0,
-    .new_size = SZ_xen_extra_version,
-    .old_size = OLD_SZ_xen_extra_version,
-};

@@ -1,8 +1,6 @@
 /* xen_prepost_hooks_fail: the pre-apply hook refuses with -EINVAL; no other hook may ever run. */
 #include "livepatch.h"
 
-static const char prepost_hooks_fail_patch_this_fnc[] = "xen_extra_version";
-
 const char *xen_extra_version(void)
 {
     return "Hello World";
@@ -38,12 +36,3 @@ LIVEPATCH_PREAPPLY_HOOK(pre_apply_hook);
 LIVEPATCH_POSTAPPLY_HOOK(post_apply_hook);
 LIVEPATCH_PREREVERT_HOOK(pre_revert_hook);
 LIVEPATCH_POSTREVERT_HOOK(post_revert_hook);
-
-LIVEPATCH_FUNC(livepatch_prepost_hooks_fail) = {
-    .version = LIVEPATCH_PAYLOAD_VERSION,
-    .name = prepost_hooks_fail_patch_this_fnc,
-    .new_addr = xen_extra_version,
-    .old_addr = 0,
-    .new_size = SZ_xen_extra_version,
-    .old_size = OLD_SZ_xen_extra_version,
-};

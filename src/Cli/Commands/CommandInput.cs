@@ -1,0 +1,139 @@
+using System.Diagnostics.CodeAnalysis;
+using XenLivepatch.Elf;
+using XenLivepatch.Tooling;
+
+namespace XenLivepatch.Cli;
+
+/// <summary>
+/// What our own commands read the same way: files, and the hypervisor given as <c>--target IMAGE</c> or as
+/// <c>--symbols FILE --build-id HEX [--arch A]</c>. Messages start with "xen-livepatch COMMAND:" and say what to
+/// do next; unreadable inputs exit with <see cref="OwnExitCodes.NoInput"/>, wrong command lines with
+/// <see cref="OwnExitCodes.Usage"/>.
+/// </summary>
+internal static class CommandInput
+{
+    /// <summary>The options that give the hypervisor.</summary>
+    public static readonly string[] TargetOptions = ["--target", "--symbols", "--build-id", "--arch"];
+
+    /// <summary>Reports a wrong command line and returns <see cref="OwnExitCodes.Usage"/>.</summary>
+    public static int Usage(string command, TextWriter stderr, string problem)
+    {
+        stderr.Write($"xen-livepatch {command}: {problem}\n(see 'xen-livepatch {command} --help')\n");
+        return OwnExitCodes.Usage;
+    }
+
+    /// <summary>Reads a file, or reports why it cannot be read.</summary>
+    public static bool TryRead(string command, string path, TextWriter stderr, out byte[] data)
+    {
+        try
+        {
+            data = File.ReadAllBytes(path);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.Write($"xen-livepatch {command}: cannot read {path}: {e.Message}\n");
+            data = [];
+            return false;
+        }
+    }
+
+    /// <summary>Reads a file as ELF, or reports why it cannot be.</summary>
+    public static bool TryReadElf(string command, string path, TextWriter stderr, [NotNullWhen(true)] out ElfFile? file)
+    {
+        file = null;
+        if (!TryRead(command, path, stderr, out byte[] data))
+            return false;
+        if (ElfFile.TryRead(data, out file, out var error))
+            return true;
+        stderr.Write($"xen-livepatch {command}: {path} is not an ELF file: {error}\n");
+        return false;
+    }
+
+    /// <summary>The hypervisor the options give; on failure <paramref name="code"/> is the exit code.</summary>
+    public static bool TryTarget(string command, ArgReader a, TextWriter stderr, [NotNullWhen(true)] out OfflineTarget? target, out int code)
+    {
+        target = null;
+        code = 0;
+        string? image = a.Value("--target");
+        string? symbols = a.Value("--symbols");
+        if ((image == null) == (symbols == null))
+        {
+            code = Usage(command, stderr, "give the hypervisor: --target <image>, or --symbols <file> with --build-id <hex>");
+            return false;
+        }
+        string? why;
+        if (image != null)
+        {
+            if (!TryReadElf(command, image, stderr, out var elf))
+            {
+                code = OwnExitCodes.NoInput;
+                return false;
+            }
+            if (!OfflineTarget.TryFromImage(Path.GetFileName(image), elf, out target, out why))
+            {
+                stderr.Write($"xen-livepatch {command}: {image}: {why}\n");
+                code = OwnExitCodes.NoInput;
+                return false;
+            }
+            if (target.BuildId.IsEmpty)
+                stderr.Write($"xen-livepatch {command}: note: {image} has no GNU build-id; payloads will be refused with ENODATA\n");
+            return true;
+        }
+        string? hex = a.Value("--build-id");
+        if (hex == null)
+        {
+            code = Usage(command, stderr, "--symbols needs --build-id <hex> (from /sys/hypervisor/properties/buildid)");
+            return false;
+        }
+        if (!TryHex(hex, out byte[] id))
+        {
+            code = Usage(command, stderr, $"--build-id '{hex}' is not hexadecimal");
+            return false;
+        }
+        var machine = (a.Value("--arch") ?? "x86_64") switch
+        {
+            "x86_64" or "x86-64" or "amd64" => ElfMachine.X86_64,
+            "arm64" or "aarch64" => ElfMachine.AArch64,
+            _ => ElfMachine.None,
+        };
+        if (machine == ElfMachine.None)
+        {
+            code = Usage(command, stderr, $"unknown --arch '{a.Value("--arch")}': use x86_64 or arm64");
+            return false;
+        }
+        string text;
+        try
+        {
+            text = File.ReadAllText(symbols!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.Write($"xen-livepatch {command}: cannot read {symbols}: {e.Message}\n");
+            code = OwnExitCodes.NoInput;
+            return false;
+        }
+        if (!OfflineTarget.TryFromXenSyms(Path.GetFileName(symbols)!, text, id, machine, out target, out why))
+        {
+            stderr.Write($"xen-livepatch {command}: {symbols}: {why}\n");
+            code = OwnExitCodes.NoInput;
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Parses hex (spaces around it ignored).</summary>
+    public static bool TryHex(string hex, out byte[] bytes)
+    {
+        try
+        {
+            bytes = Convert.FromHexString(hex.Trim());
+            return true;
+        }
+        catch (FormatException)
+        {
+            bytes = [];
+            return false;
+        }
+    }
+}
