@@ -31,21 +31,30 @@ internal static class QemuPayloads
             "--redefine-sym", $"patched_function=patched_function_{suffix}",
             "--redefine-sym", $"xen_hello_world=xen_hello_{suffix}",
         };
+        // Its own build-id: Xen refuses a payload with the build-id of a loaded one (EEXIST).
+        string id = output + ".build-id.bin";
+        File.WriteAllBytes(id, BuildIdNote(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(suffix))));
+        args.AddRange(["--update-section", $".note.gnu.build-id={id}"]);
         if (wrongDepends)
         {
-            // An NT_GNU_BUILD_ID note (namesz 4, descsz 20, type 3, "GNU\0") of the same size as the real one.
-            byte[] note = new byte[36];
-            BinaryPrimitives.WriteUInt32LittleEndian(note, 4);
-            BinaryPrimitives.WriteUInt32LittleEndian(note.AsSpan(4), 20);
-            BinaryPrimitives.WriteUInt32LittleEndian(note.AsSpan(8), 3);
-            "GNU\0"u8.CopyTo(note.AsSpan(12));
-            note.AsSpan(16).Fill(0xab);
             string bin = output + ".depends.bin";
-            File.WriteAllBytes(bin, note);
+            File.WriteAllBytes(bin, BuildIdNote(Enumerable.Repeat((byte)0xab, 20).ToArray()));
             args.AddRange(["--update-section", $".livepatch.depends={bin}"]);
         }
         args.AddRange([hello, output]);
         Tool.Run("objcopy", args).EnsureSuccess();
         return output;
+    }
+
+    // An NT_GNU_BUILD_ID note: namesz 4, descsz 20, type 3, "GNU\0", the 20 bytes.
+    private static byte[] BuildIdNote(byte[] id)
+    {
+        byte[] note = new byte[36];
+        BinaryPrimitives.WriteUInt32LittleEndian(note, 4);
+        BinaryPrimitives.WriteUInt32LittleEndian(note.AsSpan(4), 20);
+        BinaryPrimitives.WriteUInt32LittleEndian(note.AsSpan(8), 3);
+        "GNU\0"u8.CopyTo(note.AsSpan(12));
+        id.CopyTo(note.AsSpan(16));
+        return note;
     }
 }
