@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start-up figure for the closing note: wall time of `xen-livepatch help`, `list` with nothing loaded and
 # `list` with 20 payloads loaded, for Debian's C tool and our NativeAOT CLI, in the same dom0 of one boot of
-# Debian's Xen 4.17 under QEMU (tests/qemu/run.sh), RUNS runs each after one warm-up run. Prints a table of
+# Debian's Xen 4.17 under QEMU (tests/qemu/run.sh), RUNS runs each after one warm-up run, the two tools alternating. Prints a table of
 # medians (and min-max) and the ratio ours/C; exits 1 when a ratio is above LIMIT.
 #
 #   usage: bench/cli-startup.sh [RUNS (default 10)] [LIMIT (default 1.5)]
@@ -38,17 +38,22 @@ done
 cat > "$work/script.sh" <<SCRIPT
 C=/usr/sbin/xen-livepatch
 O=/work/ours/xen-livepatch
-measure() { # CASE TOOL ARGS...
-  c=\$1; t=\$2; shift 2
-  ./dom0-time 1 "\$@" > /dev/null
-  ./dom0-time $runs "\$@" | sed "s/^/\$c \$t /" >> out/times
+# One warm-up run of each, then the two tools alternate run by run, so that whatever else the emulated machine
+# does at a moment weighs on both alike.
+measure() { # CASE ARGS...
+  c=\$1; shift
+  ./dom0-time 1 \$C "\$@" > /dev/null; ./dom0-time 1 \$O "\$@" > /dev/null
+  for i in \$(seq $runs); do
+    ./dom0-time 1 \$C "\$@" | sed "s/^/\$c C /" >> out/times
+    ./dom0-time 1 \$O "\$@" | sed "s/^/\$c O /" >> out/times
+  done
 }
 : > out/times
-for t in C O; do eval p=\\\$\$t; measure help \$t \$p help; done
-for t in C O; do eval p=\\\$\$t; measure list-empty \$t \$p list; done
+measure help help
+measure list-empty list
 for i in \$(ls p); do \$C upload \${i%.livepatch} p/\$i > /dev/null || echo "upload \$i failed"; done
 \$C list > out/list20
-for t in C O; do eval p=\\\$\$t; measure list-20 \$t \$p list; done
+measure list-20 list
 SCRIPT
 
 out=$work/out

@@ -15,6 +15,14 @@ public sealed class ToolHost
     public Func<TransportChoice, string?, CancellationToken, Task<TransportOpenResult>> OpenTransport { get; init; } =
         (choice, path, ct) => LivepatchTransports.OpenAsync(choice, path, null, ct);
 
-    /// <summary>Waits (the tool's 60 ms pause between an action and the GET that reads its outcome).</summary>
-    public Func<TimeSpan, CancellationToken, Task> Delay { get; init; } = Task.Delay;
+    /// <summary>
+    /// Waits (the tool's 60 ms pause between an action and the GET that reads its outcome). The real one sleeps the
+    /// thread, as Xen's nanosleep does: a timer would start the runtime's timer and thread-pool threads for it.
+    /// </summary>
+    public Func<TimeSpan, CancellationToken, Task> Delay { get; init; } = (time, cancellationToken) =>
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Thread.Sleep(time);
+        return Task.CompletedTask;
+    };
 }

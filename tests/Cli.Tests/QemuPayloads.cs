@@ -33,7 +33,7 @@ internal static class QemuPayloads
         };
         // Its own build-id: Xen refuses a payload with the build-id of a loaded one (EEXIST).
         string id = output + ".build-id.bin";
-        File.WriteAllBytes(id, BuildIdNote(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(suffix))));
+        File.WriteAllBytes(id, BuildIdNote(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(suffix))[..20]));
         args.AddRange(["--update-section", $".note.gnu.build-id={id}"]);
         if (wrongDepends)
         {

@@ -105,67 +105,107 @@ public sealed class PrivcmdTransport : ISysctlTransport
     private unsafe int Call(byte[] sysctl, IReadOnlyList<WireBuffer> buffers)
     {
         ObjectDisposedException.ThrowIf(_privcmd < 0, this);
-        // Layout: [xen_sysctl][guard]([buffer][guard])*, every part page-aligned.
-        var offsets = new long[buffers.Count];
-        long size = 2L * Page;
+        // Layout: [xen_sysctl][guard]([buffer][guard])*, every part page-aligned. The mapped pages of the last call
+        // are reused when this call needs the same number of pages per buffer (GET, ACTION, GET of one action; the
+        // size probe and LIST): mapping hypercall pages costs page-table hypercalls in a PV dom0.
+        var pages = new long[buffers.Count];
+        for (int i = 0; i < buffers.Count; i++)
+            pages[i] = Pages(buffers[i].Data.Length);
+        if (_region == 0 || !pages.AsSpan().SequenceEqual(_regionPages))
+        {
+            ReleaseRegion();
+            MapRegion(pages);
+        }
+        nint region = _region;
+        nint sysctlPage = region;
+        var placed = new ulong[buffers.Count];
         for (int i = 0; i < buffers.Count; i++)
         {
+            int length = buffers[i].Data.Length;
+            placed[i] = (ulong)(region + (nint)_regionOffsets[i]);
+            if (length == 0)
+                continue;
+            var bytes = new Span<byte>((void*)placed[i], length);
+            if (buffers[i].In)
+                buffers[i].Data.CopyTo(bytes);
+            else
+                bytes.Clear();
+        }
+        var layout = Abi.Layout;
+        var op = XenSysctl.ReadLivepatch(sysctl, layout);
+        var moved = new byte[XenSysctl.SizeOf];
+        sysctl.CopyTo(moved, 0);
+        SysctlHandles.Map(op, SysctlHandles.Forward(buffers, placed)).Write(moved.AsSpan(XenSysctl.UnionOffset), layout);
+        moved.CopyTo(new Span<byte>((void*)sysctlPage, XenSysctl.SizeOf));
+
+        var hypercall = new PrivcmdNative.PrivcmdHypercall { Op = PrivcmdNative.HYPERVISOR_sysctl, Arg0 = (ulong)sysctlPage };
+        int rc;
+        do
+        {
+            rc = PrivcmdNative.Ioctl(_privcmd, PrivcmdNative.IOCTL_PRIVCMD_HYPERCALL, &hypercall);
+        }
+        while (rc < 0 && PrivcmdNative.Errno == PrivcmdNative.EINTR);
+        if (rc < 0)
+        {
+            int e = PrivcmdNative.Errno;
+            // privcmd passes Xen's negative result through as errno; ENOTTY would mean this is not privcmd.
+            if (e == 25)
+                throw new LivepatchTransportException($"{PrivcmdPath} does not take IOCTL_PRIVCMD_HYPERCALL (ENOTTY): is it Xen's privcmd device?");
+            rc = -e;
+        }
+
+        // Back: the structure as the hypervisor left it, with the caller's handles; the buffers it wrote.
+        var back = new ReadOnlySpan<byte>((void*)sysctlPage, XenSysctl.SizeOf).ToArray();
+        back.CopyTo(sysctl, 0);
+        RestoreHandles(XenSysctl.ReadLivepatch(back, layout), op).Write(sysctl.AsSpan(XenSysctl.UnionOffset), layout);
+        for (int i = 0; i < buffers.Count; i++)
+        {
+            if (buffers[i].Out && buffers[i].Data.Length > 0)
+                new ReadOnlySpan<byte>((void*)placed[i], buffers[i].Data.Length).CopyTo(buffers[i].Data);
+        }
+        return rc;
+    }
+
+    private nint _region;
+    private long _regionSize;
+    private long[] _regionPages = [];
+    private long[] _regionOffsets = [];
+
+    private void MapRegion(long[] pages)
+    {
+        var offsets = new long[pages.Length];
+        long size = 2L * Page;
+        for (int i = 0; i < pages.Length; i++)
+        {
             offsets[i] = size;
-            size += Pages(buffers[i].Data.Length) + (buffers[i].Data.Length == 0 ? 0 : Page);
+            size += pages[i] + (pages[i] == 0 ? 0 : Page);
         }
         nint region = Reserve(size);
         try
         {
-            nint sysctlPage = Commit(region, 0, Page);
-            var placed = new ulong[buffers.Count];
-            for (int i = 0; i < buffers.Count; i++)
+            Commit(region, 0, Page);
+            for (int i = 0; i < pages.Length; i++)
             {
-                int length = buffers[i].Data.Length;
-                placed[i] = (ulong)(region + (nint)offsets[i]);
-                if (length == 0)
-                    continue;
-                nint at = Commit(region, offsets[i], Pages(length));
-                if (buffers[i].In)
-                    buffers[i].Data.CopyTo(new Span<byte>((void*)at, length));
+                if (pages[i] != 0)
+                    Commit(region, offsets[i], pages[i]);
             }
-            var layout = Abi.Layout;
-            var op = XenSysctl.ReadLivepatch(sysctl, layout);
-            var moved = new byte[XenSysctl.SizeOf];
-            sysctl.CopyTo(moved, 0);
-            SysctlHandles.Map(op, SysctlHandles.Forward(buffers, placed)).Write(moved.AsSpan(XenSysctl.UnionOffset), layout);
-            moved.CopyTo(new Span<byte>((void*)sysctlPage, XenSysctl.SizeOf));
-
-            var hypercall = new PrivcmdNative.PrivcmdHypercall { Op = PrivcmdNative.HYPERVISOR_sysctl, Arg0 = (ulong)sysctlPage };
-            int rc;
-            do
-            {
-                rc = PrivcmdNative.Ioctl(_privcmd, PrivcmdNative.IOCTL_PRIVCMD_HYPERCALL, &hypercall);
-            }
-            while (rc < 0 && PrivcmdNative.Errno == PrivcmdNative.EINTR);
-            if (rc < 0)
-            {
-                int e = PrivcmdNative.Errno;
-                // privcmd passes Xen's negative result through as errno; ENOTTY would mean this is not privcmd.
-                if (e == 25)
-                    throw new LivepatchTransportException($"{PrivcmdPath} does not take IOCTL_PRIVCMD_HYPERCALL (ENOTTY): is it Xen's privcmd device?");
-                rc = -e;
-            }
-
-            // Back: the structure as the hypervisor left it, with the caller's handles; the buffers it wrote.
-            var back = new ReadOnlySpan<byte>((void*)sysctlPage, XenSysctl.SizeOf).ToArray();
-            back.CopyTo(sysctl, 0);
-            RestoreHandles(XenSysctl.ReadLivepatch(back, layout), op).Write(sysctl.AsSpan(XenSysctl.UnionOffset), layout);
-            for (int i = 0; i < buffers.Count; i++)
-            {
-                if (buffers[i].Out && buffers[i].Data.Length > 0)
-                    new ReadOnlySpan<byte>((void*)placed[i], buffers[i].Data.Length).CopyTo(buffers[i].Data);
-            }
-            return rc;
         }
-        finally
+        catch
         {
             _ = PrivcmdNative.Munmap(region, (nuint)size);
+            throw;
         }
+        _region = region;
+        _regionSize = size;
+        _regionPages = pages;
+        _regionOffsets = offsets;
+    }
+
+    private void ReleaseRegion()
+    {
+        if (_region != 0)
+            _ = PrivcmdNative.Munmap(_region, (nuint)_regionSize);
+        _region = 0;
     }
 
     // The hypervisor never changes a handle; put the caller's back (the OUT fields keep the hypervisor's values).
@@ -224,6 +264,7 @@ public sealed class PrivcmdTransport : ISysctlTransport
         {
             if (_privcmd >= 0)
             {
+                ReleaseRegion();
                 _ = PrivcmdNative.Close(_privcmd);
                 _privcmd = -1;
                 if (_bufferDevice >= 0)
