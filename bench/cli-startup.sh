@@ -57,7 +57,8 @@ measure list-20 list
 SCRIPT
 
 out=$work/out
-bash "$repo/tests/qemu/run.sh" --files "$files" --script "$work/script.sh" --out "$out" --timeout 600 >&2
+# One CPU, as the QEMU tests boot: fewer emulation threads competing with each other on the host.
+bash "$repo/tests/qemu/run.sh" --files "$files" --script "$work/script.sh" --out "$out" --timeout 600 --smp 1 >&2
 [ "$(grep -c '| CHECKED' "$out/list20" || true)" = 20 ] || { echo "cli-startup: the 20 payloads did not load:" >&2; cat "$out/run.log" >&2; exit 1; }
 
 python3 - "$out/times" "$runs" "$limit" <<'PY'
