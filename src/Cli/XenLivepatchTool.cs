@@ -1,38 +1,60 @@
+using XenLivepatch.Control;
+
 namespace XenLivepatch.Cli;
 
 /// <summary>
-/// The command dispatcher, as Xen's <c>main</c> does it: an optional leading <c>--force</c>, then the command
-/// looked up first among <c>help, list, upload, load</c> and then among <c>apply, revert, unload, replace</c>,
-/// where the argument may be any prefix of a name (Xen compares with <c>strncmp(name, arg, strlen(arg))</c>,
-/// so <c>l</c> is <c>list</c> and an empty argument is <c>help</c>). Our own commands follow, matched by their
-/// full name only, so that every abbreviation keeps meaning what it means to Xen's tool.
+/// The command dispatcher, as Xen's <c>main</c> does it: options before the command (Xen's <c>--force</c>; ours:
+/// <c>--xen</c>, <c>--sandbox PATH</c>, <c>--json</c>), then the command looked up first among
+/// <c>help, list, upload, load</c> and then among <c>apply, revert, unload, replace</c>, where the argument may be
+/// any prefix of a name (Xen 4.17 compares with <c>strncmp(name, arg, strlen(arg))</c>, so <c>l</c> is
+/// <c>list</c> and an empty argument is <c>help</c>). Our own commands follow, matched by their full name only,
+/// so that every abbreviation keeps meaning what it means to Xen's tool.
 /// </summary>
 public static class XenLivepatchTool
 {
     private static readonly string[] s_mainCommands = ["help", "list", "upload", "load"];
     private static readonly string[] s_actionCommands = ["apply", "revert", "unload", "replace"];
 
-    /// <summary>Runs the tool with <paramref name="args"/> (without the program name); returns the exit code.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>Our options that may come before the command, besides Xen's --force.</summary>
+    public const string GlobalOptionsHelp = """
+        Options before the command (ours, besides newer Xen's --force):
+          --xen                  talk to real Xen through /dev/xen/privcmd (the default when it exists)
+          --sandbox PATH         talk to the sandbox hypervisor's socket at PATH (default: $XEN_LIVEPATCH_SANDBOX,
+                                 else /run/xen-livepatch/sandbox.sock; used when /dev/xen/privcmd is absent)
+          --json                 print one JSON object on stdout instead of the texts (exit codes unchanged)
+        Our commands (full names only; '<command> --help' describes one):
+          get <name>             one payload's state, rc and metadata
+          check <payload> ...    the upload and apply checks offline, against a hypervisor image or symbol list
+          build -o OUT ...       link replacement objects into a payload for a target
+          info <payload>         what a payload holds and, with a target, what it would write
+          sandbox                run the sandbox hypervisor in the foreground, serving its socket
+          demo                   live-patch the sandbox while its vCPUs run, and show it
+
+        """;
+
+    /// <summary>Runs the tool with <paramref name="args"/> (without the program name) against the real surroundings.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) =>
+        RunAsync(args, stdout, stderr, ToolHost.Default).GetAwaiter().GetResult();
+
+    /// <summary>Runs the tool; returns the exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, ToolHost host, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        ArgumentNullException.ThrowIfNull(host);
         if (args.Length == 0)
         {
             stderr.Write(Usage.Help);
             return ExitCodes.Success;
         }
-        int at = 0;
-        bool force = false;
-        if (args[0] == "--force")
+        if (!TryOptions(args, stderr, out var options, out int at))
+            return ExitCodes.Failure;
+        if (at == args.Length)
         {
-            // Newer Xen: --force must come first and needs a command after it.
-            if (args.Length == 1)
-            {
-                stderr.Write(Usage.Help);
-                return ExitCodes.Failure;
-            }
-            force = true;
-            at = 1;
+            // Newer Xen: --force needs a command after it; so do ours.
+            stderr.Write(Usage.Help);
+            return ExitCodes.Failure;
         }
         string command = args[at];
         string[] rest = args[(at + 1)..];
@@ -41,12 +63,26 @@ public static class XenLivepatchTool
         if (command is "--help" or "-h")
         {
             stderr.Write(Usage.Help);
+            stderr.Write(GlobalOptionsHelp);
             return ExitCodes.Success;
         }
 
         string? xen = Lookup(s_mainCommands, command) ?? Lookup(s_actionCommands, command);
         if (xen != null)
-            return RunXenCommand(xen, rest, force, stdout, stderr);
+        {
+            if (xen == "help")
+            {
+                stderr.Write(Usage.Help);
+                return ExitCodes.Success;
+            }
+            // Our addition: '<command> --help' alone describes it (Xen's help text, on stderr as Xen prints it).
+            if (rest is ["--help"] or ["-h"])
+            {
+                stderr.Write(Usage.Help);
+                return ExitCodes.Success;
+            }
+            return await RunHypervisorCommand(xen, rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+        }
 
         // Our own commands: full names only.
         switch (command)
@@ -61,30 +97,94 @@ public static class XenLivepatchTool
                 return BuildCommand.Run(rest, stdout, stderr);
             case "info":
                 return InfoCommand.Run(rest, stdout, stderr);
+            case "get":
+                if (rest is ["--help"] or ["-h"])
+                {
+                    stdout.Write(GetCommand.Help);
+                    return ExitCodes.Success;
+                }
+                return await RunHypervisorCommand("get", rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
         }
 
         stderr.Write(Usage.Unrecognised(command));
         return ExitCodes.Failure;
     }
 
+    // The options before the command, in any order: --force, --xen, --sandbox PATH, --json.
+    private static bool TryOptions(string[] args, TextWriter stderr, out ToolOptions options, out int at)
+    {
+        options = new ToolOptions();
+        at = 0;
+        while (at < args.Length)
+        {
+            switch (args[at])
+            {
+                case "--force":
+                    options = options with { Force = true };
+                    at++;
+                    continue;
+                case "--json":
+                    options = options with { Json = true };
+                    at++;
+                    continue;
+                case "--xen":
+                    if (options.Transport == TransportChoice.Sandbox)
+                        return Conflict(stderr);
+                    options = options with { Transport = TransportChoice.Xen };
+                    at++;
+                    continue;
+                case "--sandbox":
+                    if (options.Transport == TransportChoice.Xen)
+                        return Conflict(stderr);
+                    if (at + 1 >= args.Length)
+                    {
+                        stderr.Write("xen-livepatch: --sandbox needs the socket's path: --sandbox PATH <command> ...\n");
+                        return false;
+                    }
+                    options = options with { Transport = TransportChoice.Sandbox, SandboxPath = args[at + 1] };
+                    at += 2;
+                    continue;
+            }
+            break;
+        }
+        return true;
+    }
+
+    private static bool Conflict(TextWriter stderr)
+    {
+        stderr.Write("xen-livepatch: --xen and --sandbox exclude each other: give one\n");
+        return false;
+    }
+
     /// <summary>The first name of which <paramref name="arg"/> is a prefix, as Xen's strncmp lookup finds it.</summary>
     internal static string? Lookup(string[] names, string arg) =>
         Array.Find(names, n => n.StartsWith(arg, StringComparison.Ordinal));
 
-    private static int RunXenCommand(string command, string[] args, bool force, TextWriter stdout, TextWriter stderr)
+    private static async Task<int> RunHypervisorCommand(string command, string[] args, ToolOptions options, TextWriter stdout, TextWriter stderr,
+        ToolHost host, CancellationToken cancellationToken)
     {
-        if (command == "help")
+        bool json = options.Json || (command == "get" && args.Contains("--json"));
+        await using var session = new Session(command, options with { Json = json }, stdout, stderr, host, cancellationToken);
+        int result;
+        try
         {
-            stderr.Write(Usage.Help);
-            return ExitCodes.Success;
+            result = command switch
+            {
+                "list" => await XenCommands.ListAsync(session, args).ConfigureAwait(false),
+                "upload" => await XenCommands.UploadAsync(session, args).ConfigureAwait(false),
+                "load" => await XenCommands.LoadAsync(session, args).ConfigureAwait(false),
+                "get" => await GetCommand.RunAsync(session, args).ConfigureAwait(false),
+                _ => await XenCommands.ActionAsync(session, args, XenCommands.ActionIndex(command)).ConfigureAwait(false),
+            };
         }
-        _ = force;
-        _ = args;
-        _ = stdout;
-        // The hypervisor connection (privcmd, sandbox socket) arrives with the toolstack; until one is
-        // reachable, say so the way Xen's tool does when it cannot open its handle.
-        stderr.Write("xen-livepatch: no hypervisor to talk to: /dev/xen/privcmd is absent and this build has no other transport\n");
-        stderr.Write("failed to get the handler\n");
-        return ExitCodes.Failure;
+        catch (LivepatchTransportException e)
+        {
+            stderr.Write($"xen-livepatch: {e.Message}\n");
+            return ExitCodes.Failure;
+        }
+        int exit = ExitCodes.FromResult(result);
+        if (json)
+            stdout.Write(command == "get" ? GetCommand.Json(session, exit) : JsonReport.Write(session, exit));
+        return exit;
     }
 }

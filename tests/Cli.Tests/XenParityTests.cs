@@ -96,7 +96,13 @@ public class XenParityTests
     [Fact]
     public void Help_options_are_our_addition()
     {
-        Assert.Equal(CliRun.Ours("help"), CliRun.Ours("--help"));
-        Assert.Equal(CliRun.Ours("help"), CliRun.Ours("-h"));
+        // Xen's text, then our options and commands.
+        var ours = CliRun.Ours("--help");
+        Assert.Equal(new CliRun(0, "", Usage.Help + XenLivepatchTool.GlobalOptionsHelp), ours);
+        Assert.Equal(ours, CliRun.Ours("-h"));
+        Assert.Contains("--sandbox PATH", ours.Stderr, StringComparison.Ordinal);
+        // After one of Xen's commands, alone, it prints Xen's help and succeeds.
+        Assert.Equal(new CliRun(0, "", Usage.Help), CliRun.Ours("apply", "--help"));
+        Assert.Equal(new CliRun(0, "", Usage.Help), CliRun.Ours("list", "-h"));
     }
 }

@@ -106,9 +106,10 @@ public static class XenQemu
     /// <paramref name="script"/> there with <c>sh</c> (cwd <c>/work</c>, Debian's <c>xen-livepatch</c> on PATH) and
     /// returns what it wrote under <c>/work/out</c>. Throws, with the end of the serial console, when the boot
     /// fails or takes longer than <paramref name="timeout"/> (default five minutes); a script that fails is not an
-    /// error: see <see cref="XenQemuResult.ScriptExitCode"/>.
+    /// error: see <see cref="XenQemuResult.ScriptExitCode"/>. <paramref name="options"/> are more run.sh options
+    /// (for example <c>--smp 1</c>: with one CPU, Xen's apply/revert rendezvous cannot time out on a busy host).
     /// </summary>
-    public static XenQemuResult Run(string filesDirectory, string script, TimeSpan? timeout = null)
+    public static XenQemuResult Run(string filesDirectory, string script, TimeSpan? timeout = null, IReadOnlyList<string>? options = null)
     {
         EnsureFetched();
         var limit = timeout ?? TimeSpan.FromMinutes(5);
@@ -120,6 +121,8 @@ public static class XenQemu
             "--timeout", ((int)Math.Ceiling(limit.TotalSeconds)).ToString(CultureInfo.InvariantCulture), "--cache", CacheDirectory };
         if (!string.IsNullOrEmpty(filesDirectory))
             args.AddRange(["--files", filesDirectory]);
+        if (options != null)
+            args.AddRange(options);
         var r = Exec("bash", args, limit + TimeSpan.FromMinutes(2));
         if (r.ExitCode != 0)
         {

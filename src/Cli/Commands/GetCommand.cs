@@ -1,0 +1,95 @@
+using System.Text;
+using System.Text.Json;
+using XenLivepatch.Abi;
+using XenLivepatch.Control;
+
+namespace XenLivepatch.Cli;
+
+/// <summary><c>xen-livepatch get &lt;name&gt;</c> (ours): one payload's state and rc, from one GET.</summary>
+internal static class GetCommand
+{
+    public const string Help = """
+        Usage: xen-livepatch [--xen | --sandbox PATH] [--json] get <name> [--json]
+        Prints the state of payload <name> as the hypervisor reports it (XEN_SYSCTL_LIVEPATCH_GET):
+          <name>: CHECKED|APPLIED                        when its last action succeeded
+          <name>: <STATE> (rc <n>: <ERRNO> <message>)    when its last action failed, or runs (rc -11, EAGAIN)
+        A name the hypervisor does not know prints Xen's "Failed to get status of <name>." and its error.
+        Exit status: 0 found, 2 an action is in progress, 1 anything else (Xen's codes).
+          --json                 one JSON object: name, state, state_value, rc, in_progress, errno, error, message
+
+        """;
+
+    public static async Task<int> RunAsync(Session s, string[] args)
+    {
+        var rest = args.Where(a => a != "--json").ToArray();
+        if (rest.Length != 1 || rest[0].StartsWith('-'))
+        {
+            s.Err("xen-livepatch get: give one payload name (see 'xen-livepatch get --help')\n");
+            return -1;
+        }
+        string name = rest[0];
+        var step = s.Begin("get", name);
+        var client = await s.ClientAsync().ConfigureAwait(false);
+        if (client == null)
+            return -1;
+        var get = await client.GetAsync(name, s.CancellationToken).ConfigureAwait(false);
+        bool json = s.Json || args.Contains("--json");
+        if (!get.Result.Succeeded)
+        {
+            step.Errno = get.Result.Errno;
+            if (json)
+                s.Current!.Messages.Add($"Failed to get status of {name}.");
+            else
+                s.Err($"Failed to get status of {name}.\nError {get.Result.Errno}: {Native.StrError(get.Result.Errno)}\n");
+            return get.Result.Errno;
+        }
+        step.State = get.Status.State;
+        step.Rc = get.Status.Rc;
+        step.Outcome = "completed";
+        if (!json)
+        {
+            string rc = get.Status.Rc == 0 ? "" : $" (rc {get.Status.Rc}: {XenErrors.Name(-get.Status.Rc)} {Native.StrError(-get.Status.Rc)})";
+            s.Out($"{name}: {XenCommands.StateName(get.Status.State)}{rc}\n");
+        }
+        return get.InProgress ? (int)XenErrno.EAGAIN : 0;
+    }
+
+    /// <summary>The JSON object of a GET (the one thing <c>get --json</c> prints).</summary>
+    public static string Json(Session s, int exitCode)
+    {
+        var step = s.Steps.LastOrDefault();
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("command", "get");
+            w.WriteNumber("exit_code", exitCode);
+            if (s.HandlerFailure is var (problem, advice))
+            {
+                w.WriteStartObject("transport_error");
+                w.WriteString("problem", problem);
+                w.WriteString("advice", advice);
+                w.WriteEndObject();
+            }
+            if (step != null)
+            {
+                w.WriteString("name", step.Name);
+                if (step.State is uint state)
+                {
+                    w.WriteString("state", XenCommands.StateName(state));
+                    w.WriteNumber("state_value", state);
+                    w.WriteNumber("rc", step.Rc ?? 0);
+                    w.WriteBoolean("in_progress", step.Rc == -(int)XenErrno.EAGAIN);
+                    JsonReport.Errno(w, step.Rc < 0 ? -step.Rc : null);
+                }
+                else
+                {
+                    w.WriteNull("state");
+                    JsonReport.Errno(w, step.Errno);
+                }
+            }
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+}

@@ -1,0 +1,109 @@
+using System.Text;
+using System.Text.Json;
+using XenLivepatch.Control;
+
+namespace XenLivepatch.Cli;
+
+/// <summary>
+/// <c>--json</c>: one JSON object on stdout for a hypervisor command (exit codes unchanged). Shapes:
+/// <code>
+/// {"command": "apply", "exit_code": 0, "steps": [{"op": "apply", "name": "x", "outcome": "completed",
+///   "state": "APPLIED", "rc": 0, "errno": null, "error": null, "message": null, "messages": []}]}
+/// {"command": "list", "exit_code": 0, "payloads": [{"name": "x", "state": "APPLIED", "state_value": 2, "rc": 0,
+///   "errno": null, "error": null, "metadata": ["LIVEPATCH_RULEZ"]}], "steps": [...]}
+/// {"command": "list", "exit_code": 1, "transport_error": {"problem": "...", "advice": "..."}}
+/// </code>
+/// <c>outcome</c> is completed, no-action or failed; <c>messages</c> are the lines Xen's tool prints on stderr.
+/// </summary>
+internal static class JsonReport
+{
+    public static string Write(Session s, int exitCode)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("command", s.Command);
+            w.WriteNumber("exit_code", exitCode);
+            if (s.HandlerFailure is var (problem, advice))
+            {
+                w.WriteStartObject("transport_error");
+                w.WriteString("problem", problem);
+                w.WriteString("advice", advice);
+                w.WriteEndObject();
+            }
+            if (s.Warning != null)
+                w.WriteString("warning", s.Warning);
+            if (s.Listed != null)
+            {
+                w.WriteStartArray("payloads");
+                foreach (var e in s.Listed)
+                    Payload(w, e);
+                w.WriteEndArray();
+            }
+            w.WriteStartArray("steps");
+            foreach (var step in s.Steps)
+                Step(w, step);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    private static void Payload(Utf8JsonWriter w, LivepatchListEntry e)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", e.Name);
+        w.WriteString("state", XenCommands.StateName(e.Status.State));
+        w.WriteNumber("state_value", e.Status.State);
+        w.WriteNumber("rc", e.Status.Rc);
+        Errno(w, e.Status.Rc < 0 ? -e.Status.Rc : null);
+        w.WriteStartArray("metadata");
+        foreach (string m in e.MetadataStrings)
+            w.WriteStringValue(m);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    private static void Step(Utf8JsonWriter w, StepRecord step)
+    {
+        w.WriteStartObject();
+        w.WriteString("op", step.Op);
+        if (step.Name != null)
+            w.WriteString("name", step.Name);
+        if (step.File != null)
+            w.WriteString("file", step.File);
+        w.WriteString("outcome", step.Outcome);
+        if (step.State is uint state)
+            w.WriteString("state", XenCommands.StateName(state));
+        else
+            w.WriteNull("state");
+        if (step.Rc is int rc)
+            w.WriteNumber("rc", rc);
+        else
+            w.WriteNull("rc");
+        Errno(w, step.Errno is > 0 ? step.Errno : null);
+        w.WriteStartArray("messages");
+        foreach (string m in step.Messages)
+            w.WriteStringValue(m);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>"errno", "error" (its name) and "message" (strerror), or nulls.</summary>
+    public static void Errno(Utf8JsonWriter w, int? errno)
+    {
+        if (errno is int e)
+        {
+            w.WriteNumber("errno", e);
+            w.WriteString("error", XenErrors.Name(e));
+            w.WriteString("message", Native.StrError(e));
+        }
+        else
+        {
+            w.WriteNull("errno");
+            w.WriteNull("error");
+            w.WriteNull("message");
+        }
+    }
+}

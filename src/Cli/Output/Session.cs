@@ -1,0 +1,124 @@
+using XenLivepatch.Control;
+
+namespace XenLivepatch.Cli;
+
+/// <summary>The options that come before the command.</summary>
+/// <param name="Force">--force: LIVEPATCH_FLAG_FORCE on upload (newer Xen's option).</param>
+/// <param name="Json">--json: one JSON object on stdout instead of Xen's texts (our addition).</param>
+/// <param name="Transport">--xen or --sandbox: which hypervisor (default: privcmd if present, else the sandbox).</param>
+/// <param name="SandboxPath">--sandbox PATH: the sandbox socket.</param>
+public sealed record ToolOptions(bool Force = false, bool Json = false, TransportChoice Transport = TransportChoice.Auto, string? SandboxPath = null);
+
+/// <summary>What one step of a command did, for <c>--json</c>.</summary>
+internal sealed class StepRecord
+{
+    public required string Op { get; init; }
+    public string? Name { get; set; }
+    public string? File { get; set; }
+    /// <summary>"completed", "failed" or "no-action".</summary>
+    public string Outcome { get; set; } = "failed";
+    public int? Errno { get; set; }
+    public uint? State { get; set; }
+    public int? Rc { get; set; }
+    public List<string> Messages { get; } = [];
+}
+
+/// <summary>
+/// One run of a hypervisor command: the writers (Xen's texts go out as they happen, stdout unflushed text
+/// included, as the C tool's unbuffered stdout does), the steps recorded for <c>--json</c>, and the client,
+/// opened on first use.
+/// </summary>
+internal sealed class Session : IAsyncDisposable
+{
+    private readonly TextWriter _stdout;
+    private readonly TextWriter _stderr;
+    private readonly ToolHost _host;
+    private readonly CancellationToken _cancellationToken;
+    private LivepatchClient? _client;
+
+    public Session(string command, ToolOptions options, TextWriter stdout, TextWriter stderr, ToolHost host, CancellationToken cancellationToken)
+    {
+        Command = command;
+        Options = options;
+        _stdout = stdout;
+        _stderr = stderr;
+        _host = host;
+        _cancellationToken = cancellationToken;
+    }
+
+    public string Command { get; }
+    public ToolOptions Options { get; }
+    public bool Json => Options.Json;
+    public CancellationToken CancellationToken => _cancellationToken;
+    public List<StepRecord> Steps { get; } = [];
+    public StepRecord? Current { get; private set; }
+
+    /// <summary>Set when no transport could be opened: (problem, advice).</summary>
+    public (string Problem, string Advice)? HandlerFailure { get; private set; }
+
+    /// <summary>Set when the transport opened with a warning (not privileged, no live patching).</summary>
+    public string? Warning { get; private set; }
+
+    /// <summary>The list a <c>list</c> printed, for <c>--json</c>.</summary>
+    public IReadOnlyList<LivepatchListEntry>? Listed { get; set; }
+
+    public StepRecord Begin(string op, string? name = null)
+    {
+        Current = new StepRecord { Op = op, Name = name };
+        Steps.Add(Current);
+        return Current;
+    }
+
+    /// <summary>Xen's stdout text (nothing in JSON mode).</summary>
+    public void Out(string text)
+    {
+        if (!Json)
+            _stdout.Write(text);
+    }
+
+    /// <summary>Xen's stderr text (in JSON mode it becomes the current step's messages).</summary>
+    public void Err(string text)
+    {
+        if (!Json)
+        {
+            _stderr.Write(text);
+            return;
+        }
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            (Current ?? Begin(Command)).Messages.Add(line);
+    }
+
+    /// <summary>Xen's help text, on stderr (in JSON mode too: it is not a result).</summary>
+    public void Help() => _stderr.Write(Usage.Help);
+
+    /// <summary>
+    /// The client, opening the transport on first use. Null when none can be opened: then the problem and the
+    /// way out are on stderr, followed by Xen's own line "failed to get the handler".
+    /// </summary>
+    public async Task<LivepatchClient?> ClientAsync()
+    {
+        if (_client != null || HandlerFailure != null)
+            return _client;
+        var opened = await _host.OpenTransport(Options.Transport, Options.SandboxPath, _cancellationToken).ConfigureAwait(false);
+        if (opened.Transport == null)
+        {
+            HandlerFailure = (opened.Problem ?? "no transport", opened.Advice ?? "");
+            if (!Json)
+                _stderr.Write($"xen-livepatch: {opened.Problem}\n  {opened.Advice}\nfailed to get the handler\n");
+            return null;
+        }
+        Warning = opened.Warning;
+        if (Warning != null && !Json)
+            _stderr.Write($"xen-livepatch: warning: {Warning}\n");
+        _client = new LivepatchClient(opened.Transport);
+        return _client;
+    }
+
+    public Task Delay(TimeSpan time) => _host.Delay(time, _cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_client != null)
+            await _client.DisposeAsync().ConfigureAwait(false);
+    }
+}

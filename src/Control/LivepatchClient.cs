@@ -1,0 +1,367 @@
+using System.Buffers.Binary;
+using System.Text;
+using XenLivepatch.Abi;
+
+namespace XenLivepatch.Control;
+
+/// <summary>
+/// The live patching calls of libxenctrl (tools/libs/ctrl/xc_misc.c) as an async .NET API over one
+/// <see cref="ISysctlTransport"/>: the same sysctls, the same checks before the hypercall, the same list retry
+/// rules (reference §5.2). Results are values carrying Xen's errno (<see cref="LivepatchResult"/>); exceptions
+/// mean the transport itself failed (<see cref="LivepatchTransportException"/>) or the call was cancelled.
+/// Not thread-safe: one call at a time per client, as with one <c>xc_interface</c>.
+/// </summary>
+public sealed class LivepatchClient : IAsyncDisposable
+{
+    /// <summary>The action timeout Xen's tool passes: 30 ms, in ns (the hypervisor's default is the same).</summary>
+    public const uint ToolTimeoutNs = 30_000_000;
+
+    /// <summary>How often <see cref="ListAllAsync"/> re-reads the list after it changed (libxc's limit: the 5th change fails).</summary>
+    public const int MaxListRetries = 4;
+
+    private readonly bool _ownsTransport;
+
+    /// <summary>Creates a client over <paramref name="transport"/>; disposing the client disposes the transport when <paramref name="ownsTransport"/>.</summary>
+    public LivepatchClient(ISysctlTransport transport, bool ownsTransport = true)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        Transport = transport;
+        _ownsTransport = ownsTransport;
+    }
+
+    /// <summary>The transport.</summary>
+    public ISysctlTransport Transport { get; }
+
+    /// <summary>The dialect spoken (the hypervisor's sysctl interface version and layout).</summary>
+    public LivepatchAbi Abi => Transport.Abi;
+
+    /// <inheritdoc/>
+    public ValueTask DisposeAsync() => _ownsTransport ? Transport.DisposeAsync() : ValueTask.CompletedTask;
+
+    /// <summary>
+    /// XEN_SYSCTL_LIVEPATCH_UPLOAD (<c>xc_livepatch_upload</c>): uploads <paramref name="payload"/> under
+    /// <paramref name="name"/>; the hypervisor checks and loads it synchronously. With <paramref name="force"/> the
+    /// op carries LIVEPATCH_FLAG_FORCE, as newer Xen's tool sends for <c>--force</c> (hypervisors before 4.19 have a
+    /// <c>pad</c> word there and answer -EINVAL).
+    /// </summary>
+    public async Task<LivepatchResult> UploadAsync(string name, ReadOnlyMemory<byte> payload, bool force = false, CancellationToken cancellationToken = default)
+    {
+        if (!TryEncodeName(name, out byte[] nameBytes))
+            return new LivepatchResult(LivepatchCall.Upload, -(int)XenErrno.EINVAL, Local: true);
+        var buffers = new GuestLayout();
+        var nameBuffer = buffers.In(nameBytes);
+        // libxc's size parameter is a uint32_t, although the ABI field is 64 bits wide.
+        var data = buffers.In(payload.ToArray());
+        var op = new SysctlLivepatchOp
+        {
+            Cmd = LivepatchSubOp.Upload,
+            Flags = force ? (uint)LivepatchOpFlags.Force : 0,
+            Upload = new SysctlLivepatchUpload(Name(nameBuffer), (uint)payload.Length, data.Address),
+        };
+        int rc = await CallAsync(op, buffers, cancellationToken).ConfigureAwait(false);
+        return new LivepatchResult(LivepatchCall.Upload, rc);
+    }
+
+    /// <summary>XEN_SYSCTL_LIVEPATCH_GET (<c>xc_livepatch_get</c>): the payload's state and rc, or -ENOENT.</summary>
+    public async Task<LivepatchStatusResult> GetAsync(string name, CancellationToken cancellationToken = default)
+    {
+        if (!TryEncodeName(name, out byte[] nameBytes))
+            return new LivepatchStatusResult(new LivepatchResult(LivepatchCall.Get, -(int)XenErrno.EINVAL, Local: true), default);
+        var buffers = new GuestLayout();
+        var nameBuffer = buffers.In(nameBytes);
+        var op = new SysctlLivepatchOp { Cmd = LivepatchSubOp.Get, Get = new SysctlLivepatchGet(Name(nameBuffer), default) };
+        byte[] sysctl = XenSysctl.EncodeLivepatch(Abi, op);
+        int rc = await Transport.CallAsync(sysctl, buffers.Buffers, cancellationToken).ConfigureAwait(false);
+        // xc_livepatch_get copies the status back whatever the result.
+        var status = XenSysctl.ReadLivepatch(sysctl, Abi.Layout).Get.Status;
+        return new LivepatchStatusResult(new LivepatchResult(LivepatchCall.Get, rc), status);
+    }
+
+    /// <summary>
+    /// XEN_SYSCTL_LIVEPATCH_ACTION (<c>xc_livepatch_{apply,revert,unload,replace}</c>): schedules
+    /// <paramref name="action"/>. A result of 0 means the hypervisor accepted it; the action's own outcome then
+    /// appears in the payload's rc (poll <see cref="GetAsync"/>, or use <see cref="WaitAsync"/>).
+    /// <paramref name="timeoutNs"/> 0 is the hypervisor's default (30 ms).
+    /// </summary>
+    public async Task<LivepatchResult> ActionAsync(string name, LivepatchAction action, uint timeoutNs = 0,
+        LivepatchActionFlags flags = LivepatchActionFlags.None, CancellationToken cancellationToken = default)
+    {
+        if (!TryEncodeName(name, out byte[] nameBytes))
+            return new LivepatchResult(LivepatchCall.Action, -(int)XenErrno.EINVAL, Local: true);
+        // The 2016 action structure has no flags word: such a hypervisor cannot honour them.
+        if (flags != LivepatchActionFlags.None && Abi.Layout == SysctlLayout.Seed2016)
+            return new LivepatchResult(LivepatchCall.Action, -(int)XenErrno.EOPNOTSUPP, Local: true);
+        var buffers = new GuestLayout();
+        var nameBuffer = buffers.In(nameBytes);
+        var op = new SysctlLivepatchOp
+        {
+            Cmd = LivepatchSubOp.Action,
+            Action = new SysctlLivepatchAction { Name = Name(nameBuffer), Cmd = (uint)action, Timeout = timeoutNs, Flags = (uint)flags },
+        };
+        int rc = await CallAsync(op, buffers, cancellationToken).ConfigureAwait(false);
+        return new LivepatchResult(LivepatchCall.Action, rc);
+    }
+
+    /// <summary>APPLY (<c>xc_livepatch_apply</c>); <see cref="LivepatchActionFlags.ApplyNoDeps"/> skips the payload-to-payload build-id check.</summary>
+    public Task<LivepatchResult> ApplyAsync(string name, uint timeoutNs = 0, LivepatchActionFlags flags = LivepatchActionFlags.None, CancellationToken cancellationToken = default) =>
+        ActionAsync(name, LivepatchAction.Apply, timeoutNs, flags, cancellationToken);
+
+    /// <summary>REVERT (<c>xc_livepatch_revert</c>).</summary>
+    public Task<LivepatchResult> RevertAsync(string name, uint timeoutNs = 0, CancellationToken cancellationToken = default) =>
+        ActionAsync(name, LivepatchAction.Revert, timeoutNs, LivepatchActionFlags.None, cancellationToken);
+
+    /// <summary>UNLOAD (<c>xc_livepatch_unload</c>); synchronous in the hypervisor.</summary>
+    public Task<LivepatchResult> UnloadAsync(string name, uint timeoutNs = 0, CancellationToken cancellationToken = default) =>
+        ActionAsync(name, LivepatchAction.Unload, timeoutNs, LivepatchActionFlags.None, cancellationToken);
+
+    /// <summary>REPLACE (<c>xc_livepatch_replace</c>): revert every applied payload, then apply this one.</summary>
+    public Task<LivepatchResult> ReplaceAsync(string name, uint timeoutNs = 0, CancellationToken cancellationToken = default) =>
+        ActionAsync(name, LivepatchAction.Replace, timeoutNs, LivepatchActionFlags.None, cancellationToken);
+
+    /// <summary>
+    /// Polls GET every <paramref name="pollInterval"/> while the payload's rc is -EAGAIN (an action in progress),
+    /// for at most <paramref name="timeout"/>. Returns the last GET: <see cref="LivepatchStatusResult.InProgress"/>
+    /// is still true when the time ran out.
+    /// </summary>
+    public async Task<LivepatchStatusResult> WaitAsync(string name, TimeSpan pollInterval, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var get = await GetAsync(name, cancellationToken).ConfigureAwait(false);
+            if (!get.InProgress || DateTime.UtcNow >= deadline)
+                return get;
+            await Task.Delay(pollInterval, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// <c>xc_livepatch_list_get_sizes</c>: a LIST with <c>nr = 0</c>, answering how many payloads there are and
+    /// how many bytes their names and metadata take.
+    /// </summary>
+    public async Task<LivepatchListSizes> GetListSizesAsync(CancellationToken cancellationToken = default)
+    {
+        var op = new SysctlLivepatchOp { Cmd = LivepatchSubOp.List, List = new SysctlLivepatchList() };
+        byte[] sysctl = XenSysctl.EncodeLivepatch(Abi, op);
+        int rc = await Transport.CallAsync(sysctl, [], cancellationToken).ConfigureAwait(false);
+        var result = new LivepatchResult(LivepatchCall.ListSizes, rc);
+        if (rc != 0)
+            return new LivepatchListSizes(result with { Rc = rc > 0 ? -(int)XenErrno.EOVERFLOW : rc }, 0, 0, 0, 0);
+        var list = XenSysctl.ReadLivepatch(sysctl, Abi.Layout).List;
+        return new LivepatchListSizes(result, list.Nr, list.NameTotalSize, list.MetadataTotalSize, list.Version);
+    }
+
+    /// <summary>
+    /// <c>xc_livepatch_list</c>: reads up to <paramref name="max"/> entries from index <paramref name="start"/> into
+    /// buffers of <paramref name="nameTotalSize"/> and <paramref name="metadataTotalSize"/> bytes (from
+    /// <see cref="GetListSizesAsync"/>), in batches, with libxc's rules:
+    /// <list type="bullet">
+    /// <item>each batch asks for <c>min(max - done, batch)</c> entries, passing the room left in the buffers;</item>
+    /// <item>-E2BIG halves the batch (and gives up once it is 1);</item>
+    /// <item>a changed list version restarts from scratch; the 5th change fails with -EBUSY;</item>
+    /// <item>a batch answering more entries than asked fails with -EOVERFLOW;</item>
+    /// <item>-ENOBUFS (Xen 4.21+: the list outgrew the buffers) and any other error end the call.</item>
+    /// </list>
+    /// It stops when <paramref name="max"/> entries are in or the hypervisor has none left. Unlike libxc, a restart
+    /// also rewinds the index and the buffer offsets, and later batches continue from <c>start + done</c>.
+    /// </summary>
+    public async Task<LivepatchList> ListAsync(uint max, uint start, uint nameTotalSize, uint metadataTotalSize, CancellationToken cancellationToken = default)
+    {
+        if (max == 0)
+            return Failed(-(int)XenErrno.EINVAL, local: true);
+        if (nameTotalSize == 0)
+            return Failed(-(int)XenErrno.ENOENT, local: true);
+        bool seed = Abi.Layout == SysctlLayout.Seed2016;
+        var entries = new List<LivepatchListEntry>();
+        uint batch = max, version = 0, left = 0, nameUsed = 0, metadataUsed = 0;
+        int retries = 0;
+        while (true)
+        {
+            uint nr = Math.Min(max - (uint)entries.Count, batch);
+            uint nameRoom = nameTotalSize - nameUsed, metadataRoom = metadataTotalSize - metadataUsed;
+            var buffers = new GuestLayout();
+            var status = buffers.Out(checked((int)nr * XenLivepatchStatus.SizeOf));
+            // The 2016 layout has fixed 128-byte name slots and no metadata.
+            var names = buffers.Out(seed ? checked((int)nr * Livepatch.NameSize) : (int)nameRoom);
+            var lengths = buffers.Out(checked((int)nr * 4));
+            var metadata = seed ? null : buffers.Out((int)metadataRoom);
+            var metadataLengths = seed ? null : buffers.Out(checked((int)nr * 4));
+            var op = new SysctlLivepatchOp
+            {
+                Cmd = LivepatchSubOp.List,
+                List = new SysctlLivepatchList
+                {
+                    Idx = start + (uint)entries.Count,
+                    Nr = nr,
+                    // Buffer sizes on input since Xen 4.21 (interface 0x16); earlier hypervisors overwrite them.
+                    NameTotalSize = seed ? 0 : nameRoom,
+                    MetadataTotalSize = seed ? 0 : metadataRoom,
+                    Status = status.Address,
+                    Name = names.Address,
+                    Len = lengths.Address,
+                    Metadata = metadata?.Address ?? 0,
+                    MetadataLen = metadataLengths?.Address ?? 0,
+                },
+            };
+            byte[] sysctl = XenSysctl.EncodeLivepatch(Abi, op);
+            int rc = await Transport.CallAsync(sysctl, buffers.Buffers, cancellationToken).ConfigureAwait(false);
+            if (rc == -(int)XenErrno.E2BIG)
+            {
+                if (batch <= 1)
+                    return Failed(rc, entries, left, version);
+                batch >>= 1;
+                continue;
+            }
+            var reply = XenSysctl.ReadLivepatch(sysctl, Abi.Layout).List;
+            if (rc < 0)
+            {
+                // Xen copies the structure back on errors too: its version tells whether the list changed.
+                return Failed(rc, entries, left, reply.Version != 0 ? reply.Version : version);
+            }
+            if (version == 0)
+                version = reply.Version;
+            // No progress while entries remain counts as a change too, so that a list that keeps shrinking under
+            // us cannot make this loop forever.
+            if (reply.Version != version || (rc == 0 && reply.Nr != 0 && entries.Count < max))
+            {
+                if (retries++ >= MaxListRetries)
+                    return Failed(-(int)XenErrno.EBUSY, entries, left, version);
+                entries.Clear();
+                nameUsed = metadataUsed = 0;
+                version = reply.Version;
+                continue;
+            }
+            if (rc > nr)
+                return Failed(-(int)XenErrno.EOVERFLOW, entries, left, version);
+            left = reply.Nr;
+            uint nameWritten = seed ? 0 : reply.NameTotalSize, metadataWritten = seed ? 0 : reply.MetadataTotalSize;
+            if (nameWritten > nameRoom || metadataWritten > metadataRoom ||
+                !TryParseBatch(rc, seed, status.Data, names.Data, nameWritten, lengths.Data, metadata?.Data, metadataWritten, metadataLengths?.Data, entries))
+            {
+                // The hypervisor says it wrote more than the buffers hold, or the lengths do not add up.
+                return Failed(-(int)XenErrno.EOVERFLOW, entries, left, version);
+            }
+            nameUsed += nameWritten;
+            metadataUsed += metadataWritten;
+            if (entries.Count >= max || left == 0)
+                return new LivepatchList(new LivepatchResult(LivepatchCall.List, 0), entries, left, version);
+        }
+    }
+
+    /// <summary>
+    /// Every payload, as a management tool wants it: a size probe, then <see cref="ListAsync"/> for that many
+    /// entries. When the list changed in between (it grew, or Xen 4.21+ answered -ENOBUFS) it probes again, up
+    /// to <see cref="MaxListRetries"/> times, then answers -EBUSY. The result's call is the one that failed.
+    /// </summary>
+    public async Task<LivepatchList> ListAllAsync(CancellationToken cancellationToken = default)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            var sizes = await GetListSizesAsync(cancellationToken).ConfigureAwait(false);
+            if (!sizes.Result.Succeeded)
+                return new LivepatchList(sizes.Result, [], 0, 0);
+            if (sizes.Count == 0)
+                return new LivepatchList(new LivepatchResult(LivepatchCall.List, 0), [], 0, sizes.Version);
+            var list = await ListAsync(sizes.Count, 0, Math.Max(sizes.NameTotalSize, 1), sizes.MetadataTotalSize, cancellationToken).ConfigureAwait(false);
+            // Changed under us: Xen 4.21+ says so (-ENOBUFS); Xen 4.17 may write past buffers sized from the probe (the
+            // guard pages make that -EFAULT) or leave entries over.
+            bool changed = list.Result.Rc == -(int)XenErrno.ENOBUFS
+                || (list.Result.Rc == -(int)XenErrno.EFAULT && list.Version != sizes.Version)
+                || (list.Result.Succeeded && list.Left != 0);
+            if (!changed)
+                return list;
+            if (attempt >= MaxListRetries)
+                return list with { Result = new LivepatchResult(LivepatchCall.List, -(int)XenErrno.EBUSY) };
+        }
+    }
+
+    private static LivepatchList Failed(int rc, List<LivepatchListEntry>? entries = null, uint left = 0, uint version = 0, bool local = false) =>
+        new(new LivepatchResult(LivepatchCall.List, rc, local), entries ?? [], left, version);
+
+    private static bool TryParseBatch(int count, bool seed, byte[] status, byte[] names, uint namesWritten, byte[] lengths,
+        byte[]? metadata, uint metadataWritten, byte[]? metadataLengths, List<LivepatchListEntry> entries)
+    {
+        uint nameAt = 0, metadataAt = 0;
+        for (int k = 0; k < count; k++)
+        {
+            var st = XenLivepatchStatus.Read(status.AsSpan(k * XenLivepatchStatus.SizeOf));
+            uint len = BinaryPrimitives.ReadUInt32LittleEndian(lengths.AsSpan(k * 4));
+            byte[] name;
+            byte[] meta = [];
+            if (seed)
+            {
+                // 2016: each name in its own 128-byte slot; len excludes the NUL.
+                if (len >= Livepatch.NameSize)
+                    return false;
+                name = names.AsSpan(k * Livepatch.NameSize, (int)len).ToArray();
+            }
+            else
+            {
+                // 4.14+: names back to back, len includes the NUL.
+                if (len == 0 || len > namesWritten - nameAt)
+                    return false;
+                var slice = names.AsSpan((int)nameAt, (int)len);
+                int nul = slice.IndexOf((byte)0);
+                name = slice[..(nul < 0 ? slice.Length : nul)].ToArray();
+                nameAt += len;
+                uint mlen = BinaryPrimitives.ReadUInt32LittleEndian(metadataLengths!.AsSpan(k * 4));
+                if (mlen > metadataWritten - metadataAt)
+                    return false;
+                meta = metadata!.AsSpan((int)metadataAt, (int)mlen).ToArray();
+                metadataAt += mlen;
+            }
+            entries.Add(new LivepatchListEntry(Encoding.UTF8.GetString(name), name, st, meta));
+        }
+        return seed || (nameAt == namesWritten && metadataAt == metadataWritten);
+    }
+
+    private async Task<int> CallAsync(SysctlLivepatchOp op, GuestLayout buffers, CancellationToken cancellationToken)
+    {
+        byte[] sysctl = XenSysctl.EncodeLivepatch(Abi, op);
+        return await Transport.CallAsync(sysctl, buffers.Buffers, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static XenLivepatchName Name(WireBuffer name) => new(name.Address, (ushort)name.Data.Length);
+
+    /// <summary>
+    /// A name as libxc sends it: its bytes (UTF-8, as the command line gives them) and a NUL, at most
+    /// <see cref="Livepatch.NameSize"/> bytes in all; longer names get EINVAL before any hypercall.
+    /// </summary>
+    public static bool TryEncodeName(string name, out byte[] bytes)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        int length = Encoding.UTF8.GetByteCount(name);
+        if (length + 1 > Livepatch.NameSize)
+        {
+            bytes = [];
+            return false;
+        }
+        bytes = new byte[length + 1];
+        Encoding.UTF8.GetBytes(name, bytes);
+        return true;
+    }
+
+    /// <summary>
+    /// Places a call's buffers at made-up guest addresses: page-aligned, with an unmapped page between two
+    /// buffers, so that a hypervisor writing past one faults (-EFAULT) instead of spilling into the next.
+    /// </summary>
+    private sealed class GuestLayout
+    {
+        private const ulong Page = 4096;
+        private ulong _next = 0x10_0000;
+
+        public List<WireBuffer> Buffers { get; } = [];
+
+        public WireBuffer In(byte[] data) => Add(data, input: true, output: false);
+
+        public WireBuffer Out(int length) => Add(new byte[length], input: false, output: true);
+
+        private WireBuffer Add(byte[] data, bool input, bool output)
+        {
+            var b = new WireBuffer(_next, data, input, output);
+            Buffers.Add(b);
+            _next += ((ulong)data.Length + Page - 1) / Page * Page + Page;
+            return b;
+        }
+    }
+}

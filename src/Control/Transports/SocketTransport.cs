@@ -1,0 +1,145 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using XenLivepatch.Abi;
+
+namespace XenLivepatch.Control;
+
+/// <summary>
+/// The sandbox hypervisor's Unix socket: each sysctl travels as a <see cref="SocketWire"/> request (the
+/// 136-byte <c>xen_sysctl</c> and the caller buffers), each message preceded by its length (u32, little-endian);
+/// the reply brings back the structure, the hypercall's result and the buffers the hypervisor wrote.
+/// </summary>
+public sealed class SocketTransport : ISysctlTransport
+{
+    private readonly Socket _socket;
+    private readonly byte[] _header = new byte[4];
+
+    private SocketTransport(Socket socket, string path, LivepatchAbi abi)
+    {
+        _socket = socket;
+        Path = path;
+        Abi = abi;
+    }
+
+    /// <summary>The socket's path.</summary>
+    public string Path { get; }
+
+    /// <inheritdoc/>
+    public string Description => $"the sandbox hypervisor at {Path}";
+
+    /// <inheritdoc/>
+    public LivepatchAbi Abi { get; private set; }
+
+    /// <summary>
+    /// Connects to the sandbox at <paramref name="path"/> and probes its interface version (or uses
+    /// <paramref name="abi"/>). Fails, saying what to do, when nothing listens there.
+    /// </summary>
+    public static async Task<TransportOpenResult> OpenAsync(string path, LivepatchAbi? abi = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            string why = !File.Exists(path) ? $"no sandbox socket at {path}" : e.SocketErrorCode switch
+            {
+                SocketError.ConnectionRefused => $"nothing listens on {path} (a sandbox that has stopped left it behind)",
+                SocketError.AccessDenied => $"no permission to connect to {path}",
+                _ => $"cannot connect to {path}: {e.Message}",
+            };
+            string advice = e.SocketErrorCode == SocketError.AccessDenied
+                ? "run as root, or as a member of the group that owns the socket"
+                : "start the sandbox hypervisor with 'xen-livepatch sandbox', or point --sandbox PATH (or XEN_LIVEPATCH_SANDBOX) at its socket";
+            return TransportOpenResult.Failed(why, advice);
+        }
+        var transport = new SocketTransport(socket, path, abi ?? LivepatchAbi.Xen417);
+        if (abi != null)
+            return TransportOpenResult.Opened(transport);
+        InterfaceProbe.Outcome probe;
+        try
+        {
+            probe = await InterfaceProbe.RunAsync(v => transport.CallAsync(InterfaceProbe.Request(v), [], cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        catch (LivepatchTransportException e)
+        {
+            await transport.DisposeAsync().ConfigureAwait(false);
+            return TransportOpenResult.Failed(e.Message, "check that the sandbox at that path is running and is ours ('xen-livepatch sandbox')");
+        }
+        if (probe.Abi == null)
+        {
+            await transport.DisposeAsync().ConfigureAwait(false);
+            return TransportOpenResult.Failed($"{path}: {probe.Problem}", probe.Advice!);
+        }
+        transport.Abi = probe.Abi;
+        return TransportOpenResult.Opened(transport, probe.Warning);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<int> CallAsync(byte[] sysctl, IReadOnlyList<WireBuffer> buffers, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sysctl);
+        ArgumentNullException.ThrowIfNull(buffers);
+        byte[] request = SocketWire.EncodeRequest(sysctl, buffers);
+        if (request.Length > SocketWire.MaxMessage)
+            throw new LivepatchTransportException($"a sysctl of {request.Length} bytes is larger than the sandbox accepts ({SocketWire.MaxMessage})");
+        byte[] framed = new byte[4 + request.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
+        request.CopyTo(framed, 4);
+        byte[] reply;
+        try
+        {
+            await SendAllAsync(framed, cancellationToken).ConfigureAwait(false);
+            await ReceiveExactlyAsync(_header, cancellationToken).ConfigureAwait(false);
+            int length = BinaryPrimitives.ReadInt32LittleEndian(_header);
+            if (length is <= 0 or > SocketWire.MaxMessage)
+                throw new LivepatchTransportException($"the sandbox at {Path} sent a reply of {length} bytes; is this socket a livepatch sandbox?");
+            reply = new byte[length];
+            await ReceiveExactlyAsync(reply, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
+        }
+        if (!SocketWire.TryDecodeReply(reply, out int rc, out byte[] back, out var outs, out string error))
+            throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed reply ({error})");
+        back.AsSpan(0, Math.Min(back.Length, sysctl.Length)).CopyTo(sysctl);
+        foreach (var (address, data) in outs)
+        {
+            var target = buffers.FirstOrDefault(b => b.Out && b.Address == address && b.Data.Length == data.Length)
+                ?? throw new LivepatchTransportException($"the sandbox at {Path} returned a buffer at 0x{address:x} that was not sent");
+            data.CopyTo(target.Data, 0);
+        }
+        return rc;
+    }
+
+    private async Task SendAllAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        while (!data.IsEmpty)
+        {
+            int n = await _socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            data = data[n..];
+        }
+    }
+
+    private async Task ReceiveExactlyAsync(Memory<byte> into, CancellationToken cancellationToken)
+    {
+        while (!into.IsEmpty)
+        {
+            int n = await _socket.ReceiveAsync(into, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+                throw new LivepatchTransportException($"the sandbox at {Path} closed the connection; is it still running?");
+            into = into[n..];
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask DisposeAsync()
+    {
+        _socket.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
