@@ -90,6 +90,73 @@ public sealed class SandboxCommandTests
         }
     }
 
+    [Fact]
+    public void Another_process_of_the_tool_finds_the_sandbox_by_its_variable_and_patches_the_running_vcpus()
+    {
+        string dir = Path.Combine("/tmp", "xlp-" + Guid.NewGuid().ToString("N")[..12]);
+        string socket = Path.Combine(dir, "sandbox.sock");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            using var server = Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "2");
+            var output = new StringBuilder();
+            server.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+            server.BeginOutputReadLine();
+            string Output() { lock (output) return output.ToString(); }
+            try
+            {
+                Assert.True(SpinUntil(() => Output().Contains("serving the livepatch sysctl", StringComparison.Ordinal)), Output());
+                var env = new Dictionary<string, string> { ["XEN_LIVEPATCH_SANDBOX"] = socket };
+                string payload = Path.Combine(SandboxBuild.Directory, "payloads", "xen_hello_world.livepatch");
+
+                var list = Run(env, "list");
+                Assert.Equal((0, "Nothing to list\n"), (list.ExitCode, list.Stdout));
+
+                var load = Run(env, "load", payload);
+                Assert.Equal(0, load.ExitCode);
+                Assert.Equal("Uploading " + payload + "... completed\nApplying xen_hello_world... completed\n", load.Stdout);
+                Assert.True(SpinUntil(() => Output().Contains("reads XENVER_extraversion \"Hello World\"", StringComparison.Ordinal)), Output());
+
+                list = Run(env, "list");
+                Assert.Contains("xen_hello_world                         | APPLIED    | LIVEPATCH_RULEZ", list.Stdout, StringComparison.Ordinal);
+
+                var revert = Run(env, "revert", "xen_hello_world");
+                Assert.Equal((0, "Reverting xen_hello_world... completed\n"), (revert.ExitCode, revert.Stdout));
+                Assert.True(SpinUntil(() => Output().LastIndexOf("reads XENVER_extraversion \"-sandbox\"", StringComparison.Ordinal) >
+                                            Output().IndexOf("reads XENVER_extraversion \"Hello World\"", StringComparison.Ordinal)), Output());
+
+                // Unload; a second unload finds nothing (Xen's text, exit 1).
+                Assert.Equal(0, Run(env, "unload", "xen_hello_world").ExitCode);
+                var again = Run(env, "unload", "xen_hello_world");
+                Assert.Equal(1, again.ExitCode);
+                Assert.Contains("xen_hello_world", again.Stderr, StringComparison.Ordinal);
+
+                var json = Run(env, "--json", "list");
+                Assert.Equal(0, json.ExitCode);
+                Assert.Contains("\"payloads\": []", json.Stdout, StringComparison.Ordinal);
+            }
+            finally
+            {
+                Tool.Run("kill", "-INT", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)).EnsureSuccess();
+                Assert.True(server.WaitForExit(30_000));
+            }
+            Assert.Equal(0, server.ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static CliRun Run(Dictionary<string, string> env, params string[] args)
+    {
+        using var p = Start(env, args);
+        string stdout = p.StandardOutput.ReadToEnd();
+        string stderr = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000));
+        return new CliRun(p.ExitCode, stdout, stderr);
+    }
+
     private static void Serve(string socket)
     {
         using var server = Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "1");
@@ -123,10 +190,14 @@ public sealed class SandboxCommandTests
         Assert.False(File.Exists(socket), "the socket is removed on exit");
     }
 
-    private static Process Start(params string[] args)
+    private static Process Start(params string[] args) => Start(null, args);
+
+    private static Process Start(Dictionary<string, string>? env, params string[] args)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (k, v) in env ?? [])
+            psi.Environment[k] = v;
         psi.ArgumentList.Add(dll);
         foreach (string a in args)
             psi.ArgumentList.Add(a);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using XenLivepatch.Abi;
+using XenLivepatch.Control;
 using XenLivepatch.Hypervisor;
 using XenLivepatch.Sandbox;
 
@@ -86,7 +87,9 @@ internal static class DemoCommand
             }
             using (_host)
             {
-                _sysctl = new SysctlClient(_host.Handler);
+                if (SysctlClient.Open(_host.Handler, out string? problem) is not { } sysctl)
+                    return Fail($"cannot talk to the sandbox's sysctl: {problem}");
+                _sysctl = sysctl;
                 o.WriteLine($"      build-id {Convert.ToHexStringLower(_host.Image.BuildId)}; each vCPU enters it in a loop and reads XENVER_extraversion");
                 if (!Settle(out string before))
                     return Fail("the vCPUs are not running");
@@ -125,8 +128,9 @@ internal static class DemoCommand
                     foreach (var (value, count) in s.ExtraVersions)
                         totals[value] = totals.GetValueOrDefault(value) + count;
                 }
+                int width = totals.Keys.Max(v => v.Length) + 2;
                 foreach (var (value, count) in totals.OrderByDescending(kv => kv.Value))
-                    o.WriteLine($"      \"{value}\" {count,14:N0} times");
+                    o.WriteLine($"      {("\"" + value + "\"").PadRight(width)} {count,12:N0} times");
                 bool clean = totals.Keys.All(v => v == before || v == after);
                 o.WriteLine(clean ? "      nothing but the old and the new value: no vCPU ever ran a half-written jump"
                                   : "      UNEXPECTED VALUES: something other than the old and new value was read");
@@ -189,17 +193,37 @@ internal static class DemoCommand
         private static string ErrnoText(int rc) => rc < 0 ? $"{rc} ({(XenErrno)(-rc)})" : rc.ToString(CultureInfo.InvariantCulture);
     }
 
-    /// <summary>The livepatch operations the demo needs, on the sandbox's core.</summary>
-    private sealed class SysctlClient(SysctlHandler handler)
+    /// <summary>
+    /// The livepatch operations the demo needs, made as a toolstack makes them: the control library's client
+    /// encodes each one as the <c>xen_sysctl</c> bytes of the hypercall (interface version probed as on real Xen)
+    /// and the sandbox's sysctl handler decodes them, over the in-process transport. The handler answers
+    /// synchronously, so the tasks are complete when they return.
+    /// </summary>
+    private sealed class SysctlClient
     {
-        public int Upload(string name, byte[] payload) =>
-            handler.Core.Upload(name, payload) is { } e ? -(int)e.Errno : 0;
+        private readonly LivepatchClient _client;
 
-        public int Action(string name, LivepatchAction action, uint timeoutNs = 0) => handler.Core.Action(name, action, timeoutNs);
+        private SysctlClient(LivepatchClient client) => _client = client;
 
-        public int Rc(string name) => handler.Core.Find(name)?.Rc ?? -(int)XenErrno.ENOENT;
+        public static SysctlClient? Open(SysctlHandler handler, out string? problem)
+        {
+            var opened = InProcessTransport.OpenAsync(
+                (sysctl, buffers) => handler.Handle(sysctl, new GuestBuffers(buffers), privileged: true),
+                description: "the sandbox hypervisor in this process").GetAwaiter().GetResult();
+            problem = opened.Problem;
+            return opened.Transport == null ? null : new SysctlClient(new LivepatchClient(opened.Transport));
+        }
 
-        public string State(string name) => handler.Core.Find(name)?.State.ToString().ToUpperInvariant() ?? "gone";
+        public int Upload(string name, byte[] payload) => _client.UploadAsync(name, payload).GetAwaiter().GetResult().Rc;
+
+        public int Action(string name, LivepatchAction action, uint timeoutNs = 0) =>
+            _client.ActionAsync(name, action, timeoutNs).GetAwaiter().GetResult().Rc;
+
+        /// <summary>The payload's rc as GET reports it, or GET's own error.</summary>
+        public int Rc(string name) => _client.GetAsync(name).GetAwaiter().GetResult() is var g && g.Result.Succeeded ? g.Status.Rc : g.Result.Rc;
+
+        public string State(string name) =>
+            _client.GetAsync(name).GetAwaiter().GetResult().State?.ToString().ToUpperInvariant() ?? "gone";
     }
 
     /// <summary>Indents every line written through it.</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using XenLivepatch.Control;
 using XenLivepatch.Hypervisor;
 using XenLivepatch.Sandbox;
 
@@ -13,12 +14,6 @@ namespace XenLivepatch.Cli;
 /// </summary>
 internal static class SandboxCommand
 {
-    /// <summary>Where the sandbox serves by default, and the variable naming another socket (the toolstack reads both).</summary>
-    public const string DefaultSocket = "/run/xen-livepatch/sandbox.sock";
-
-    /// <summary>The environment variable that names another socket.</summary>
-    public const string SocketVariable = "XEN_LIVEPATCH_SANDBOX";
-
     public const string Help = """
         Usage: xen-livepatch sandbox [--socket <path>] [--vcpus <n>] [--image <file>] [--group <name|gid>]
                                      [--profile xen-4.17|seed-2016] [--quiet]
@@ -45,7 +40,7 @@ internal static class SandboxCommand
         var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile"], ["--quiet"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
-        string socket = a.Value("--socket") ?? SocketPath();
+        string socket = LivepatchTransports.SandboxSocket(a.Value("--socket"));
         int vcpus = 2;
         if (a.Value("--vcpus") is { } n && (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out vcpus) || vcpus is < 1 or > 64))
             return Usage(stderr, $"--vcpus takes a number from 1 to 64, not '{n}'");
@@ -71,10 +66,6 @@ internal static class SandboxCommand
         var log = quiet ? null : TextWriter.Synchronized(stdout);
         return Serve(image, socket, vcpus, group, profile, log, stderr);
     }
-
-    /// <summary>The socket to use: $XEN_LIVEPATCH_SANDBOX, else the default.</summary>
-    public static string SocketPath() =>
-        Environment.GetEnvironmentVariable(SocketVariable) is { Length: > 0 } s ? s : DefaultSocket;
 
     private static int Serve(string image, string socket, int vcpus, uint? group, LivepatchProfile profile, TextWriter? log, TextWriter stderr)
     {
