@@ -78,6 +78,40 @@ public static class InterfaceProbe
             string.Create(CultureInfo.InvariantCulture, $"the hypervisor accepted none of the sysctl interface versions 0x00 to 0x{Highest:x2} (each got EACCES)"),
             "this is not a hypervisor this tool knows how to talk to; check that it is Xen (4.7 or later) or our sandbox", null);
     }
+
+    /// <summary>
+    /// Finishes opening <paramref name="transport"/>: with <paramref name="abi"/> given, uses it; otherwise probes the
+    /// interface version over the transport and hands the dialect found to <paramref name="setAbi"/>. A transport that
+    /// fails (its <see cref="LivepatchTransportException"/>, with <paramref name="callAdvice"/>) or finds no version is
+    /// disposed; <paramref name="where"/> prefixes the no-version problem (a socket's path, or nothing).
+    /// </summary>
+    internal static async Task<TransportOpenResult> OpenAsync<T>(T transport, LivepatchAbi? abi, Action<T, LivepatchAbi> setAbi,
+        string callAdvice, string? where, CancellationToken cancellationToken)
+        where T : ISysctlTransport
+    {
+        if (abi != null)
+        {
+            setAbi(transport, abi);
+            return TransportOpenResult.Opened(transport);
+        }
+        Outcome probe;
+        try
+        {
+            probe = await RunAsync(v => transport.CallAsync(Request(v), [], cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        catch (LivepatchTransportException e)
+        {
+            await transport.DisposeAsync().ConfigureAwait(false);
+            return TransportOpenResult.Failed(e.Message, callAdvice);
+        }
+        if (probe.Abi == null)
+        {
+            await transport.DisposeAsync().ConfigureAwait(false);
+            return TransportOpenResult.Failed(where == null ? probe.Problem! : $"{where}: {probe.Problem}", probe.Advice!);
+        }
+        setAbi(transport, probe.Abi);
+        return TransportOpenResult.Opened(transport, probe.Warning);
+    }
 }
 
 /// <summary>The outcome of opening a transport: the transport, or what went wrong and what to do.</summary>

@@ -61,16 +61,7 @@ internal static class GetCommand
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
         {
-            w.WriteStartObject();
-            w.WriteString("command", "get");
-            w.WriteNumber("exit_code", exitCode);
-            if (s.HandlerFailure is var (problem, advice))
-            {
-                w.WriteStartObject("transport_error");
-                w.WriteString("problem", problem);
-                w.WriteString("advice", advice);
-                w.WriteEndObject();
-            }
+            JsonReport.Header(w, "get", exitCode, s);
             if (step != null)
             {
                 w.WriteString("name", step.Name);

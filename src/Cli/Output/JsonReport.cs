@@ -17,21 +17,27 @@ namespace XenLivepatch.Cli;
 /// </summary>
 internal static class JsonReport
 {
+    /// <summary>Opens the object and writes what every report starts with: the command, the exit code, a transport failure.</summary>
+    public static void Header(Utf8JsonWriter w, string command, int exitCode, Session s)
+    {
+        w.WriteStartObject();
+        w.WriteString("command", command);
+        w.WriteNumber("exit_code", exitCode);
+        if (s.HandlerFailure is var (problem, advice))
+        {
+            w.WriteStartObject("transport_error");
+            w.WriteString("problem", problem);
+            w.WriteString("advice", advice);
+            w.WriteEndObject();
+        }
+    }
+
     public static string Write(Session s, int exitCode)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
         {
-            w.WriteStartObject();
-            w.WriteString("command", s.Command);
-            w.WriteNumber("exit_code", exitCode);
-            if (s.HandlerFailure is var (problem, advice))
-            {
-                w.WriteStartObject("transport_error");
-                w.WriteString("problem", problem);
-                w.WriteString("advice", advice);
-                w.WriteEndObject();
-            }
+            Header(w, s.Command, exitCode, s);
             if (s.Warning != null)
                 w.WriteString("warning", s.Warning);
             if (s.Listed != null)

@@ -64,31 +64,9 @@ public sealed class PrivcmdTransport : ISysctlTransport
         return Finish(transport, abi, cancellationToken);
     }
 
-    private static async Task<TransportOpenResult> Finish(PrivcmdTransport transport, LivepatchAbi? abi, CancellationToken cancellationToken)
-    {
-        if (abi != null)
-        {
-            transport.Abi = abi;
-            return TransportOpenResult.Opened(transport);
-        }
-        InterfaceProbe.Outcome probe;
-        try
-        {
-            probe = await InterfaceProbe.RunAsync(v => transport.CallAsync(InterfaceProbe.Request(v), [], cancellationToken), cancellationToken).ConfigureAwait(false);
-        }
-        catch (LivepatchTransportException e)
-        {
-            await transport.DisposeAsync().ConfigureAwait(false);
-            return TransportOpenResult.Failed(e.Message, "check that this is Xen's control domain and that the xen-privcmd driver works (dmesg)");
-        }
-        if (probe.Abi == null)
-        {
-            await transport.DisposeAsync().ConfigureAwait(false);
-            return TransportOpenResult.Failed(probe.Problem!, probe.Advice!);
-        }
-        transport.Abi = probe.Abi;
-        return TransportOpenResult.Opened(transport, probe.Warning);
-    }
+    private static Task<TransportOpenResult> Finish(PrivcmdTransport transport, LivepatchAbi? abi, CancellationToken cancellationToken) =>
+        InterfaceProbe.OpenAsync(transport, abi, static (t, a) => t.Abi = a,
+            "check that this is Xen's control domain and that the xen-privcmd driver works (dmesg)", null, cancellationToken);
 
     /// <inheritdoc/>
     public ValueTask<int> CallAsync(byte[] sysctl, IReadOnlyList<WireBuffer> buffers, CancellationToken cancellationToken = default)

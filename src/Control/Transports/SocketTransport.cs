@@ -57,25 +57,8 @@ public sealed class SocketTransport : ISysctlTransport
             return TransportOpenResult.Failed(why, advice);
         }
         var transport = new SocketTransport(socket, path, abi ?? LivepatchAbi.Xen417);
-        if (abi != null)
-            return TransportOpenResult.Opened(transport);
-        InterfaceProbe.Outcome probe;
-        try
-        {
-            probe = await InterfaceProbe.RunAsync(v => transport.CallAsync(InterfaceProbe.Request(v), [], cancellationToken), cancellationToken).ConfigureAwait(false);
-        }
-        catch (LivepatchTransportException e)
-        {
-            await transport.DisposeAsync().ConfigureAwait(false);
-            return TransportOpenResult.Failed(e.Message, "check that the sandbox at that path is running and is ours ('xen-livepatch sandbox')");
-        }
-        if (probe.Abi == null)
-        {
-            await transport.DisposeAsync().ConfigureAwait(false);
-            return TransportOpenResult.Failed($"{path}: {probe.Problem}", probe.Advice!);
-        }
-        transport.Abi = probe.Abi;
-        return TransportOpenResult.Opened(transport, probe.Warning);
+        return await InterfaceProbe.OpenAsync(transport, abi, static (t, a) => t.Abi = a,
+            "check that the sandbox at that path is running and is ours ('xen-livepatch sandbox')", path, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
