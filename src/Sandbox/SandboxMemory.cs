@@ -99,6 +99,12 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
             _readable.Add((start, end));
         }
         _readableSnapshot = [.. _readable];
+        // What the core calls in the pause, compiled now rather than there by the first action (its first apply
+        // held the vCPUs 1-4 ms). RuntimeHelpers.PrepareMethod leaves these interface methods alone: call them,
+        // where they write nothing (no view is mapped, and address 0 is outside the sandbox).
+        Read(_base, []);
+        WriteText(0, [0]);
+        WriteTextNaively(0, [0]);
     }
 
     /// <summary>The image.</summary>

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Text;
 using XenLivepatch.Abi;
 using XenLivepatch.Hypervisor;
@@ -90,6 +92,9 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         _hypercall = (delegate* unmanaged<ulong, long, long, long, long>)memory.Image.Address("hypercall");
         _serialize = (delegate* unmanaged<void>)memory.Image.Address("serialize");
+        // The rendezvous' own code, compiled before the first one rather than by the vCPUs in it.
+        foreach (string name in (string[])[nameof(SafePoint), nameof(Master), nameof(Other), nameof(Abort)])
+            RuntimeHelpers.PrepareMethod(typeof(VcpuSet).GetMethod(name, BindingFlags.Instance | BindingFlags.NonPublic)!.MethodHandle);
         _threads = new Thread[count];
         _stats = new VcpuStats[count];
         _holdRequests = new int[count];
@@ -148,6 +153,10 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
             completed(0);
             return;
         }
+        // The work's code (a lambda of the core) is compiled now, not by the master in the pause.
+        RuntimeHelpers.PrepareMethod(work.Method.MethodHandle);
+        if (arrive != null)
+            RuntimeHelpers.PrepareMethod(arrive.Method.MethodHandle);
         _round = new Round(work, arrive, (long)(timeoutNs / s_ticksToNs), completed, Stopwatch.GetTimestamp() + (long)(StartDelay.TotalSeconds * Stopwatch.Frequency));
     }
 
