@@ -456,7 +456,8 @@ public sealed class LivepatchCore : IPayloadRegistryView
     // compiled ahead of time).
     private static void CompileThePause()
     {
-        if (s_pauseCompiled)
+        // Ahead-of-time code (the published CLI) has nothing left to compile.
+        if (s_pauseCompiled || !RuntimeFeature.IsDynamicCodeCompiled)
             return;
         foreach (var m in typeof(LivepatchCore).GetMethods(BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
         {

@@ -92,9 +92,13 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         _hypercall = (delegate* unmanaged<ulong, long, long, long, long>)memory.Image.Address("hypercall");
         _serialize = (delegate* unmanaged<void>)memory.Image.Address("serialize");
-        // The rendezvous' own code, compiled before the first one rather than by the vCPUs in it.
-        foreach (string name in (string[])[nameof(SafePoint), nameof(Master), nameof(Other), nameof(Abort)])
-            RuntimeHelpers.PrepareMethod(typeof(VcpuSet).GetMethod(name, BindingFlags.Instance | BindingFlags.NonPublic)!.MethodHandle);
+        // The rendezvous' own code, compiled before the first one rather than by the vCPUs in it (ahead-of-time
+        // code, the published CLI, has nothing left to compile).
+        if (RuntimeFeature.IsDynamicCodeCompiled)
+        {
+            foreach (string name in (string[])[nameof(SafePoint), nameof(Master), nameof(Other), nameof(Abort)])
+                RuntimeHelpers.PrepareMethod(typeof(VcpuSet).GetMethod(name, BindingFlags.Instance | BindingFlags.NonPublic)!.MethodHandle);
+        }
         _threads = new Thread[count];
         _stats = new VcpuStats[count];
         _holdRequests = new int[count];
@@ -154,9 +158,12 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
             return;
         }
         // The work's code (a lambda of the core) is compiled now, not by the master in the pause.
-        RuntimeHelpers.PrepareMethod(work.Method.MethodHandle);
-        if (arrive != null)
-            RuntimeHelpers.PrepareMethod(arrive.Method.MethodHandle);
+        if (RuntimeFeature.IsDynamicCodeCompiled)
+        {
+            RuntimeHelpers.PrepareMethod(work.Method.MethodHandle);
+            if (arrive != null)
+                RuntimeHelpers.PrepareMethod(arrive.Method.MethodHandle);
+        }
         _round = new Round(work, arrive, (long)(timeoutNs / s_ticksToNs), completed, Stopwatch.GetTimestamp() + (long)(StartDelay.TotalSeconds * Stopwatch.Frequency));
     }
 
