@@ -430,7 +430,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
             {
                 t_deferredLog = null;
             }
-        }, () => Warm(functions, plan), timeout, rc =>
+        }, timeout, rc =>
         {
             prepared.Dispose();
             foreach (string line in log)
@@ -442,13 +442,12 @@ public sealed class LivepatchCore : IPayloadRegistryView
         return 0;
     }
 
-    // The methods the pause runs (and Warm, which a second vCPU may still be running when the master is
-    // elected). Left to the JIT, the first action of the process compiled them inside the pause, with the
+    // The methods the pause runs. Left to the JIT, the first action of the process compiled them inside the pause, with the
     // other CPUs held: the benchmark's first apply held them 10-22 ms (its 'max' column).
     private static readonly string[] s_pauseMethods =
     [
         nameof(DoAction), nameof(ApplyWithHook), nameof(RevertWithHook), nameof(ApplyPayload), nameof(RevertPayload),
-        nameof(ArchApply), nameof(ArchRevert), nameof(Consistent), nameof(HookEnabled), nameof(Info), nameof(VerifyExpectations), nameof(Warm),
+        nameof(ArchApply), nameof(ArchRevert), nameof(Consistent), nameof(HookEnabled), nameof(Info), nameof(VerifyExpectations),
     ];
     private static volatile bool s_pauseCompiled;
 
@@ -509,26 +508,6 @@ public sealed class LivepatchCore : IPayloadRegistryView
             Arch.EncodePatch(f.Entry, f.OldAddress + (ulong)offsets[i], patches.AsSpan(i * PausePlan.Stride, lengths[i]));
         }
         return new PausePlan { Functions = functions, Header = header, Trailer = [.. trailer], Offsets = offsets, Lengths = lengths, Patches = patches };
-    }
-
-    // Reads what patching these functions reads (their state, saved bytes and code, the plan), so that it is
-    // in the cache of the CPU about to run the work (ILivepatchCpus.Schedule's arrive).
-    private void Warm(PatchFunction[] functions, PausePlan? plan)
-    {
-        Span<byte> code = stackalloc byte[8];
-        foreach (var f in functions)
-        {
-            _ = f.Applied;
-            _ = f.SavedBytes[0];
-            if (f.OldAddress != 0)
-                Memory.Read(f.OldAddress, code);
-        }
-        if (plan?.Patches is { } patches)
-        {
-            for (int i = 0; i < patches.Length; i += 64)
-                _ = patches[i];
-            _ = plan.Offsets![^1] + plan.Lengths![^1];
-        }
     }
 
     private void Completed(Payload p, LivepatchAction cmd, int rendezvous)

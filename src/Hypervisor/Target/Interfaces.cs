@@ -115,14 +115,6 @@ public interface ILivepatchCpus
     /// when a CPU missed the deadline. May return before the work has run (the hypercall does not wait).
     /// </summary>
     void Schedule(Action work, ulong timeoutNs, Action<int> completed);
-
-    /// <summary>
-    /// As <see cref="Schedule(Action, ulong, Action{int})"/>, and each CPU runs <paramref name="arrive"/> as it
-    /// reaches its safe point, before it checks in: reading there what the work will read brings it into that
-    /// CPU's cache while the others still run, so the work itself, with everyone stopped, takes no cache miss
-    /// for it. CPUs that cannot do so ignore it.
-    /// </summary>
-    void Schedule(Action work, Action arrive, ulong timeoutNs, Action<int> completed) => Schedule(work, timeoutNs, completed);
 }
 
 /// <summary>CPUs of an offline target: the work runs at once on the caller's thread.</summary>
