@@ -404,6 +404,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
         _work = p;
         CompileThePause();
         ulong timeout = timeoutNs == 0 ? Livepatch.DefaultTimeoutNs : timeoutNs;
+        var plan = cmd == LivepatchAction.Replace ? null : Plan(p, cmd);
         // Whatever makes text writable happens now, before the CPUs stop (no system call in the pause).
         var ranges = new List<(ulong, int)>();
         IEnumerable<Payload> touched = cmd == LivepatchAction.Replace ? _applied.Append(p) : [p];
@@ -412,27 +413,31 @@ public sealed class LivepatchCore : IPayloadRegistryView
             if (f.OldAddress != 0)
                 ranges.Add((f.OldAddress, 4 + Livepatch.OpaqueSize));
         }
-        var prepared = Memory.PreparePatching(ranges);
+        var prepared = Memory.PreparePatching(ranges, plan?.Writes ?? []);
         var log = new List<string>(8);
         _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var idle = _idle;
         SetIdle(false);
-        var functions = touched.SelectMany(x => x.Functions).ToArray();
-        var plan = cmd == LivepatchAction.Replace ? null : Plan(p, cmd);
-        Cpus.Schedule(() =>
-        {
-            t_deferredLog = log;
-            try
+        Action work = plan?.Writes != null
+            // Worked out in full: the pause is the writes and nothing else.
+            ? () => prepared.WriteAll()
+            : () =>
             {
-                DoAction(p, cmd, plan);
-            }
-            finally
-            {
-                t_deferredLog = null;
-            }
-        }, timeout, rc =>
+                t_deferredLog = log;
+                try
+                {
+                    DoAction(p, cmd, plan);
+                }
+                finally
+                {
+                    t_deferredLog = null;
+                }
+            };
+        Cpus.Schedule(work, timeout, rc =>
         {
             prepared.Dispose();
+            if (rc == 0 && plan?.Writes != null)
+                Commit(p, cmd, plan);
             foreach (string line in log)
                 Info(line);
             Completed(p, cmd, rc);
@@ -467,10 +472,13 @@ public sealed class LivepatchCore : IPayloadRegistryView
     }
 
     // An apply or revert as the pause will run it, worked out before the CPUs stop, so that the pause runs
-    // little more than the writes: the functions as an array (no enumerator), the log lines known in advance,
-    // and for an apply each function's patch offset and patch bytes. Those depend only on the entry and the
-    // old code, which nothing changes between now and the pause (actions are serialised), except a load hook,
-    // which runs in the pause before the writes: with load hooks, the pause works them out itself.
+    // little more than the writes. Nothing changes the old code or the functions' state between now and the
+    // pause (actions are serialised and only the pause writes text), so for an apply or revert without hooks
+    // the plan holds every write and what the pause would have logged and recorded: the pause makes the
+    // writes (IPreparedPatching.WriteAll, in one pass over a compact table) and the rest is recorded after the
+    // release, before the action completes (Commit). Seed design "Patching": the CPUs are held for the
+    // writes only. With hooks (a load or unload hook runs in the pause before the writes and may change what
+    // they find; an action hook replaces them), the pause runs Xen's steps itself, with what the plan has.
     private sealed class PausePlan
     {
         public const int Stride = 32; // >= Livepatch.OpaqueSize
@@ -480,13 +488,32 @@ public sealed class LivepatchCore : IPayloadRegistryView
         public int[]? Offsets { get; init; }
         public int[]? Lengths { get; init; }
         public byte[]? Patches { get; init; }
+        // Set when the pause is the writes alone: every write, the lines the pause would log, and for an apply
+        // the bytes each patch covers (saved at commit).
+        public TextWrite[]? Writes { get; init; }
+        public string[] Lines { get; init; } = [];
+        public byte[]? Saved { get; init; }
     }
 
     private PausePlan Plan(Payload data, LivepatchAction cmd)
     {
         var functions = data.Functions.ToArray();
         if (cmd == LivepatchAction.Revert)
-            return new PausePlan { Functions = functions, Header = $"{data.Name}: Reverting" };
+        {
+            string revertHeader = $"{data.Name}: Reverting";
+            if (HookEnabled(data.Hooks.Revert, out _) || data.Hooks.Unload.Count > 0)
+                return new PausePlan { Functions = functions, Header = revertHeader };
+            var undo = new List<TextWrite>();
+            var lines = new List<string> { revertHeader };
+            foreach (var f in functions)
+            {
+                if (f.OldAddress == 0 || f.Applied == LivepatchFuncState.NotApplied)
+                    lines.Add($"{data.Name}: {f.Name} has not been applied before");
+                else if (f.SavedLength > 0)
+                    undo.Add(new TextWrite(f.OldAddress + (ulong)f.PatchOffset, f.SavedBytes.AsMemory(0, f.SavedLength).ToArray()));
+            }
+            return new PausePlan { Functions = functions, Header = revertHeader, Writes = [.. undo], Lines = [.. lines] };
+        }
         var trailer = new List<string>();
         if (data.Metadata.Length > 0)
         {
@@ -507,7 +534,76 @@ public sealed class LivepatchCore : IPayloadRegistryView
             lengths[i] = Math.Min(Arch.PatchLength(f.Entry, offsets[i]), Livepatch.OpaqueSize);
             Arch.EncodePatch(f.Entry, f.OldAddress + (ulong)offsets[i], patches.AsSpan(i * PausePlan.Stride, lengths[i]));
         }
-        return new PausePlan { Functions = functions, Header = header, Trailer = [.. trailer], Offsets = offsets, Lengths = lengths, Patches = patches };
+        if (HookEnabled(data.Hooks.Apply, out _))
+            return new PausePlan { Functions = functions, Header = header, Trailer = [.. trailer], Offsets = offsets, Lengths = lengths, Patches = patches };
+        var writes = new List<TextWrite>();
+        var applyLines = new List<string> { header };
+        var saved = new byte[functions.Length * PausePlan.Stride];
+        for (int i = 0; i < functions.Length; i++)
+        {
+            var f = functions[i];
+            if (f.Applied == LivepatchFuncState.Applied)
+            {
+                applyLines.Add($"{data.Name}: {f.Name} has been already applied before");
+                continue;
+            }
+            if (lengths[i] == 0)
+                continue;
+            ulong place = f.OldAddress + (ulong)offsets[i];
+            Memory.Read(place, saved.AsSpan(i * PausePlan.Stride, lengths[i]));
+            writes.Add(new TextWrite(place, patches.AsMemory(i * PausePlan.Stride, lengths[i])));
+        }
+        applyLines.AddRange(trailer);
+        return new PausePlan
+        {
+            Functions = functions, Header = header, Trailer = [.. trailer], Offsets = offsets, Lengths = lengths, Patches = patches,
+            Writes = [.. writes], Lines = [.. applyLines], Saved = saved,
+        };
+    }
+
+    // What apply_payload/revert_payload and their callers record, for a pause that made the plan's writes:
+    // done on the master after the release and before the action completes (its rc is -EAGAIN until then).
+    private void Commit(Payload data, LivepatchAction cmd, PausePlan plan)
+    {
+        foreach (string line in plan.Lines)
+            Info(line);
+        var functions = plan.Functions;
+        if (cmd == LivepatchAction.Apply)
+        {
+            for (int i = 0; i < functions.Length; i++)
+            {
+                var f = functions[i];
+                if (f.Applied == LivepatchFuncState.Applied)
+                    continue;
+                f.PatchOffset = plan.Offsets![i];
+                f.SavedLength = plan.Lengths![i];
+                plan.Saved.AsSpan(i * PausePlan.Stride, f.SavedLength).CopyTo(f.SavedBytes);
+                f.Applied = LivepatchFuncState.Applied;
+            }
+            Consistent(data, functions, LivepatchFuncState.Applied, "applied");
+            lock (_lock)
+            {
+                _applied.Add(data);
+                data.State = LivepatchState.Applied;
+            }
+        }
+        else
+        {
+            for (int i = 0; i < functions.Length; i++)
+            {
+                var f = functions[i];
+                if (f.OldAddress != 0 && f.Applied != LivepatchFuncState.NotApplied)
+                    f.Applied = LivepatchFuncState.NotApplied;
+            }
+            Consistent(data, functions, LivepatchFuncState.NotApplied, "reverted");
+            lock (_lock)
+            {
+                _applied.Remove(data);
+                data.Reverted = true;
+                data.State = LivepatchState.Checked;
+            }
+        }
+        data.Rc = 0;
     }
 
     private void Completed(Payload p, LivepatchAction cmd, int rendezvous)

@@ -105,6 +105,8 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
         Read(_base, []);
         WriteText(0, [0]);
         WriteTextNaively(0, [0]);
+        using (var none = new PatchViews(this, [], []))
+            none.WriteAll();
     }
 
     /// <summary>The image.</summary>
@@ -240,7 +242,7 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
     }
 
     /// <inheritdoc/>
-    public IDisposable PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges)
+    public IPreparedPatching PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges, IReadOnlyList<TextWrite> writes)
     {
         var pages = new SortedSet<ulong>();
         foreach (var (address, length) in ranges)
@@ -258,7 +260,7 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
                 _ = Volatile.Read(ref *(byte*)p);
         }
         if (_patching == PatchingMode.MprotectMembarrier)
-            return NoCleanup.Instance;
+            return new SequentialWrites(this, writes);
         var views = new List<(ulong, ulong, IntPtr)>();
         ulong runStart = 0, runEnd = 0;
         void Map()
@@ -283,20 +285,118 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
         Map();
         lock (_lock)
             _patchViews = views;
-        return new PatchViews(this, views);
+        return new PatchViews(this, views, writes);
     }
 
-    private sealed class PatchViews(SandboxMemory owner, List<(ulong Start, ulong Length, IntPtr View)> views) : IDisposable
+    // The writable views of one action, and its known writes as a table of 16-byte entries made for the
+    // pause: the destination already translated into its view, the bytes inline when they fit (a jump is 5),
+    // else in a blob after the table. In the pause one pass over the table, touching one cache line per 4
+    // writes and the lines written: measured with 1,000 functions, the core's per-function writes (a lookup
+    // of the view and a copy each, from the functions' objects) took 20-80 µs, most of it cache misses on
+    // a vCPU that had not seen that data.
+    private sealed class PatchViews : IPreparedPatching
     {
+        private readonly SandboxMemory _owner;
+        private readonly List<(ulong Start, ulong Length, IntPtr View)> _views;
+        private readonly Entry* _table;
+        private readonly int _count;
+        private readonly bool _complete;
+
+        private struct Entry
+        {
+            public byte* Destination;
+            // Byte 0: the length when the bytes are inline (1..7), in bytes 1..7; 0 when they are in the blob,
+            // at offset (Bytes >> 8) & 0xffffffff, (Bytes >> 40) bytes long.
+            public ulong Bytes;
+        }
+
+        public PatchViews(SandboxMemory owner, List<(ulong Start, ulong Length, IntPtr View)> views, IReadOnlyList<TextWrite> writes)
+        {
+            _owner = owner;
+            _views = views;
+            _complete = true;
+            int blob = 0;
+            foreach (var w in writes)
+                blob += w.Bytes.Length > 7 ? w.Bytes.Length : 0;
+            nuint size = (nuint)(writes.Count * sizeof(Entry) + blob);
+            _table = (Entry*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(size == 0 ? 64 : size, 64);
+            byte* out_ = (byte*)(_table + writes.Count);
+            int used = 0;
+            foreach (var w in writes)
+            {
+                var bytes = w.Bytes.Span;
+                if (bytes.IsEmpty)
+                    continue;
+                byte* destination = null;
+                foreach (var (start, length, view) in views)
+                {
+                    if (w.Address >= start && w.Address - start <= length - (ulong)bytes.Length)
+                    {
+                        destination = (byte*)view + (w.Address - start);
+                        break;
+                    }
+                }
+                if (destination == null)
+                {
+                    _complete = false; // outside every view: not written (WriteAll says so)
+                    continue;
+                }
+                ref var e = ref _table[_count++];
+                e.Destination = destination;
+                if (bytes.Length <= 7)
+                {
+                    ulong inline = (ulong)bytes.Length;
+                    for (int i = 0; i < bytes.Length; i++)
+                        inline |= (ulong)bytes[i] << (8 * (i + 1));
+                    e.Bytes = inline;
+                }
+                else
+                {
+                    int offset = (int)((byte*)out_ - (byte*)_table) + used;
+                    bytes.CopyTo(new Span<byte>(out_ + used, bytes.Length));
+                    used += bytes.Length;
+                    e.Bytes = ((ulong)(uint)offset << 8) | ((ulong)bytes.Length << 40);
+                }
+            }
+        }
+
+        public bool WriteAll()
+        {
+            Entry* e = _table, end = _table + _count;
+            for (; e < end; e++)
+            {
+                ulong b = e->Bytes;
+                int n = (int)(b & 0xff);
+                byte* d = e->Destination;
+                if (n != 0)
+                {
+                    for (int i = 0; i < n; i++)
+                    {
+                        b >>= 8;
+                        d[i] = (byte)b;
+                    }
+                }
+                else
+                {
+                    byte* source = (byte*)_table + ((b >> 8) & 0xffffffff);
+                    int length = (int)(b >> 40);
+                    for (int i = 0; i < length; i++)
+                        d[i] = source[i];
+                }
+            }
+            return _complete;
+        }
+
         public void Dispose()
         {
-            lock (owner._lock)
+            lock (_owner._lock)
             {
-                if (ReferenceEquals(owner._patchViews, views))
-                    owner._patchViews = [];
+                if (ReferenceEquals(_owner._patchViews, _views))
+                    _owner._patchViews = [];
             }
-            foreach (var (_, length, view) in views)
+            foreach (var (_, length, view) in _views)
                 Native.munmap(view, (nuint)length);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(_table);
         }
     }
 

@@ -59,8 +59,11 @@ public interface IHypervisorMemory
     /// Prepares to patch code in <paramref name="ranges"/> (old functions): what makes that text writable is
     /// done here, before the CPUs are stopped (a sandbox maps a read+write view of those pages), and undone
     /// when the returned object is disposed, after they run again. No system call happens in between.
+    /// <paramref name="writes"/> are the writes the pause will make when they are known now (an apply or a
+    /// revert without hooks): <see cref="IPreparedPatching.WriteAll"/> makes them in the pause; other writes
+    /// go through <see cref="WriteText"/>.
     /// </summary>
-    IDisposable PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges);
+    IPreparedPatching PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges, IReadOnlyList<TextWrite> writes);
 
     /// <summary>
     /// Writes code bytes (a patch or its undo) at <paramref name="address"/>, in the hypervisor's text or a
@@ -68,6 +71,42 @@ public interface IHypervisorMemory
     /// quiesced. Returns false when the address cannot be written.
     /// </summary>
     bool WriteText(ulong address, ReadOnlySpan<byte> bytes);
+}
+
+/// <summary>A write of code bytes that the pause will make, known before the CPUs stop.</summary>
+/// <param name="Address">Where, in the hypervisor's text or a payload's.</param>
+/// <param name="Bytes">What (at most <see cref="Abi.Livepatch.OpaqueSize"/> bytes).</param>
+public readonly record struct TextWrite(ulong Address, ReadOnlyMemory<byte> Bytes);
+
+/// <summary>Text made writable for one action (<see cref="IHypervisorMemory.PreparePatching"/>), until disposed.</summary>
+public interface IPreparedPatching : IDisposable
+{
+    /// <summary>
+    /// Makes the writes given to <see cref="IHypervisorMemory.PreparePatching"/>, in order. Called only while
+    /// every CPU is quiesced: no lock, no allocation, no system call. False when one could not be made.
+    /// </summary>
+    bool WriteAll();
+}
+
+/// <summary>
+/// Prepared writes made one by one through <see cref="IHypervisorMemory.WriteText"/>, for memories with
+/// nothing to prepare (offline targets) or that patch the naive way.
+/// </summary>
+public sealed class SequentialWrites(IHypervisorMemory memory, IReadOnlyList<TextWrite> writes, IDisposable? cleanup = null) : IPreparedPatching
+{
+    private readonly TextWrite[] _writes = [.. writes];
+
+    /// <inheritdoc/>
+    public bool WriteAll()
+    {
+        bool ok = true;
+        foreach (var w in _writes)
+            ok &= memory.WriteText(w.Address, w.Bytes.Span);
+        return ok;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => cleanup?.Dispose();
 }
 
 /// <summary>An <see cref="IDisposable"/> that does nothing.</summary>

@@ -191,5 +191,6 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
     }
 
     /// <inheritdoc/>
-    public IDisposable PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges) => NoCleanup.Instance;
+    public IPreparedPatching PreparePatching(IReadOnlyList<(ulong Address, int Length)> ranges, IReadOnlyList<TextWrite> writes) =>
+        new SequentialWrites(this, writes);
 }
