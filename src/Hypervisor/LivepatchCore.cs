@@ -433,7 +433,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
                     t_deferredLog = null;
                 }
             };
-        Cpus.Schedule(work, timeout, rc =>
+        Cpus.Schedule(work, timeout, completed: rc =>
         {
             prepared.Dispose();
             if (rc == 0 && plan?.Writes != null)
@@ -443,7 +443,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
             Completed(p, cmd, rc);
             SetIdle(true);
             idle.TrySetResult();
-        });
+        }, prepare: plan?.Writes != null ? prepared.Warm : null);
         return 0;
     }
 

@@ -181,7 +181,7 @@ public class HypervisorCommandTests
     /// <summary>CPUs that never run the work (an action stays in progress) or always time out.</summary>
     private sealed class StuckCpus(int? completeWith) : ILivepatchCpus
     {
-        public void Schedule(Action work, ulong timeoutNs, Action<int> completed)
+        public void Schedule(Action work, ulong timeoutNs, Action<int> completed, Action? prepare = null)
         {
             if (completeWith is int rc)
                 completed(rc);

@@ -57,6 +57,7 @@ public class RendezvousTests
         }
         using (var prepared = memory.PreparePatching([(text, span)], writes))
         {
+            prepared.Warm();
             var unchanged = new byte[span];
             Assert.Equal(MemoryReadStatus.Ok, memory.Read(text, unchanged));
             Assert.Equal(before, unchanged); // nothing is written before WriteAll

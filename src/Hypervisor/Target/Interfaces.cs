@@ -82,6 +82,12 @@ public readonly record struct TextWrite(ulong Address, ReadOnlyMemory<byte> Byte
 public interface IPreparedPatching : IDisposable
 {
     /// <summary>
+    /// Reads what <see cref="WriteAll"/> will touch (its table, the bytes it will overwrite), on the CPU that
+    /// will write, just before the others are stopped: the pause then takes no cache or TLB miss it can avoid.
+    /// </summary>
+    void Warm();
+
+    /// <summary>
     /// Makes the writes given to <see cref="IHypervisorMemory.PreparePatching"/>, in order. Called only while
     /// every CPU is quiesced: no lock, no allocation, no system call. False when one could not be made.
     /// </summary>
@@ -104,6 +110,9 @@ public sealed class SequentialWrites(IHypervisorMemory memory, IReadOnlyList<Tex
             ok &= memory.WriteText(w.Address, w.Bytes.Span);
         return ok;
     }
+
+    /// <inheritdoc/>
+    public void Warm() { }
 
     /// <inheritdoc/>
     public void Dispose() => cleanup?.Dispose();
@@ -152,8 +161,10 @@ public interface ILivepatchCpus
     /// Runs <paramref name="work"/> once every CPU is quiesced, within <paramref name="timeoutNs"/> for
     /// both phases; then <paramref name="completed"/> with 0, or with -EBUSY (and without running the work)
     /// when a CPU missed the deadline. May return before the work has run (the hypercall does not wait).
+    /// <paramref name="prepare"/>, when given, runs on the CPU that will run the work, before it stops the
+    /// others (it brings what the work touches into that CPU's caches).
     /// </summary>
-    void Schedule(Action work, ulong timeoutNs, Action<int> completed);
+    void Schedule(Action work, ulong timeoutNs, Action<int> completed, Action? prepare = null);
 }
 
 /// <summary>CPUs of an offline target: the work runs at once on the caller's thread.</summary>
@@ -163,7 +174,7 @@ public sealed class ImmediateCpus : ILivepatchCpus
     public static ImmediateCpus Instance { get; } = new();
 
     /// <inheritdoc/>
-    public void Schedule(Action work, ulong timeoutNs, Action<int> completed)
+    public void Schedule(Action work, ulong timeoutNs, Action<int> completed, Action? prepare = null)
     {
         work();
         completed(0);
