@@ -419,8 +419,8 @@ public sealed class LivepatchCore : IPayloadRegistryView
         var idle = _idle;
         SetIdle(false);
         Action work = plan?.Writes != null
-            // Worked out in full: the pause is the writes and nothing else.
-            ? () => prepared.WriteAll()
+            // Worked out in full: the pause is the writes (and the load or unload hooks) and nothing else.
+            ? () => RunPlanned(plan, prepared)
             : () =>
             {
                 t_deferredLog = log;
@@ -453,6 +453,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
     [
         nameof(DoAction), nameof(ApplyWithHook), nameof(RevertWithHook), nameof(ApplyPayload), nameof(RevertPayload),
         nameof(ArchApply), nameof(ArchRevert), nameof(Consistent), nameof(HookEnabled), nameof(Info), nameof(VerifyExpectations),
+        nameof(RunPlanned), nameof(RunHooks),
     ];
     private static volatile bool s_pauseCompiled;
 
@@ -473,25 +474,28 @@ public sealed class LivepatchCore : IPayloadRegistryView
 
     // An apply or revert as the pause will run it, worked out before the CPUs stop, so that the pause runs
     // little more than the writes. Nothing changes the old code or the functions' state between now and the
-    // pause (actions are serialised and only the pause writes text), so for an apply or revert without hooks
-    // the plan holds every write and what the pause would have logged and recorded: the pause makes the
-    // writes (IPreparedPatching.WriteAll, in one pass over a compact table) and the rest is recorded after the
-    // release, before the action completes (Commit). Seed design "Patching": the CPUs are held for the
-    // writes only. With hooks (a load or unload hook runs in the pause before the writes and may change what
-    // they find; an action hook replaces them), the pause runs Xen's steps itself, with what the plan has.
+    // pause (actions are serialised, only the pause writes text, and a load or unload hook has neither the
+    // payload's state nor writable text), so for an apply or revert without an action hook the plan holds
+    // every write and what the pause would have logged and recorded: the pause runs the load hooks, the writes
+    // (IPreparedPatching.WriteAll, one pass over a compact table) and the unload hooks, and the rest is
+    // recorded after the release, before the action completes (Commit). Seed design "Patching": the CPUs are
+    // held for the writes only. An action hook replaces apply_payload or revert_payload and may change the
+    // functions' state: then the pause runs Xen's steps itself.
     private sealed class PausePlan
     {
         public const int Stride = 32; // >= Livepatch.OpaqueSize
         public required PatchFunction[] Functions { get; init; }
         public required string Header { get; init; }
         public string[] Trailer { get; init; } = [];
+        // Set when the pause runs the plan: every write, the hooks to call before (apply: load hooks) or
+        // after (revert: unload hooks) them, the lines the pause would log, and for an apply each patch's
+        // offset, length and the bytes it covers (recorded at commit).
+        public TextWrite[]? Writes { get; init; }
+        public IReadOnlyList<ulong> Hooks { get; init; } = [];
+        public bool HooksAfterWrites { get; init; }
+        public string[] Lines { get; init; } = [];
         public int[]? Offsets { get; init; }
         public int[]? Lengths { get; init; }
-        public byte[]? Patches { get; init; }
-        // Set when the pause is the writes alone: every write, the lines the pause would log, and for an apply
-        // the bytes each patch covers (saved at commit).
-        public TextWrite[]? Writes { get; init; }
-        public string[] Lines { get; init; } = [];
         public byte[]? Saved { get; init; }
     }
 
@@ -501,7 +505,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
         if (cmd == LivepatchAction.Revert)
         {
             string revertHeader = $"{data.Name}: Reverting";
-            if (HookEnabled(data.Hooks.Revert, out _) || data.Hooks.Unload.Count > 0)
+            if (HookEnabled(data.Hooks.Revert, out _))
                 return new PausePlan { Functions = functions, Header = revertHeader };
             var undo = new List<TextWrite>();
             var lines = new List<string> { revertHeader };
@@ -512,7 +516,11 @@ public sealed class LivepatchCore : IPayloadRegistryView
                 else if (f.SavedLength > 0)
                     undo.Add(new TextWrite(f.OldAddress + (ulong)f.PatchOffset, f.SavedBytes.AsMemory(0, f.SavedLength).ToArray()));
             }
-            return new PausePlan { Functions = functions, Header = revertHeader, Writes = [.. undo], Lines = [.. lines] };
+            return new PausePlan
+            {
+                Functions = functions, Header = revertHeader, Writes = [.. undo], Lines = [.. lines],
+                Hooks = data.Hooks.Unload, HooksAfterWrites = true,
+            };
         }
         var trailer = new List<string>();
         if (data.Metadata.Length > 0)
@@ -522,23 +530,14 @@ public sealed class LivepatchCore : IPayloadRegistryView
                 trailer.Add("  " + s);
         }
         string header = $"{data.Name}: Applying {functions.Length} functions";
-        if (data.Hooks.Load.Count > 0)
+        if (HookEnabled(data.Hooks.Apply, out _))
             return new PausePlan { Functions = functions, Header = header, Trailer = [.. trailer] };
         var offsets = new int[functions.Length];
         var lengths = new int[functions.Length];
         var patches = new byte[functions.Length * PausePlan.Stride];
-        for (int i = 0; i < functions.Length; i++)
-        {
-            var f = functions[i];
-            offsets[i] = PatchOffset(f);
-            lengths[i] = Math.Min(Arch.PatchLength(f.Entry, offsets[i]), Livepatch.OpaqueSize);
-            Arch.EncodePatch(f.Entry, f.OldAddress + (ulong)offsets[i], patches.AsSpan(i * PausePlan.Stride, lengths[i]));
-        }
-        if (HookEnabled(data.Hooks.Apply, out _))
-            return new PausePlan { Functions = functions, Header = header, Trailer = [.. trailer], Offsets = offsets, Lengths = lengths, Patches = patches };
+        var saved = new byte[functions.Length * PausePlan.Stride];
         var writes = new List<TextWrite>();
         var applyLines = new List<string> { header };
-        var saved = new byte[functions.Length * PausePlan.Stride];
         for (int i = 0; i < functions.Length; i++)
         {
             var f = functions[i];
@@ -547,18 +546,40 @@ public sealed class LivepatchCore : IPayloadRegistryView
                 applyLines.Add($"{data.Name}: {f.Name} has been already applied before");
                 continue;
             }
+            offsets[i] = PatchOffset(f);
+            lengths[i] = Math.Min(Arch.PatchLength(f.Entry, offsets[i]), Livepatch.OpaqueSize);
             if (lengths[i] == 0)
                 continue;
             ulong place = f.OldAddress + (ulong)offsets[i];
+            Arch.EncodePatch(f.Entry, place, patches.AsSpan(i * PausePlan.Stride, lengths[i]));
             Memory.Read(place, saved.AsSpan(i * PausePlan.Stride, lengths[i]));
             writes.Add(new TextWrite(place, patches.AsMemory(i * PausePlan.Stride, lengths[i])));
         }
         applyLines.AddRange(trailer);
         return new PausePlan
         {
-            Functions = functions, Header = header, Trailer = [.. trailer], Offsets = offsets, Lengths = lengths, Patches = patches,
-            Writes = [.. writes], Lines = [.. applyLines], Saved = saved,
+            Functions = functions, Header = header, Trailer = [.. trailer], Writes = [.. writes], Lines = [.. applyLines],
+            Hooks = data.Hooks.Load, Offsets = offsets, Lengths = lengths, Saved = saved,
         };
+    }
+
+    // The pause of a planned apply or revert: apply_payload's load hooks, the writes, revert_payload's unload hooks.
+    private void RunPlanned(PausePlan plan, IPreparedPatching prepared)
+    {
+        if (!plan.HooksAfterWrites)
+            RunHooks(plan.Hooks);
+        prepared.WriteAll();
+        if (plan.HooksAfterWrites)
+            RunHooks(plan.Hooks);
+    }
+
+    private void RunHooks(IReadOnlyList<ulong> slots)
+    {
+        for (int i = 0; i < slots.Count; i++)
+        {
+            if (HookEnabled(slots[i], out ulong fn))
+                Hooks.CallVoid(fn, null);
+        }
     }
 
     // What apply_payload/revert_payload and their callers record, for a pause that made the plan's writes:
@@ -749,10 +770,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
                     Info($"{data.Name}: {f.Name} has been already applied before");
                     continue;
                 }
-                if (plan?.Patches is { } patches)
-                    ArchApply(f, plan.Offsets![i], plan.Lengths![i], patches.AsSpan(i * PausePlan.Stride, plan.Lengths[i]));
-                else
-                    ArchApply(f);
+                ArchApply(f);
                 f.Applied = LivepatchFuncState.Applied;
             }
         }

@@ -60,7 +60,7 @@ public readonly record struct RendezvousTiming(double PauseNs, double WorkNs, in
 /// action is the rendezvous Xen's <c>check_for_livepatch_work</c> does: the vCPU that takes the work up
 /// readies itself and, once it has seen every other vCPU running, checks in as the master; the others check
 /// in and wait for <c>ready</c>, check in again with "interrupts off", and spin until released; the master
-/// runs the work once all are in (one deadline from the moment the work could be taken up), releases them,
+/// runs the work once all are in (one deadline for both phases), releases them,
 /// and every vCPU then serialises its own instruction stream (IRET to self) before it runs patched code.
 /// A vCPU that is still inside the hypervisor at the deadline fails the action with -EBUSY and nothing is
 /// written. The thread that asked never spins: scheduling returns at once.
@@ -88,9 +88,11 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         // The vCPU that has taken the work up and prepares to run it; the others go on with guest code until it checks in.
         public int Candidate = -1;
         public readonly long NotBefore = notBefore;
-        // One deadline for the whole rendezvous, from the moment the vCPUs may take the work up.
-        public readonly long Deadline = notBefore + timeoutTicks;
-        public readonly long GiveUp = notBefore + timeoutTicks / 2;
+        public readonly long TimeoutTicks = timeoutTicks;
+        // Until when the vCPU that took the work up waits for the others to be running before it checks in
+        // regardless (see CanStart): a quarter of the timeout, which itself counts from the master's check-in,
+        // as Xen's counts from the master's arrival in check_for_livepatch_work.
+        public readonly long GiveUp = notBefore + timeoutTicks / 4;
         public readonly Action<int> Completed = completed;
         public int Semaphore = -1;
         public volatile bool Ready;
@@ -231,7 +233,9 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     // 2 µs per pass), that is, until all of them are running. A vCPU thread taken off its core (on 2 cores the
     // thread that asked, the runtime's threads and the host's other work take turns with them) would
     // otherwise keep the others held until it runs again, for as long as a scheduler's slice. Until then every
-    // vCPU runs guest code: the waiting holds nobody. Past half the deadline any vCPU checks in.
+    // vCPU runs guest code: the waiting holds nobody. Past a quarter of the timeout any vCPU checks in, and the
+    // rendezvous has the whole timeout from then (under load, when two vCPU threads are rarely on their cores
+    // at once, it fails no more often than without the wait).
     // Measured (bench quiesce, 1 function, 2,000 actions): the wait for the late vCPU inside the pause,
     // p99 10-18 µs before the gate, 0.25-0.5 µs with it; the work in the pause, p99 0.9-3 µs before the
     // prepare step, 0.4-1.2 µs with it (alternating runs).
@@ -290,7 +294,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     private void Master(Round round)
     {
         long start = Stopwatch.GetTimestamp();
-        long deadline = round.Deadline;
+        long deadline = start + round.TimeoutTicks;
         int others = _threads.Length - 1;
         // Phase 1: every other vCPU reaches its safe point.
         while (Volatile.Read(ref round.Semaphore) != others)
