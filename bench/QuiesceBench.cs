@@ -27,7 +27,9 @@ internal static class QuiesceBench
         byte[] thousand = BuildPayload(dir, image, ThousandName, 1000);
 
         o.WriteLine($"QUIESCE pause, 2 vCPUs busy entering the image; {rounds} actions per row (apply and revert alternate);");
-        o.WriteLine("pause = master elected .. others released (the time every vCPU is held); Xen's 30 ms deadline");
+        o.WriteLine("pause = master elected .. others released (the time every vCPU is held); Xen's 30 ms deadline;");
+        o.WriteLine("arrive = the part of the pause spent waiting for the other vCPU to reach its safe point; wait = before the");
+        o.WriteLine("election, while the vCPU that took the work up readied itself and waited for the other to be running (nobody held)");
         o.WriteLine($"{"variant",-46} {"n",6} {"busy",5} {"p50 µs",9} {"p99 µs",9} {"p99.9 µs",9} {"max µs",9} {"work p50",9} {"work p99",9} {"arrive p99",10} {"wait p99",9}");
 
         using (var host = SandboxHost.Start(new SandboxOptions { Vcpus = 2 }))

@@ -443,7 +443,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
             Completed(p, cmd, rc);
             SetIdle(true);
             idle.TrySetResult();
-        }, prepare: plan?.Writes != null ? prepared.Warm : null);
+        }, prepare: plan?.Writes != null ? () => WarmPlanned(plan, prepared) : null);
         return 0;
     }
 
@@ -453,7 +453,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
     [
         nameof(DoAction), nameof(ApplyWithHook), nameof(RevertWithHook), nameof(ApplyPayload), nameof(RevertPayload),
         nameof(ArchApply), nameof(ArchRevert), nameof(Consistent), nameof(HookEnabled), nameof(Info), nameof(VerifyExpectations),
-        nameof(RunPlanned), nameof(RunHooks),
+        nameof(RunPlanned), nameof(RunHooks), nameof(WarmPlanned),
     ];
     private static volatile bool s_pauseCompiled;
 
@@ -561,6 +561,14 @@ public sealed class LivepatchCore : IPayloadRegistryView
             Functions = functions, Header = header, Trailer = [.. trailer], Writes = [.. writes], Lines = [.. applyLines],
             Hooks = data.Hooks.Load, Offsets = offsets, Lengths = lengths, Saved = saved,
         };
+    }
+
+    // Before the pause, on the CPU that will run it: what RunPlanned reads, into that CPU's caches.
+    private static void WarmPlanned(PausePlan plan, IPreparedPatching prepared)
+    {
+        if (plan.Hooks.Count > 0 && plan.HooksAfterWrites)
+            Thread.MemoryBarrier();
+        prepared.Warm();
     }
 
     // The pause of a planned apply or revert: apply_payload's load hooks, the writes, revert_payload's unload hooks.

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using XenLivepatch.Elf;
 using XenLivepatch.Hypervisor;
 
@@ -385,10 +386,21 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
                 byte* d = e->Destination;
                 if (n != 0)
                 {
-                    for (int i = 0; i < n; i++)
+                    // At most two stores (overlapping ones write the same bytes twice): a jump is 4 + 4.
+                    ulong bytes = b >> 8;
+                    if (n >= 4)
                     {
-                        b >>= 8;
-                        d[i] = (byte)b;
+                        Unsafe.WriteUnaligned(d, (uint)bytes);
+                        Unsafe.WriteUnaligned(d + n - 4, (uint)(bytes >> (8 * (n - 4))));
+                    }
+                    else if (n >= 2)
+                    {
+                        Unsafe.WriteUnaligned(d, (ushort)bytes);
+                        Unsafe.WriteUnaligned(d + n - 2, (ushort)(bytes >> (8 * (n - 2))));
+                    }
+                    else
+                    {
+                        *d = (byte)bytes;
                     }
                 }
                 else

@@ -248,7 +248,12 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         if (candidate < 0 && (candidate = Interlocked.CompareExchange(ref round.Candidate, index, -1)) < 0)
         {
             candidate = index;
-            round.Prepare?.Invoke();
+            if (round.Prepare is { } prepare)
+            {
+                // The work's delegate and the closure it shares with prepare are read now too.
+                GC.KeepAlive(round.Work.Target);
+                prepare();
+            }
             now = Stopwatch.GetTimestamp();
         }
         if (candidate != index)

@@ -69,6 +69,7 @@ internal static class DemoCommand
         private SandboxHost _host = null!;
         private SysctlClient _sysctl = null!;
         private readonly List<(string Action, RendezvousTiming Timing)> _pauses = [];
+        private bool _hooks;
 
         public int Run(string image, string payloadPath, int vcpus)
         {
@@ -137,9 +138,13 @@ internal static class DemoCommand
                 o.WriteLine();
                 o.WriteLine("How long the vCPUs were held (quiesce pause: from the first vCPU stopping to all released):");
                 foreach (var (action, t) in _pauses)
-                    o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"      {action,-8} {t.PauseNs / 1000,8:F1} µs   (patching itself {t.WorkNs / 1000:F1} µs)"));
+                    o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"      {action,-8} {t.PauseNs / 1000,8:F1} µs   (the action's work inside it: {t.WorkNs / 1000:F1} µs)"));
                 if (_pauses.Count > 0)
+                {
+                    if (_hooks)
+                        o.WriteLine("      (the work is the writes and the payload's load or unload hooks, which Xen runs inside the pause)");
                     o.WriteLine("      (each the process's first of its kind, from cold caches; the README's quiesce benchmark measures thousands)");
+                }
                 if (_host.Bugs != 0)
                     return Fail($"the payload's hooks reported {_host.Bugs} bug(s)");
                 return clean ? ExitCodes.Success : ExitCodes.Failure;
@@ -168,6 +173,8 @@ internal static class DemoCommand
                 return false;
             }
             o.WriteLine($"completed ({_sysctl.State(name)})");
+            if (_host.Core.Find(name) is { } payload && (payload.Hooks.Load.Count > 0 || payload.Hooks.Unload.Count > 0))
+                _hooks = true;
             var timings = _host.Vcpus.Timings;
             if (timings.Count > before)
                 _pauses.Add((action.ToString().ToUpperInvariant(), timings[^1]));
