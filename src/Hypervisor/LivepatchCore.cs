@@ -563,11 +563,16 @@ public sealed class LivepatchCore : IPayloadRegistryView
         };
     }
 
-    // Before the pause, on the CPU that will run it: what RunPlanned reads, into that CPU's caches.
-    private static void WarmPlanned(PausePlan plan, IPreparedPatching prepared)
+    // Before the pause, on the CPU that will run it: what RunPlanned reads, into that CPU's caches: the plan,
+    // the hooks' slots and the first line of each hook's code, the writes' table and the lines they land on.
+    private void WarmPlanned(PausePlan plan, IPreparedPatching prepared)
     {
-        if (plan.Hooks.Count > 0 && plan.HooksAfterWrites)
-            Thread.MemoryBarrier();
+        Span<byte> code = stackalloc byte[1];
+        for (int i = 0; i < plan.Hooks.Count; i++)
+        {
+            if (HookEnabled(plan.Hooks[i], out ulong fn))
+                Memory.Read(fn, code);
+        }
         prepared.Warm();
     }
 

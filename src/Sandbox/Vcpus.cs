@@ -160,6 +160,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         if (_threads.Length == 0 || _stop)
         {
             // No CPU runs guest code: the caller is the only CPU, and it is at a safe point.
+            prepare?.Invoke();
             long t0 = Stopwatch.GetTimestamp();
             work();
             double pause = (Stopwatch.GetTimestamp() - t0) * s_ticksToNs;
