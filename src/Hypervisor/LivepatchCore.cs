@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Reflection;
 using System.Runtime.CompilerServices;
 using XenLivepatch.Abi;
 
@@ -309,6 +308,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool HookEnabled(ulong slot, out ulong function)
     {
         function = 0;
@@ -461,14 +461,9 @@ public sealed class LivepatchCore : IPayloadRegistryView
     // compiled ahead of time).
     private static void CompileThePause()
     {
-        // Ahead-of-time code (the published CLI) has nothing left to compile.
-        if (s_pauseCompiled || !RuntimeFeature.IsDynamicCodeCompiled)
+        if (s_pauseCompiled)
             return;
-        foreach (var m in typeof(LivepatchCore).GetMethods(BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
-        {
-            if (Array.IndexOf(s_pauseMethods, m.Name) >= 0)
-                RuntimeHelpers.PrepareMethod(m.MethodHandle);
-        }
+        PauseCode.Prepare(typeof(LivepatchCore), s_pauseMethods);
         s_pauseCompiled = true;
     }
 
@@ -565,6 +560,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
 
     // Before the pause, on the CPU that will run it: what RunPlanned reads, into that CPU's caches: the plan,
     // the hooks' slots and the first line of each hook's code, the writes' table and the lines they land on.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WarmPlanned(PausePlan plan, IPreparedPatching prepared)
     {
         Span<byte> code = stackalloc byte[1];
@@ -577,6 +573,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
     }
 
     // The pause of a planned apply or revert: apply_payload's load hooks, the writes, revert_payload's unload hooks.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunPlanned(PausePlan plan, IPreparedPatching prepared)
     {
         if (!plan.HooksAfterWrites)
@@ -586,6 +583,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
             RunHooks(plan.Hooks);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunHooks(IReadOnlyList<ulong> slots)
     {
         for (int i = 0; i < slots.Count; i++)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using XenLivepatch.Abi;
@@ -17,6 +18,21 @@ public sealed unsafe class NativeHooks : IHookRunner, IDisposable
     // struct livepatch_fstate { u32 patch_offset; u32 applied; u8 insn_buffer[31]; u8 pad; } = 40 bytes
     private const int FstateSize = 40;
     private readonly Dictionary<Payload, IntPtr> _structs = [];
+
+    /// <summary>Creates a runner; under a JIT, its calls are compiled now (load and unload hooks run in the pause).</summary>
+    public NativeHooks()
+    {
+        PauseCode.Prepare(typeof(NativeHooks), nameof(CallVoid), nameof(CallInt), nameof(StructOf), nameof(CopyBack));
+        // A method with an unmanaged call is compiled when first called whatever PrepareMethod was asked:
+        // call it once, on a native function that does nothing.
+        if (PauseCode.Jitted)
+            CallVoid((ulong)(delegate* unmanaged<void>)&Nothing, null);
+    }
+
+    [UnmanagedCallersOnly]
+    private static void Nothing()
+    {
+    }
 
     private IntPtr StructOf(Payload p)
     {
@@ -56,6 +72,7 @@ public sealed unsafe class NativeHooks : IHookRunner, IDisposable
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int CallInt(ulong function, Payload payload)
     {
         var s = StructOf(payload);
@@ -65,6 +82,7 @@ public sealed unsafe class NativeHooks : IHookRunner, IDisposable
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void CallVoid(ulong function, Payload? payload)
     {
         if (payload == null)

@@ -156,6 +156,7 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public MemoryReadStatus Read(ulong address, Span<byte> destination)
     {
         ulong length = (ulong)destination.Length;
@@ -364,6 +365,7 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Warm()
         {
             // The table and every line the writes land on, read through the writable view: the pause then
@@ -376,6 +378,7 @@ public sealed unsafe class SandboxMemory : IHypervisorSymbols, IHypervisorMemory
 
         private ulong _warmed;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public bool WriteAll()
         {
             Entry* e = _table, end = _table + _count;

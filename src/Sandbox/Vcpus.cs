@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Text;
 using XenLivepatch.Abi;
@@ -76,6 +75,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     // running at all (see CanStart).
     private readonly long[] _beats;
     private const int BeatStride = 16;
+    private readonly bool _waitForRunning;
     private readonly List<RendezvousTiming> _timings = [];
     private volatile Round? _round;
     private volatile bool _stop;
@@ -107,15 +107,13 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         _serialize = (delegate* unmanaged<void>)memory.Image.Address("serialize");
         // The rendezvous' own code, compiled before the first one rather than by the vCPUs in it (ahead-of-time
         // code, the published CLI, has nothing left to compile).
-        if (RuntimeFeature.IsDynamicCodeCompiled)
-        {
-            foreach (string name in (string[])[nameof(SafePoint), nameof(Master), nameof(Other), nameof(Abort)])
-                RuntimeHelpers.PrepareMethod(typeof(VcpuSet).GetMethod(name, BindingFlags.Instance | BindingFlags.NonPublic)!.MethodHandle);
-        }
+        PauseCode.Prepare(typeof(VcpuSet), nameof(SafePoint), nameof(Master), nameof(Other), nameof(Abort), nameof(CanStart));
         _threads = new Thread[count];
         _stats = new VcpuStats[count];
         _holdRequests = new int[count];
         _beats = new long[(count + 1) * BeatStride];
+        // With more vCPU threads than CPUs to run them, they are never all running at once: no waiting for it.
+        _waitForRunning = count <= Math.Min(Environment.ProcessorCount, 64);
         for (int i = 0; i < count; i++)
         {
             _stats[i] = new VcpuStats { Index = i };
@@ -170,12 +168,8 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
             return;
         }
         // The work's code (a lambda of the core) is compiled now, not by the master in the pause.
-        if (RuntimeFeature.IsDynamicCodeCompiled)
-        {
-            RuntimeHelpers.PrepareMethod(work.Method.MethodHandle);
-            if (prepare != null)
-                RuntimeHelpers.PrepareMethod(prepare.Method.MethodHandle);
-        }
+        PauseCode.Prepare(work);
+        PauseCode.Prepare(prepare);
         _round = new Round(work, (long)(timeoutNs / s_ticksToNs), completed, Stopwatch.GetTimestamp() + (long)(StartDelay.TotalSeconds * Stopwatch.Frequency), prepare);
     }
 
@@ -234,15 +228,17 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     // 2 µs per pass), that is, until all of them are running. A vCPU thread taken off its core (on 2 cores the
     // thread that asked, the runtime's threads and the host's other work take turns with them) would
     // otherwise keep the others held until it runs again, for as long as a scheduler's slice. Until then every
-    // vCPU runs guest code: the waiting holds nobody. Past a quarter of the timeout any vCPU checks in, and the
+    // vCPU runs guest code: the waiting holds nobody (and there is none when there are more vCPU threads than
+    // CPUs, which can never all run at once). Past a quarter of the timeout any vCPU checks in, and the
     // rendezvous has the whole timeout from then (under load, when two vCPU threads are rarely on their cores
     // at once, it fails no more often than without the wait).
     // Measured (bench quiesce, 1 function, 2,000 actions): the wait for the late vCPU inside the pause,
     // p99 10-18 µs before the gate, 0.25-0.5 µs with it; the work in the pause, p99 0.9-3 µs before the
     // prepare step, 0.4-1.2 µs with it (alternating runs).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool CanStart(Round round, int index, long now)
     {
-        if (Volatile.Read(ref round.Semaphore) >= 0 || now > round.GiveUp || _threads.Length > 64)
+        if (Volatile.Read(ref round.Semaphore) >= 0 || now > round.GiveUp || !_waitForRunning)
             return true;
         // One vCPU takes the work up and readies itself (its caches) before it stops anyone.
         int candidate = Volatile.Read(ref round.Candidate);
@@ -297,6 +293,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     {
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Master(Round round)
     {
         long start = Stopwatch.GetTimestamp();
@@ -336,6 +333,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         round.Completed(0);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Abort(Round round, long start)
     {
         _round = null;
@@ -346,6 +344,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         round.Completed(-(int)XenErrno.EBUSY);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Other(Round round)
     {
         while (round.DoWork && !round.Ready)
