@@ -22,6 +22,9 @@ internal static unsafe partial class PrivcmdNative
     /// <summary><c>__HYPERVISOR_sysctl</c> (xen/include/public/xen.h).</summary>
     public const ulong HYPERVISOR_sysctl = 35;
 
+    /// <summary><c>__HYPERVISOR_xen_version</c> (xen/include/public/xen.h).</summary>
+    public const ulong HYPERVISOR_xen_version = 17;
+
     [StructLayout(LayoutKind.Sequential)]
     public struct PrivcmdHypercall
     {

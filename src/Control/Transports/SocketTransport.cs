@@ -69,6 +69,23 @@ public sealed class SocketTransport : ISysctlTransport
         byte[] request = SocketWire.EncodeRequest(sysctl, buffers);
         if (request.Length > SocketWire.MaxMessage)
             throw new LivepatchTransportException($"a sysctl of {request.Length} bytes is larger than the sandbox accepts ({SocketWire.MaxMessage})");
+        return await ExchangeAsync(request, sysctl, buffers, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<int> XenVersionAsync(int cmd, WireBuffer? arg, CancellationToken cancellationToken = default)
+    {
+        if (arg != null && arg.Data.Length > SocketWire.MaxXenVersionBuffer)
+            throw new LivepatchTransportException($"a xen_version buffer of {arg.Data.Length} bytes is larger than the sandbox accepts ({SocketWire.MaxXenVersionBuffer})");
+        byte[] request = SocketWire.EncodeXenVersionRequest(cmd, arg);
+        var op = request.AsSpan(24, SocketWire.XenVersionOpSize).ToArray();
+        return await ExchangeAsync(request, op, arg == null ? [] : [arg],
+            "it predates xen_version over the socket: restart it with this version of xen-livepatch", cancellationToken).ConfigureAwait(false);
+    }
+
+    // One request and its reply; the reply's op (as long as op) is copied back into op, its buffers into the caller's.
+    private async Task<int> ExchangeAsync(byte[] request, byte[] op, IReadOnlyList<WireBuffer> buffers, string? ifClosed, CancellationToken cancellationToken)
+    {
         byte[] framed = new byte[4 + request.Length];
         BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
         request.CopyTo(framed, 4);
@@ -87,9 +104,13 @@ public sealed class SocketTransport : ISysctlTransport
         {
             throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
         }
-        if (!SocketWire.TryDecodeReply(reply, out int rc, out byte[] back, out var outs, out string error))
+        catch (LivepatchTransportException e) when (ifClosed != null && e.Message.Contains("closed the connection", StringComparison.Ordinal))
+        {
+            throw new LivepatchTransportException($"the sandbox at {Path} closed the connection: {ifClosed}", e);
+        }
+        if (!SocketWire.TryDecodeReply(reply, op.Length, out int rc, out byte[] back, out var outs, out string error))
             throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed reply ({error})");
-        back.AsSpan(0, Math.Min(back.Length, sysctl.Length)).CopyTo(sysctl);
+        back.AsSpan(0, Math.Min(back.Length, op.Length)).CopyTo(op);
         foreach (var (address, data) in outs)
         {
             var target = buffers.FirstOrDefault(b => b.Out && b.Address == address && b.Data.Length == data.Length)
