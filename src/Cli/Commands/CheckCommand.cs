@@ -12,10 +12,11 @@ namespace XenLivepatch.Cli;
 internal static class CheckCommand
 {
     public const string Help = """
-        Usage: xen-livepatch check <payload> (--target <image> | --symbols <file> --build-id <hex>) [options]
+        Usage: xen-livepatch check <payload> [--target <image> | --symbols <file> --build-id <hex>] [options]
         Runs <payload> through the livepatch core's upload checks against a hypervisor that is not running,
         then the apply checks that need no CPU: the build-id dependency and, when the target has code bytes,
         the expectations. Prints OK and a summary, or "error <errno> (<NAME>): <payload>: <message>".
+        Without --target or --symbols, the target is the running hypervisor (real Xen, or the sandbox) when one answers.
         Exit status: 0 when accepted, otherwise the errno Xen would return.
           --target <image>       the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: expectations unchecked)
@@ -29,7 +30,7 @@ internal static class CheckCommand
 
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -44,7 +45,7 @@ internal static class CheckCommand
         if (profile == null)
             return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
 
-        if (!CommandInput.TryTarget("check", a, stderr, out var target, out int code))
+        if (!CommandInput.TryTarget("check", a, stderr, out var target, out int code, options))
             return code;
         if (!TryRead(file, stderr, out byte[] data))
             return OwnExitCodes.NoInput;
