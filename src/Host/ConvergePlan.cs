@@ -162,6 +162,8 @@ public static class ConvergePlanner
         var steps = new List<PlanStep>();
         var conflicts = new List<string>();
         var below = state.AppliedStack.Select(p => p.BuildId).ToList();
+        // Build-ids of desired payloads that cannot be applied here: what depends on them cannot be either.
+        var blocked = new HashSet<string>(StringComparer.Ordinal);
         foreach (var p in desired.Payloads)
         {
             var loaded = state.Find(p.Name);
@@ -171,7 +173,14 @@ public static class ConvergePlanner
                 {
                     conflicts.Add($"{p.Name} is applied but is not the installed file (build-id {loaded.BuildId}, installed {p.File.BuildId}): " +
                         "left alone; revert and unload it, or use 'xen-livepatch converge'");
+                    blocked.Add(p.File.BuildId);
                 }
+                continue;
+            }
+            if (!p.NoDeps && blocked.Contains(p.File.Depends))
+            {
+                conflicts.Add($"{p.Name} depends on {desired.Payloads.First(q => q.File.BuildId == p.File.Depends).Name}, which is left alone: not applied");
+                blocked.Add(p.File.BuildId);
                 continue;
             }
             if (loaded != null)

@@ -256,7 +256,7 @@ public sealed class DesiredSet
     /// What stops this set from being applied as it is on hypervisor <paramref name="xenBuildId"/> (null when
     /// unknown): a payload for another hypervisor, two payloads with one name or one build-id, a REPLACE that is
     /// not first or that REPLACE refuses, a payload whose dependency is neither the hypervisor nor below it (and
-    /// not marked nodeps). Empty when it can be applied.
+    /// not marked nodeps), a payload before the one it depends on. Empty when it can be applied.
     /// </summary>
     public IReadOnlyList<string> Check(string? xenBuildId)
     {
@@ -282,6 +282,11 @@ public sealed class DesiredSet
                     problems.Add($"{p.Name} has pre/post apply or revert hooks: Xen's REPLACE refuses such a payload (EOPNOTSUPP); drop 'replace'");
                 if (xenBuildId != null && f.Depends != xenBuildId)
                     problems.Add($"{p.Name} is marked replace but depends on {f.Depends}, not on the hypervisor: REPLACE refuses it (EINVAL)");
+            }
+            else if (Payloads.Skip(i + 1).FirstOrDefault(q => q.File.BuildId == f.Depends) is { } later)
+            {
+                // Even with NODEPS: Xen does not report the applied order, which is read back from the dependencies.
+                problems.Add($"{p.Name} depends on {later.Name}, which comes after it in the set: put {later.Name} first");
             }
             else if (!p.NoDeps && !below.Contains(f.Depends) && (xenBuildId != null || Payloads.Any(q => q.File.BuildId == f.Depends)))
             {

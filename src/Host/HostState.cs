@@ -20,7 +20,10 @@ public sealed record LoadedPayload(string Name, LivepatchState? State, int Rc, s
 /// What a hypervisor has loaded, as the control library reports it: its build-id (XENVER_build_id), the payloads
 /// in upload order (LIST), and, from debug key 'x', each payload's build-id and dependency. The applied stack's
 /// order is not reported by Xen; it is worked out from the dependencies (each payload above the one whose
-/// build-id it depends on), ties in upload order.
+/// build-id it depends on), ties in upload order. That is the applied order of every stack this tool builds (it
+/// uploads each payload just before applying it, and a desired set puts a payload after the one it depends on)
+/// and of stacks built with Xen's <c>load</c>; a stack whose independent payloads were applied in another order
+/// than they were uploaded is read in upload order.
 /// </summary>
 public sealed class HostState
 {

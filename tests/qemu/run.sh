@@ -4,6 +4,7 @@
 #
 #   usage: tests/qemu/run.sh --script FILE --out OUTDIR [--files DIR] [--timeout SECONDS] [--smp N]
 #                            [--memory MB] [--dom0-memory MB] [--cpu MODEL] [--cache DIR] [--keep]
+#                            [--share HOSTDIR[:GUESTDIR]]
 #
 #   --script FILE      shell script run in dom0 as `sh /work/run.sh`, in /work, with stdin from /dev/null.
 #                      Its stdout+stderr go to the console and to /work/out/run.log, its exit code to
@@ -26,6 +27,11 @@
 #   --cache DIR        what fetch.sh downloaded (default <repo>/artifacts/qemu, or $XEN_QEMU_CACHE);
 #                      fetch.sh runs first when DIR/READY is missing.
 #   --keep             keep the temporary work directory (initramfs, raw console) and print its path.
+#   --share HOSTDIR[:GUESTDIR]
+#                      HOSTDIR (created if needed) is mounted read-write in dom0 at GUESTDIR (default /work/share)
+#                      over virtio-9p before the script runs, and unmounted (synced) after it: what the
+#                      script writes there is in HOSTDIR when run.sh returns, and a later boot given the same
+#                      HOSTDIR finds it (a disk shared between boots). Files keep the owner dom0 gave them.
 #   Extra Xen / dom0 kernel command-line options: $XEN_QEMU_XEN_ARGS / $XEN_QEMU_DOM0_ARGS.
 #
 # Files the dom0 always returns: run.log, run.rc, build-id (hex), xensyms (the hypervisor's symbols).
@@ -41,7 +47,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2
 say() { echo "xen-qemu: $*"; }
 die() { echo "xen-qemu: error: $1" >&2; exit "${2:-1}"; }   # MESSAGE [STATUS]
 
-files='' script='' out='' timeout=300 smp=2 memory=2048 dom0_mb='' keep=0
+files='' script='' out='' timeout=300 smp=2 memory=2048 dom0_mb='' keep=0 share='' share_at=/work/share
 cpu=${XEN_QEMU_CPU:-qemu64}
 cache=${XEN_QEMU_CACHE:-$repo/artifacts/qemu}
 while [ $# -gt 0 ]; do
@@ -56,6 +62,8 @@ while [ $# -gt 0 ]; do
     --cpu) cpu=${2:?--cpu needs a model}; shift 2 ;;
     --cache) cache=${2:?--cache needs a directory}; shift 2 ;;
     --keep) keep=1; shift ;;
+    --share) share=${2:?--share needs a directory}; shift 2
+             if [[ "$share" == *:* ]]; then share_at=${share#*:}; share=${share%%:*}; fi ;;
     -h|--help) usage ;;
     *) echo "xen-qemu: unknown argument '$1'" >&2; usage ;;
   esac
@@ -63,6 +71,12 @@ done
 [ -n "$script" ] && [ -n "$out" ] || { echo "xen-qemu: --script and --out are required" >&2; usage; }
 [ -f "$script" ] || die "script '$script' not found" 2
 [ -z "$files" ] || [ -d "$files" ] || die "--files '$files' is not a directory" 2
+if [ -n "$share" ]; then
+  [[ "$share_at" == /* ]] || die "--share's guest directory must be absolute, not '$share_at'" 2
+  mkdir -p "$share" || die "cannot create --share directory '$share'" 2
+  share=$(cd "$share" && pwd)
+  [[ "$share" != *[\ ,]* ]] || die "the --share directory '$share' must not contain spaces or commas" 2
+fi
 for n in "$timeout" "$smp" "$memory" ${dom0_mb:+"$dom0_mb"}; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive integer" 2
 done
@@ -142,6 +156,11 @@ add_module() {
   cp "$ko" "$I/usr/lib/modules/xen-qemu/$m.ko"
 }
 for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do add_module "$m"; done
+# virtio-9p for --share: the PCI transport, the 9p client and file system (netfs and fscache come as dependencies).
+if [ -n "$share" ]; then
+  for m in virtio_pci 9pnet_virtio 9p; do add_module "$m"; done
+  echo "$share_at" > "$I/etc/xen-qemu/share"
+fi
 printf '%s\n' "${modules[@]}" > "$I/etc/xen-qemu/modules"
 
 # the caller's files and script; libraries of the ELF programs among the files
@@ -179,6 +198,9 @@ qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu "$cpu" -smp "$smp" -m "$mem
       -nographic -no-reboot -monitor none -serial stdio -nic none
       -kernel "$cache/xen" -append "$xen_args"
       -initrd "$cache/vmlinuz $dom0_args,$work/initrd")
+if [ -n "$share" ]; then
+  qemu+=(-virtfs "local,path=$share,mount_tag=xenqemushare,security_model=passthrough,id=xenqemushare")
+fi
 printf '%q ' "${qemu[@]}" > "$work/qemu.cmd"; echo >> "$work/qemu.cmd"
 say "booting Xen $(sed -n 's/^xen: .*=//p' "$cache/READY") with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, dom0 ${dom0_mb} MB, timeout ${timeout}s)"
 start=$(date +%s%N)
