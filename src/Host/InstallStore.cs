@@ -282,7 +282,8 @@ public sealed class InstallStore
                 int order = at >= 0 && !replace ? entries[at].Order : next++;
                 var entry = new InstalledPayload(f.Name, FileName(f), f.Sha256, f.Data.LongLength, order, replace, noDeps, f.BuildId, f.Depends);
                 string path = Path.Combine(Directory, entry.File);
-                if (!File.Exists(path) || new FileInfo(path).Length != f.Data.LongLength)
+                // A file already there with these bytes is kept; a damaged one is written again.
+                if (!File.Exists(path) || !File.ReadAllBytes(path).AsSpan().SequenceEqual(f.Data))
                     DurableFiles.Write(path, f.Data);
                 if (at >= 0)
                     entries[at] = entry;

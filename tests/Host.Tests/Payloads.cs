@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using XenLivepatch.Elf;
 using XenLivepatch.TestKit;
 
@@ -57,25 +56,5 @@ internal static class Payloads
     /// A copy of sample <paramref name="name"/> in <paramref name="directory"/> whose <c>.livepatch.xen_depends</c>
     /// names another hypervisor (and whose own build-id differs, so it is another payload).
     /// </summary>
-    public static string ForAnotherHypervisor(string name, string directory)
-    {
-        string output = System.IO.Path.Combine(directory, name + ".livepatch");
-        string xen = output + ".xen.bin", id = output + ".id.bin";
-        System.IO.File.WriteAllBytes(xen, Note(Enumerable.Repeat((byte)0xab, 20).ToArray()));
-        System.IO.File.WriteAllBytes(id, Note(Enumerable.Repeat((byte)0xcd, 20).ToArray()));
-        Tool.Run("objcopy", "--update-section", $".livepatch.xen_depends={xen}", "--update-section", $".note.gnu.build-id={id}", Path(name), output).EnsureSuccess();
-        return output;
-    }
-
-    // An NT_GNU_BUILD_ID note: namesz 4, descsz 20, type 3, "GNU\0", the 20 bytes.
-    private static byte[] Note(byte[] id)
-    {
-        byte[] note = new byte[36];
-        BinaryPrimitives.WriteUInt32LittleEndian(note, 4);
-        BinaryPrimitives.WriteUInt32LittleEndian(note.AsSpan(4), 20);
-        BinaryPrimitives.WriteUInt32LittleEndian(note.AsSpan(8), 3);
-        "GNU\0"u8.CopyTo(note.AsSpan(12));
-        id.CopyTo(note.AsSpan(16));
-        return note;
-    }
+    public static string ForAnotherHypervisor(string name, string directory) => PayloadVariants.ForAnotherHypervisor(Path(name), directory);
 }

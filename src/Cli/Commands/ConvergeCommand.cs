@@ -112,6 +112,14 @@ internal static class ConvergeCommand
             : ExitCodes.Failure;
         if (s.Json)
             s.Write(Json(s, report, exit, extra));
+        else if (report.Problems.Count > 0 || report.Failure != null)
+        {
+            // Nothing was done: the reasons are errors, on stderr.
+            foreach (string p in report.Problems)
+                s.Stderr.Write($"xen-livepatch {command}: cannot apply {report.Desired.Source}: {p}\n");
+            if (report.Failure is { } f)
+                s.Stderr.Write($"xen-livepatch {command}: cannot read the hypervisor's payloads: {f}\n");
+        }
         else
             s.Write(Text(command, client, report, leftOut, superseded));
         return exit;
@@ -123,15 +131,6 @@ internal static class ConvergeCommand
         var sb = new System.Text.StringBuilder();
         string xen = r.Before?.XenBuildId ?? "(build-id unknown)";
         sb.Append(c, $"{command}: {r.Desired.Source} on hypervisor {xen} ({client.Transport.Description})\n");
-        if (r.Failure is { } f)
-        {
-            sb.Append(c, $"{command}: cannot read the hypervisor's payloads: {f}\n");
-            return sb.ToString();
-        }
-        foreach (string p in r.Problems)
-            sb.Append(c, $"{command}: cannot apply this set: {p}\n");
-        if (r.Problems.Count > 0)
-            return sb.ToString();
         foreach (string n in r.Plan?.Notes ?? [])
             sb.Append(c, $"note: {n}\n");
         if (superseded is { Count: > 0 })

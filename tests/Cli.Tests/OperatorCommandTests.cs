@@ -1,0 +1,259 @@
+using System.Text.Json;
+using XenLivepatch.TestKit;
+
+namespace XenLivepatch.Cli.Tests;
+
+/// <summary>
+/// The operator's commands against the sandbox over its socket: buildid, dump and get; the install store with
+/// boot-time apply across a "reboot" and its escape hatch; faults injected into the store, each reported clearly
+/// with the store and the hypervisor left consistent; converge from a directory and a manifest.
+/// </summary>
+[Collection("sandbox")]
+public sealed class OperatorCommandTests(SocketSandbox sandbox) : IClassFixture<SocketSandbox>
+{
+    private const string Timeout = SocketSandbox.TimeoutMs;
+
+    private static string Sample(string name) => SandboxBuild.PayloadPath(name);
+
+    private static string Dir(params string[] samples)
+    {
+        string dir = Repo.TempDirectory("set");
+        foreach (string s in samples)
+            File.Copy(Sample(s), Path.Combine(dir, s + ".livepatch"));
+        return dir;
+    }
+
+    private static string NoCmdline()
+    {
+        string f = Path.Combine(Repo.TempDirectory("cmdline"), "cmdline");
+        File.WriteAllText(f, "root=/dev/xvda1 ro quiet\n");
+        return f;
+    }
+
+    private CliRun ApplyInstalled(string store, params string[] more) =>
+        sandbox.Run(["apply-installed", "--store", store, "--timeout", Timeout, "--cmdline", NoCmdline(), .. more]);
+
+    [Fact]
+    public void Buildid_prints_the_running_hypervisors_build_id_as_sysfs_does()
+    {
+        Assert.Equal(new CliRun(0, sandbox.BuildId + "\n", ""), sandbox.Run("buildid"));
+        var json = sandbox.Run("buildid", "--json");
+        using var doc = JsonDocument.Parse(json.Stdout);
+        Assert.Equal(sandbox.BuildId, doc.RootElement.GetProperty("build_id").GetString());
+        Assert.Equal(0, doc.RootElement.GetProperty("exit_code").GetInt32());
+    }
+
+    [Fact]
+    public void Dump_prints_debug_key_x_and_get_shows_the_payloads_details()
+    {
+        sandbox.Reset();
+        Assert.Equal(0, sandbox.Run("converge", Dir("xen_hello_world", "xen_bye_world"), "--timeout", Timeout).ExitCode);
+        var dump = sandbox.Run("dump");
+        Assert.Equal(0, dump.ExitCode);
+        var hello = sandbox.Host.Core.Find("xen_hello_world")!;
+        Assert.StartsWith($"'x' pressed - Dumping all livepatch patches\nbuild-id: {sandbox.BuildId}\n name=xen_hello_world state=APPLIED(2) {hello.Memory.TextAddress:x16}",
+            dump.Stdout, StringComparison.Ordinal);
+        Assert.Contains(" name=xen_bye_world state=APPLIED(2) ", dump.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"depend-on={Convert.ToHexStringLower(hello.BuildId.Span)}\n", dump.Stdout, StringComparison.Ordinal);
+
+        var get = sandbox.Run("get", "xen_hello_world");
+        Assert.Equal(0, get.ExitCode);
+        Assert.StartsWith("xen_hello_world: APPLIED\n", get.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"  depends on   {sandbox.BuildId} (the hypervisor)\n", get.Stdout, StringComparison.Ordinal);
+        Assert.Contains("  metadata     LIVEPATCH_RULEZ\n", get.Stdout, StringComparison.Ordinal);
+        var f = hello.Functions[0];
+        Assert.Contains($"    xen_extra_version  {f.OldAddress:x16} ({f.Entry.OldSize} bytes) -> {f.NewAddress:x16} ({f.Entry.NewSize} bytes)\n", get.Stdout, StringComparison.Ordinal);
+
+        using var doc = JsonDocument.Parse(sandbox.Run("get", "xen_bye_world", "--json").Stdout);
+        var fn = Assert.Single(doc.RootElement.GetProperty("functions").EnumerateArray());
+        Assert.Equal("xen_extra_version", fn.GetProperty("name").GetString());
+        Assert.Equal(Convert.ToHexStringLower(hello.BuildId.Span), doc.RootElement.GetProperty("depends").GetString());
+    }
+
+    [Fact]
+    public void Installed_payloads_are_applied_again_in_order_after_a_reboot_and_a_second_run_changes_nothing()
+    {
+        sandbox.Reset();
+        string store = Repo.TempDirectory("store");
+        var install = sandbox.Run("install", "--store", store, Sample("xen_hello_world"), Sample("xen_bye_world"));
+        Assert.True(install.ExitCode == 0, install.Stderr);
+        Assert.Matches($@"^installed xen_hello_world \(4968 bytes, sha256 [0-9a-f]{{16}}…\) as #1 in {store}/{sandbox.BuildId}\n", install.Stdout);
+        var first = ApplyInstalled(store);
+        Assert.True(first.ExitCode == 0, first.Stdout + first.Stderr);
+        Assert.Equal("xen_hello_world,xen_bye_world", sandbox.Applied);
+
+        // The REPLACE set: it takes the place of the two, and one more payload goes on top of it.
+        Assert.Equal(0, sandbox.Run("install", "--store", store, "--replace", Sample("xen_replace_world")).ExitCode);
+        Assert.Equal(0, sandbox.Run("install", "--store", store, Sample("xen_nop")).ExitCode);
+        var second = ApplyInstalled(store);
+        Assert.True(second.ExitCode == 0, second.Stdout + second.Stderr);
+        Assert.Contains("superseded by a later --replace install, not applied: xen_hello_world, xen_bye_world\n", second.Stdout, StringComparison.Ordinal);
+        Assert.Contains("  replace xen_replace_world  done", second.Stdout, StringComparison.Ordinal);
+        Assert.Equal("xen_replace_world,xen_nop", sandbox.Applied);
+
+        var list = sandbox.Run("list", "--installed", "--store", store);
+        Assert.Equal(0, list.ExitCode);
+        Assert.Matches(@"\n +3  xen_replace_world  replace +2208  [0-9a-f]{16}  ok\n", list.Stdout);
+
+        // A reboot: nothing loaded; the boot unit's command applies them again, in order.
+        sandbox.Reset();
+        var boot = ApplyInstalled(store);
+        Assert.True(boot.ExitCode == 0, boot.Stdout + boot.Stderr);
+        Assert.Equal("xen_replace_world:Applied,xen_nop:Applied", sandbox.Loaded);
+        Assert.Equal("xen_replace_world,xen_nop", sandbox.Applied);
+        Assert.True(boot.Stdout.IndexOf("replace xen_replace_world", StringComparison.Ordinal) < boot.Stdout.IndexOf("apply xen_nop", StringComparison.Ordinal));
+        Assert.Equal("Hello Again Wor", Extraversion());
+
+        var again = ApplyInstalled(store, "--json");
+        Assert.Equal(0, again.ExitCode);
+        using var doc = JsonDocument.Parse(again.Stdout);
+        Assert.False(doc.RootElement.GetProperty("changed").GetBoolean());
+        Assert.Equal(0, doc.RootElement.GetProperty("plan").GetArrayLength());
+        Assert.Equal(["xen_hello_world", "xen_bye_world"], doc.RootElement.GetProperty("superseded").EnumerateArray().Select(e => e.GetString()));
+
+        Assert.Equal(0, sandbox.Run("uninstall", "--store", store, "xen_nop").ExitCode);
+        Assert.Equal(["xen_hello_world", "xen_bye_world", "xen_replace_world"], Installed(store));
+    }
+
+    [Fact]
+    public void The_kernel_command_line_turns_boot_time_apply_off()
+    {
+        sandbox.Reset();
+        string store = Repo.TempDirectory("store");
+        Assert.Equal(0, sandbox.Run("install", "--store", store, Sample("xen_hello_world")).ExitCode);
+        string cmdline = Path.Combine(Repo.TempDirectory("cmdline"), "cmdline");
+        File.WriteAllText(cmdline, "placeholder root=/dev/xvda1 xen-livepatch.enable=0 quiet\n");
+        var r = sandbox.Run("apply-installed", "--store", store, "--cmdline", cmdline);
+        Assert.Equal(new CliRun(0, $"apply-installed: skipped: xen-livepatch.enable=0 on the kernel command line ({cmdline})\n", ""), r);
+        Assert.Equal("", sandbox.Loaded);
+        // The unit says the same to systemd.
+        Assert.Contains("ConditionKernelCommandLine=!xen-livepatch.enable=0\n", File.ReadAllText(Repo.Path("packaging", "systemd", "xen-livepatch.service")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_truncated_and_a_missing_file_are_reported_and_what_does_not_depend_on_them_is_applied()
+    {
+        sandbox.Reset();
+        string store = Repo.TempDirectory("store");
+        Assert.Equal(0, sandbox.Run("install", "--store", store, Sample("xen_hello_world"), Sample("xen_bye_world"), Sample("xen_nop"), Sample("xen_replace_world")).ExitCode);
+        string dir = Path.Combine(store, sandbox.BuildId);
+        string hello = Directory.GetFiles(dir, "xen_hello_world.*.livepatch").Single();
+        File.WriteAllBytes(hello, File.ReadAllBytes(hello)[..1000]);
+        File.Delete(Directory.GetFiles(dir, "xen_replace_world.*.livepatch").Single());
+
+        var r = ApplyInstalled(store);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"xen-livepatch apply-installed: not applied: xen_hello_world: its file {hello} is 1000 bytes, not the 4968 installed (truncated or changed); install it again", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("xen-livepatch apply-installed: not applied: xen_bye_world: it depends on xen_hello_world, whose file is damaged", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("not applied: xen_replace_world: its file", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("is missing", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal("xen_nop:Applied", sandbox.Loaded);
+
+        var list = sandbox.Run("list", "--installed", "--store", store);
+        Assert.Equal(1, list.ExitCode);
+        Assert.Matches(@"xen_hello_world +- +4968  [0-9a-f]{16}  DAMAGED\n", list.Stdout);
+        // Installing it again mends it.
+        Assert.Equal(0, sandbox.Run("install", "--store", store, Sample("xen_hello_world"), Sample("xen_replace_world")).ExitCode);
+        Assert.Equal(0, sandbox.Run("list", "--installed", "--store", store).ExitCode);
+    }
+
+    [Fact]
+    public void A_payload_for_another_hypervisor_and_an_unwritable_store_are_refused_and_change_nothing()
+    {
+        sandbox.Reset();
+        string store = Repo.TempDirectory("store");
+        Assert.Equal(0, sandbox.Run("install", "--store", store, Sample("xen_nop")).ExitCode);
+        string index = Path.Combine(store, sandbox.BuildId, "installed.json");
+        string before = File.ReadAllText(index);
+
+        string foreign = PayloadVariants.ForAnotherHypervisor(Sample("xen_hello_world"), Repo.TempDirectory("foreign"));
+        var r = sandbox.Run("install", "--store", store, foreign);
+        Assert.Equal(65, r.ExitCode);
+        Assert.Contains($"xen-livepatch install: xen_hello_world ({foreign}) was made for hypervisor build-id {string.Concat(Enumerable.Repeat("ab", 20))}, not {sandbox.BuildId}: " +
+            "Xen would refuse it (EINVAL)", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllText(index));
+
+        Tool.Run("mount", "--bind", store, store).EnsureSuccess();
+        try
+        {
+            Tool.Run("mount", "-o", "remount,bind,ro", store).EnsureSuccess();
+            r = sandbox.Run("install", "--store", store, Sample("xen_hello_world"));
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains($"xen-livepatch install: cannot change the store {store}/{sandbox.BuildId}: ", r.Stderr, StringComparison.Ordinal);
+            Assert.Contains("nothing was changed. Run as root, free some space, or give another store with --store DIR (or XEN_LIVEPATCH_STORE)", r.Stderr, StringComparison.Ordinal);
+            // Boot-time apply still works from a read-only store.
+            var boot = ApplyInstalled(store);
+            Assert.True(boot.ExitCode == 0, boot.Stdout + boot.Stderr);
+        }
+        finally
+        {
+            Tool.Run("umount", store).EnsureSuccess();
+        }
+        Assert.Equal(before, File.ReadAllText(index));
+        Assert.Equal(["xen_nop"], Installed(store));
+        Assert.Equal("xen_nop:Applied", sandbox.Loaded);
+    }
+
+    [Fact]
+    public void Converge_moves_between_sets_and_a_second_run_does_nothing()
+    {
+        sandbox.Reset();
+        var r = sandbox.Run("converge", Dir("xen_bye_world", "xen_hello_world"), "--timeout", Timeout);
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        Assert.EndsWith("converged: applied, bottom first: xen_hello_world, xen_bye_world\n", r.Stdout, StringComparison.Ordinal);
+
+        string set = Dir("xen_replace_world", "xen_nop");
+        string manifest = Path.Combine(set, "manifest");
+        File.WriteAllText(manifest, "# the next set\nxen_replace_world.livepatch replace\nxen_nop.livepatch\n");
+        var plan = sandbox.Run("converge", manifest, "--dry-run");
+        Assert.Equal(0, plan.ExitCode);
+        Assert.Contains("plan (dry run, nothing done):\n  upload xen_replace_world ", plan.Stdout, StringComparison.Ordinal);
+        Assert.Equal("xen_hello_world,xen_bye_world", sandbox.Applied);
+
+        r = sandbox.Run("converge", manifest, "--timeout", Timeout, "--json");
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        using (var doc = JsonDocument.Parse(r.Stdout))
+        {
+            var root = doc.RootElement;
+            Assert.Equal((1, "exact", true, true), (root.GetProperty("schema").GetInt32(), root.GetProperty("mode").GetString(), root.GetProperty("changed").GetBoolean(), root.GetProperty("converged").GetBoolean()));
+            Assert.Equal(["upload xen_replace_world", "replace xen_replace_world", "unload xen_hello_world", "unload xen_bye_world", "upload xen_nop", "apply xen_nop"],
+                root.GetProperty("steps").EnumerateArray().Select(s => $"{s.GetProperty("op").GetString()} {s.GetProperty("name").GetString()}"));
+            Assert.All(root.GetProperty("steps").EnumerateArray(), s => Assert.Equal("completed", s.GetProperty("outcome").GetString()));
+            Assert.Equal(["xen_replace_world", "xen_nop"], root.GetProperty("payloads").EnumerateArray().Select(p => p.GetProperty("name").GetString()));
+        }
+        Assert.Equal("xen_replace_world,xen_nop", sandbox.Applied);
+
+        r = sandbox.Run("converge", manifest, "--timeout", Timeout);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("nothing to do; the hypervisor has the desired set: applied, bottom first: xen_replace_world, xen_nop\n", r.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Converge_refuses_a_set_it_cannot_apply_or_read_and_changes_nothing()
+    {
+        sandbox.Reset();
+        var r = sandbox.Run("converge", Dir("xen_bye_world"));
+        Assert.Equal(65, r.ExitCode);
+        Assert.Contains($"xen-livepatch converge: cannot apply the directory ", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains(": xen_bye_world depends on build-id ", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", r.Stdout);
+
+        string manifest = Path.Combine(Repo.TempDirectory("m"), "m.txt");
+        File.WriteAllText(manifest, "nowhere.livepatch\n");
+        r = sandbox.Run("converge", manifest);
+        Assert.Equal(66, r.ExitCode);
+        Assert.Contains($"xen-livepatch converge: {manifest}:1: ", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal(64, sandbox.Run("converge").ExitCode);
+        Assert.Equal("", sandbox.Loaded);
+    }
+
+    private static string[] Installed(string store) =>
+        [.. JsonDocument.Parse(File.ReadAllText(Directory.GetFiles(store, "installed.json", SearchOption.AllDirectories).Single()))
+            .RootElement.GetProperty("payloads").EnumerateArray().Select(p => p.GetProperty("name").GetString()!)];
+
+    private string Extraversion()
+    {
+        Assert.True(sandbox.Host.WaitForEntries(20, TimeSpan.FromSeconds(10)));
+        return sandbox.Host.LastExtraVersion(0);
+    }
+}
