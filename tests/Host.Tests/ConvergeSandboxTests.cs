@@ -28,7 +28,7 @@ public sealed class ConvergeSandboxTests(SandboxFixture sandbox)
         ["xen_bye_again"] = "Bye Again",
     };
 
-    private static int Cases => int.TryParse(Environment.GetEnvironmentVariable("XLP_CONVERGE_CASES"), NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : 300;
+    private static int Cases => int.TryParse(Environment.GetEnvironmentVariable("XLP_CONVERGE_CASES"), NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : 200;
 
     private ConvergeReport Converge(LivepatchClient client, DesiredSet set) =>
         Converger.RunAsync(client, set, ConvergeMode.Exact, dryRun: false, sandbox.Runner).GetAwaiter().GetResult();
