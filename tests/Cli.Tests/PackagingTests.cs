@@ -105,7 +105,7 @@ public class PackagingTests
         string stderr = p.StandardError.ReadToEnd();
         Assert.True(p.WaitForExit(120_000));
         Assert.True(p.ExitCode == 0, stdout + stderr);
-        Assert.Contains($"Booting the sandbox hypervisor {Path.Combine(root, "usr/lib/xen-livepatch/sandbox/xen-syms")} with 1 vCPUs", stdout, StringComparison.Ordinal);
+        Assert.Contains($"Booting the sandbox hypervisor {Path.Combine(root, "usr/lib/xen-livepatch/sandbox/xen-syms")} with 1 vCPU\n", stdout, StringComparison.Ordinal);
         Assert.Contains($"Uploading xen_hello_world.livepatch", stdout, StringComparison.Ordinal);
     }
 
