@@ -15,7 +15,23 @@ namespace XenLivepatch.Host;
 /// <param name="NoDeps">Applied with NODEPS even when what it depends on is not applied.</param>
 /// <param name="BuildId">Its own build-id (hex).</param>
 /// <param name="Depends">The build-id it applies on top of (hex).</param>
-public sealed record InstalledPayload(string Name, string File, string Sha256, long Size, int Order, bool Replace, bool NoDeps, string BuildId, string Depends);
+public sealed record InstalledPayload(string Name, string File, string Sha256, long Size, int Order, bool Replace, bool NoDeps, string BuildId, string Depends)
+{
+    /// <summary>Writes the members as the index keeps them (the CLI's --json shows the same names).</summary>
+    public void WriteMembers(Utf8JsonWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.WriteString("name", Name);
+        w.WriteString("file", File);
+        w.WriteString("sha256", Sha256);
+        w.WriteNumber("size", Size);
+        w.WriteNumber("order", Order);
+        w.WriteBoolean("replace", Replace);
+        w.WriteBoolean("nodeps", NoDeps);
+        w.WriteString("build_id", BuildId);
+        w.WriteString("depends", Depends);
+    }
+}
 
 /// <summary>An installed payload checked against its file: null <see cref="Problem"/> when the file is whole.</summary>
 /// <param name="Entry">The index entry.</param>
@@ -183,15 +199,7 @@ public sealed class InstallStore
             foreach (var e in entries.OrderBy(e => e.Order))
             {
                 w.WriteStartObject();
-                w.WriteString("name", e.Name);
-                w.WriteString("file", e.File);
-                w.WriteString("sha256", e.Sha256);
-                w.WriteNumber("size", e.Size);
-                w.WriteNumber("order", e.Order);
-                w.WriteBoolean("replace", e.Replace);
-                w.WriteBoolean("nodeps", e.NoDeps);
-                w.WriteString("build_id", e.BuildId);
-                w.WriteString("depends", e.Depends);
+                e.WriteMembers(w);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

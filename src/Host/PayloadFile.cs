@@ -1,5 +1,4 @@
 using System.Diagnostics.CodeAnalysis;
-using System.Security.Cryptography;
 using XenLivepatch.Tooling;
 
 namespace XenLivepatch.Host;
@@ -17,7 +16,7 @@ public sealed class PayloadFile
         Name = name;
         Path = path;
         Data = data;
-        Sha256 = Convert.ToHexStringLower(SHA256.HashData(data));
+        Sha256 = Convert.ToHexStringLower(Host.Sha256.Hash(data));
         BuildId = Convert.ToHexStringLower(info.BuildId.Span);
         Depends = Convert.ToHexStringLower(info.Depends.Span);
         XenDepends = Convert.ToHexStringLower(info.XenDepends.Span);

@@ -17,7 +17,7 @@ public class ClientTests
 
     public static TheoryData<string> Transports => new() { "in-process", "socket" };
 
-    private static async Task<(LivepatchClient Client, OfflineXen Xen, IAsyncDisposable? Server)> Connect(string how)
+    internal static async Task<(LivepatchClient Client, OfflineXen Xen, IAsyncDisposable? Server)> Connect(string how)
     {
         var xen = OfflineXen.Create();
         if (how == "in-process")

@@ -1,7 +1,6 @@
 using System.Text;
 using XenLivepatch.Abi;
 using XenLivepatch.Hypervisor;
-using XenLivepatch.Sandbox;
 using XenLivepatch.TestKit;
 
 namespace XenLivepatch.Control.Tests;
@@ -18,17 +17,7 @@ public class HostCallsTests
 
     public static TheoryData<string> Transports => new() { "in-process", "socket" };
 
-    private static async Task<(LivepatchClient Client, OfflineXen Xen, IAsyncDisposable? Server)> Connect(string how)
-    {
-        var xen = OfflineXen.Create();
-        if (how == "in-process")
-            return (xen.Client(), xen, null);
-        string path = Path.Combine(Repo.TempDirectory("sock"), "sandbox.sock");
-        var server = SysctlSocketServer.Start(xen.Handler, path);
-        var socket = await SocketTransport.OpenAsync(path);
-        Assert.True(socket.Transport != null, socket.Problem);
-        return (new LivepatchClient(socket.Transport), xen, server);
-    }
+    private static Task<(LivepatchClient Client, OfflineXen Xen, IAsyncDisposable? Server)> Connect(string how) => ClientTests.Connect(how);
 
     [Theory, MemberData(nameof(Transports))]
     public async Task The_build_id_is_the_hypervisors(string how)

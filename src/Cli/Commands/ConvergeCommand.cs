@@ -185,10 +185,7 @@ internal static class ConvergeCommand
             w.WriteString("source", r.Desired.Source);
         if (s.TransportDescription != null)
             w.WriteString("transport", s.TransportDescription);
-        if (r?.Before?.XenBuildId is { } id)
-            w.WriteString("build_id", id);
-        else
-            w.WriteNull("build_id");
+        HostCommands.NullableString(w, "build_id", r?.Before?.XenBuildId);
         extra?.Invoke(w);
         Strings(w, "problems", r?.Problems ?? []);
         Strings(w, "notes", r?.Plan?.Notes ?? []);
@@ -230,14 +227,8 @@ internal static class ConvergeCommand
                 w.WriteString("name", p.Name);
                 w.WriteString("state", p.State?.ToString().ToUpperInvariant() ?? "unknown");
                 w.WriteNumber("rc", p.Rc);
-                if (p.BuildId != null)
-                    w.WriteString("build_id", p.BuildId);
-                else
-                    w.WriteNull("build_id");
-                if (p.Depends != null)
-                    w.WriteString("depends", p.Depends);
-                else
-                    w.WriteNull("depends");
+                HostCommands.NullableString(w, "build_id", p.BuildId);
+                HostCommands.NullableString(w, "depends", p.Depends);
                 w.WriteEndObject();
             }
         }

@@ -33,16 +33,23 @@ internal static class HostCommands
 
         """;
 
+    // The start of a command that takes no argument but --json: its step, and the client (null when there is none,
+    // or the command line is wrong: the message is out).
+    private static async Task<(StepRecord Step, LivepatchClient? Client)> BeginAsync(Session s, string command, string[] args)
+    {
+        var step = s.Begin(command);
+        if (args.FirstOrDefault(a => a != "--json") is { } extra)
+        {
+            s.Err($"xen-livepatch {command}: unexpected argument '{extra}' (see 'xen-livepatch {command} --help')\n");
+            return (step, null);
+        }
+        return (step, await s.ClientAsync().ConfigureAwait(false));
+    }
+
     /// <summary><c>buildid</c>.</summary>
     public static async Task<int> BuildIdAsync(Session s, string[] args)
     {
-        if (args.Any(a => a != "--json"))
-        {
-            s.Err($"xen-livepatch buildid: unexpected argument '{args.First(a => a != "--json")}' (see 'xen-livepatch buildid --help')\n");
-            return -1;
-        }
-        var step = s.Begin("buildid");
-        var client = await s.ClientAsync().ConfigureAwait(false);
+        var (step, client) = await BeginAsync(s, "buildid", args).ConfigureAwait(false);
         if (client == null)
             return -1;
         var id = await client.GetBuildIdAsync(s.CancellationToken).ConfigureAwait(false);
@@ -63,10 +70,7 @@ internal static class HostCommands
     public static string BuildIdJson(Session s, int exitCode) => Json(w =>
     {
         JsonReport.Header(w, "buildid", exitCode, s);
-        if (s.BuildId != null)
-            w.WriteString("build_id", s.BuildId);
-        else
-            w.WriteNull("build_id");
+        NullableString(w, "build_id", s.BuildId);
         w.WriteString("transport", s.TransportDescription);
         Messages(w, s);
         w.WriteEndObject();
@@ -75,13 +79,7 @@ internal static class HostCommands
     /// <summary><c>dump</c>.</summary>
     public static async Task<int> DumpAsync(Session s, string[] args)
     {
-        if (args.Any(a => a != "--json"))
-        {
-            s.Err($"xen-livepatch dump: unexpected argument '{args.First(a => a != "--json")}' (see 'xen-livepatch dump --help')\n");
-            return -1;
-        }
-        var step = s.Begin("dump");
-        var client = await s.ClientAsync().ConfigureAwait(false);
+        var (step, client) = await BeginAsync(s, "dump", args).ConfigureAwait(false);
         if (client == null)
             return -1;
         var dump = await client.DumpAsync(s.CancellationToken).ConfigureAwait(false);
@@ -108,10 +106,7 @@ internal static class HostCommands
     {
         JsonReport.Header(w, "dump", exitCode, s);
         var d = s.Dump;
-        if (d?.BuildId != null)
-            w.WriteString("build_id", d.BuildId);
-        else
-            w.WriteNull("build_id");
+        NullableString(w, "build_id", d?.BuildId);
         w.WriteStartArray("payloads");
         foreach (var p in d?.Payloads ?? [])
             DumpedPayloadJson(w, p);
@@ -189,7 +184,8 @@ internal static class HostCommands
 
     private static string Hex(ulong v) => v.ToString("x16", CultureInfo.InvariantCulture);
 
-    private static void NullableString(Utf8JsonWriter w, string name, string? value)
+    /// <summary>A string member, or null.</summary>
+    public static void NullableString(Utf8JsonWriter w, string name, string? value)
     {
         if (value != null)
             w.WriteString(name, value);

@@ -193,19 +193,8 @@ internal static class StoreCommands
     private static void Entry(Utf8JsonWriter w, InstalledPayload e, string? problem)
     {
         w.WriteStartObject();
-        w.WriteString("name", e.Name);
-        w.WriteNumber("order", e.Order);
-        w.WriteString("file", e.File);
-        w.WriteNumber("size", e.Size);
-        w.WriteString("sha256", e.Sha256);
-        w.WriteBoolean("replace", e.Replace);
-        w.WriteBoolean("nodeps", e.NoDeps);
-        w.WriteString("build_id", e.BuildId);
-        w.WriteString("depends", e.Depends);
-        if (problem != null)
-            w.WriteString("problem", problem);
-        else
-            w.WriteNull("problem");
+        e.WriteMembers(w);
+        HostCommands.NullableString(w, "problem", problem);
         w.WriteEndObject();
     }
 
@@ -280,10 +269,7 @@ internal static class StoreCommands
                 w.WriteStartObject();
                 w.WriteString("build_id", store.BuildId);
                 w.WriteString("directory", store.Directory);
-                if (problem != null)
-                    w.WriteString("problem", problem);
-                else
-                    w.WriteNull("problem");
+                HostCommands.NullableString(w, "problem", problem);
                 w.WriteStartArray("payloads");
                 foreach (var p in payloads)
                     Entry(w, p.Entry, p.Problem);
