@@ -1,6 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 
 namespace XenLivepatch.Host;
@@ -423,7 +422,4 @@ public sealed class InstallStore
 
     /// <summary>A short description for messages: "the store /var/lib/xen-livepatch/&lt;id&gt; (3 payloads)".</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"the store {Directory}");
-
-    /// <summary>The index's text (for tests and diagnostics).</summary>
-    internal string IndexText(IReadOnlyList<InstalledPayload> entries) => Encoding.UTF8.GetString(IndexBytes(entries));
 }

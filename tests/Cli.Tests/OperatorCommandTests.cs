@@ -64,6 +64,7 @@ public sealed class OperatorCommandTests(SocketSandbox sandbox) : IClassFixture<
         var f = hello.Functions[0];
         Assert.Contains($"    xen_extra_version  {f.OldAddress:x16} ({f.Entry.OldSize} bytes) -> {f.NewAddress:x16} ({f.Entry.NewSize} bytes)\n", get.Stdout, StringComparison.Ordinal);
 
+        Assert.Contains($"  depends on   {Convert.ToHexStringLower(hello.BuildId.Span)} (xen_hello_world)\n", sandbox.Run("get", "xen_bye_world").Stdout, StringComparison.Ordinal);
         using var doc = JsonDocument.Parse(sandbox.Run("get", "xen_bye_world", "--json").Stdout);
         var fn = Assert.Single(doc.RootElement.GetProperty("functions").EnumerateArray());
         Assert.Equal("xen_extra_version", fn.GetProperty("name").GetString());
@@ -255,5 +256,31 @@ public sealed class OperatorCommandTests(SocketSandbox sandbox) : IClassFixture<
     {
         Assert.True(sandbox.Host.WaitForEntries(20, TimeSpan.FromSeconds(10)));
         return sandbox.Host.LastExtraVersion(0);
+    }
+}
+
+/// <summary>The install store's commands where no hypervisor answers: --build-id names the store.</summary>
+public class StoreCommandsWithoutHypervisorTests
+{
+    [Fact]
+    public void Install_for_a_named_build_id_and_list_every_store_need_no_hypervisor()
+    {
+        string store = Repo.TempDirectory("store");
+        string id = Convert.ToHexStringLower(XenLivepatch.Elf.ElfFile.Load(SandboxBuild.Image).TryGetGnuBuildId(out var b, out _) ? b.Span : []);
+        var r = CliRun.Ours("--sandbox", "/nonexistent/socket", "install", "--store", store, "--build-id", id, SandboxBuild.PayloadPath("xen_nop"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var json = CliRun.Ours("list", "--installed", "--all", "--store", store, "--json");
+        Assert.Equal(0, json.ExitCode);
+        using var doc = System.Text.Json.JsonDocument.Parse(json.Stdout);
+        var s = Assert.Single(doc.RootElement.GetProperty("stores").EnumerateArray());
+        Assert.Equal(id, s.GetProperty("build_id").GetString());
+        Assert.Equal("xen_nop", Assert.Single(s.GetProperty("payloads").EnumerateArray()).GetProperty("name").GetString());
+
+        // Without --build-id the store is the running hypervisor's: with none, say so.
+        r = CliRun.Ours("--sandbox", "/nonexistent/socket", "install", "--store", store, SandboxBuild.PayloadPath("xen_nop"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("the store is chosen by the running hypervisor's build-id; without one, give --build-id HEX", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal(64, CliRun.Ours("install", "--build-id", "xyz", SandboxBuild.PayloadPath("xen_nop")).ExitCode);
+        Assert.Equal(66, CliRun.Ours("install", "--build-id", id, "/nonexistent.livepatch").ExitCode);
     }
 }

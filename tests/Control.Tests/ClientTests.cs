@@ -22,7 +22,7 @@ public class ClientTests
         var xen = OfflineXen.Create();
         if (how == "in-process")
         {
-            var opened = await InProcessTransport.OpenAsync(xen.Sysctl);
+            var opened = await InProcessTransport.OpenAsync(xen.Sysctl, xenVersion: xen.XenVersion);
             Assert.Null(opened.Problem);
             return (new LivepatchClient(opened.Transport!), xen, null);
         }

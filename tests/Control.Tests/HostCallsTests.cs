@@ -139,6 +139,25 @@ public class HostCallsTests
     }
 
     [Fact]
+    public void Real_xens_x_output_parses_into_its_payloads()
+    {
+        string serial = string.Concat(File.ReadAllLines(Repo.Path("tests", "Data", "xen-4.17", "operator", "x-key.serial"))
+            .Where(l => !l.StartsWith('#')).Select(l => l + "\n"));
+        var dump = LivepatchDump.Parse(serial)!;
+        Assert.Equal("151b373fd64b321593bf987fd923cd10dabadac4", dump.BuildId);
+        Assert.Equal(["xen_op_hello", "xen_op_bye"], dump.Payloads.Select(p => p.Name));
+        var hello = dump.Payloads[0];
+        Assert.Equal(("APPLIED", 2, 0xffff82d0405b0000ul, 0xffff82d0405b1000ul, 2ul), (hello.State, hello.StateValue, hello.Text, hello.Data, hello.Pages));
+        Assert.Equal(["OP_HELLO"], hello.Metadata);
+        Assert.Equal(new DumpedFunction("xen_extra_version", 0xffff82d040234b20, 16, 0xffff82d0405b0000, 8), Assert.Single(hello.Functions));
+        Assert.Equal(("264410f01c1cb61d1328707e62470b23d2a0a323", dump.BuildId, dump.BuildId), (hello.BuildId, hello.DependsOn, hello.DependsOnXen));
+        Assert.Equal(hello.BuildId, dump.Payloads[1].DependsOn);
+        Assert.Empty(dump.Payloads[1].Metadata);
+        // What dump prints is Xen's lines without the console's prefix, the core's other lines left out.
+        Assert.Equal(serial.Split('\n').Where(l => l.Length > 0).Skip(2).Select(l => l["(XEN) ".Length..]), dump.Lines);
+    }
+
+    [Fact]
     public void The_dump_parser_keeps_the_dump_and_leaves_other_console_lines_out()
     {
         string console = """

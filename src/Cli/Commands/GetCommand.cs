@@ -59,7 +59,7 @@ internal static class GetCommand
         var dump = await client.DumpAsync(s.CancellationToken).ConfigureAwait(false);
         s.Details = dump.Dump?.Payloads.LastOrDefault(p => p.Name == name);
         if (s.Details != null)
-            s.Out(HostCommands.Details(s.Details, dump.Dump!.BuildId));
+            s.Out(HostCommands.Details(s.Details, dump.Dump!));
         else
             s.Err($"xen-livepatch get: no details of {name}: {dump.Problem ?? (dump.Result.Succeeded ? "the 'x' dump does not show it" : $"the 'x' dump failed ({XenErrors.Name(dump.Result.Errno)})")}\n");
         return get.InProgress ? (int)XenErrno.EAGAIN : 0;

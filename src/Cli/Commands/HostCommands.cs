@@ -159,14 +159,19 @@ internal static class HostCommands
 
     /// <summary>
     /// The details <c>get NAME</c> prints under the state line, like <c>kpatch info</c>: build-ids, metadata, where
-    /// the payload sits and what it patches (from the 'x' dump).
+    /// the payload sits and what it patches (from the 'x' dump, which also names the payload it depends on).
     /// </summary>
-    public static string Details(DumpedPayload p, string? xenBuildId)
+    public static string Details(DumpedPayload p, LivepatchDump dump)
     {
+        ArgumentNullException.ThrowIfNull(dump);
+        string? xenBuildId = dump.BuildId;
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         sb.Append(c, $"  build-id     {p.BuildId ?? "-"}\n");
-        string depends = p.DependsOn == null ? "-" : p.DependsOn == xenBuildId ? $"{p.DependsOn} (the hypervisor)" : p.DependsOn;
+        string depends = p.DependsOn == null ? "-"
+            : p.DependsOn == xenBuildId ? $"{p.DependsOn} (the hypervisor)"
+            : dump.Payloads.FirstOrDefault(q => q.BuildId == p.DependsOn) is { } below ? $"{p.DependsOn} ({below.Name})"
+            : p.DependsOn;
         sb.Append(c, $"  depends on   {depends}\n");
         string xen = p.DependsOnXen == null ? "-" : p.DependsOnXen == xenBuildId ? $"{p.DependsOnXen} (the running hypervisor)" : p.DependsOnXen;
         sb.Append(c, $"  made for     {xen}\n");
