@@ -142,7 +142,10 @@ public sealed unsafe class SandboxMemory : IHypervisorMemory, IDisposable
     /// <inheritdoc/>
     public bool WriteText(ulong address, ReadOnlySpan<byte> bytes) => _patching.WriteText(address, bytes);
 
-    /// <summary>A pointer to hypervisor data (the host reads the log and sets the hold gate through it).</summary>
+    /// <summary>
+    /// A pointer to hypervisor data (the host reads the log and sets the hold gate through it): the image runs at
+    /// its link address, so an address is its own pointer.
+    /// </summary>
     public IntPtr Pointer(ulong address) => (nint)address;
 
     /// <inheritdoc/>

@@ -38,9 +38,6 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         }
     }
 
-    /// <summary>How many vCPUs there are.</summary>
-    public int Count => _threads.Length;
-
     /// <summary>Each vCPU's counters.</summary>
     public IReadOnlyList<VcpuStats> Stats => _stats;
 
