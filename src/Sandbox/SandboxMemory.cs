@@ -49,14 +49,14 @@ public sealed unsafe class SandboxMemory : IHypervisorMemory, IDisposable
         }
         _allocator = new PayloadAllocator(_mapping, _readable, WindowStart, WindowSize);
         // What the core calls in the pause, compiled now rather than there by the first action. PrepareMethod
-        // leaves interface methods alone: call them, where they write nothing (no view is mapped, and address 0
+        // leaves interface methods alone: call them, where they write nothing (no page has a view, and address 0
         // is outside the sandbox).
         Read(image.Start, []);
-        WriteText(0, [0]);
         using (var none = _patching.Prepare([], []))
         {
             none.Warm();
             none.WriteAll();
+            WriteText(0, [0]);
         }
     }
 
