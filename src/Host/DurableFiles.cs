@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Host;
 
@@ -8,7 +8,7 @@ namespace XenLivepatch.Host;
 /// is flushed so that the rename is on the disk too. A failure at any step removes the temporary file and leaves
 /// the final name as it was.
 /// </summary>
-internal static partial class DurableFiles
+internal static class DurableFiles
 {
     /// <summary>The prefix of temporary files: a store ignores (and cleans up) files that start with it.</summary>
     public const string TemporaryPrefix = ".tmp-";
@@ -49,19 +49,12 @@ internal static partial class DurableFiles
     /// <summary>fsync(2) on a directory: makes its entries (a rename, a new or removed file) durable.</summary>
     public static void SyncDirectory(string directory)
     {
-        int fd = Open(directory, ORdOnly | OCloexec);
-        if (fd < 0)
-            throw new IOException($"cannot open {directory} to flush it: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
-        try
-        {
-            // Some file systems cannot flush a directory (EINVAL, ENOTSUP): their renames are as durable as they get.
-            if (Fsync(fd) != 0 && Marshal.GetLastPInvokeError() is not (22 or 95))
-                throw new IOException($"cannot flush {directory} to the disk: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
+        using var fd = SafeFileDescriptor.Open(directory, LibC.O_RDONLY | LibC.O_CLOEXEC);
+        if (fd.IsInvalid)
+            throw new IOException($"cannot open {directory} to flush it: {LibC.LastError()}");
+        // Some file systems cannot flush a directory (EINVAL, ENOTSUP): their renames are as durable as they get.
+        if (LibC.fsync(fd) != 0 && LibC.Errno is not (LibC.EINVAL or LibC.ENOTSUP))
+            throw new IOException($"cannot flush {directory} to the disk: {LibC.LastError()}");
     }
 
     /// <summary>Deletes a file, ignoring failures (cleanup after a failed write).</summary>
@@ -75,17 +68,4 @@ internal static partial class DurableFiles
         {
         }
     }
-
-    // Linux values (the same on x86-64 and arm64); a directory opens read-only for fsync.
-    private const int ORdOnly = 0;
-    private const int OCloexec = 0x80000;
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }

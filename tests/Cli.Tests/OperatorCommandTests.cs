@@ -158,7 +158,7 @@ public sealed class OperatorCommandTests(SocketSandbox sandbox) : IClassFixture<
         Assert.Equal(0, sandbox.Run("list", "--installed", "--store", store).ExitCode);
     }
 
-    [Fact]
+    [RootFact]
     public void A_payload_for_another_hypervisor_and_an_unwritable_store_are_refused_and_change_nothing()
     {
         sandbox.Reset();

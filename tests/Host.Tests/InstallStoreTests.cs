@@ -126,11 +126,9 @@ public class InstallStoreTests
         }
     }
 
-    [Fact]
+    [RootFact]
     public void A_full_disk_refuses_the_install_and_leaves_neither_a_half_written_payload_nor_a_temporary_file()
     {
-        if (!IsRoot)
-            return; // A tmpfs of a few KiB needs mount(2); the read-only test covers the non-root case.
         string root = Repo.TempDirectory("store-full");
         Tool.Run("mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", root).EnsureSuccess();
         try
