@@ -149,6 +149,11 @@ public sealed class OperatorCommandTests(SocketSandbox sandbox) : IClassFixture<
         Assert.Contains("not applied: xen_replace_world: its file", r.Stderr, StringComparison.Ordinal);
         Assert.Contains("is missing", r.Stderr, StringComparison.Ordinal);
         Assert.Equal("xen_nop:Applied", sandbox.Loaded);
+        using (var doc = JsonDocument.Parse(ApplyInstalled(store, "--json").Stdout))
+        {
+            Assert.Equal((1, false, 3), (doc.RootElement.GetProperty("exit_code").GetInt32(), doc.RootElement.GetProperty("converged").GetBoolean(),
+                doc.RootElement.GetProperty("store_problems").GetArrayLength()));
+        }
 
         var list = sandbox.Run("list", "--installed", "--store", store);
         Assert.Equal(1, list.ExitCode);

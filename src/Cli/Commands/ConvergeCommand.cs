@@ -111,7 +111,7 @@ internal static class ConvergeCommand
             : report.Converged && (leftOut == null || leftOut.Count == 0) ? ExitCodes.Success
             : ExitCodes.Failure;
         if (s.Json)
-            s.Write(Json(s, report, exit, extra));
+            s.Write(Json(s, report, exit, extra, leftOut?.Count > 0));
         else if (report.Problems.Count > 0 || report.Failure != null)
         {
             // Nothing was done: the reasons are errors, on stderr.
@@ -175,7 +175,7 @@ internal static class ConvergeCommand
         return sb.ToString();
     }
 
-    private static string Json(Session s, ConvergeReport? r, int exit, Action<Utf8JsonWriter>? extra) => HostCommands.Json(w =>
+    private static string Json(Session s, ConvergeReport? r, int exit, Action<Utf8JsonWriter>? extra, bool leftOut = false) => HostCommands.Json(w =>
     {
         JsonReport.Header(w, s.Command, exit, s);
         w.WriteNumber("schema", Schema);
@@ -213,7 +213,9 @@ internal static class ConvergeCommand
         }
         w.WriteEndArray();
         w.WriteBoolean("changed", r?.Changed ?? false);
-        bool converged = r != null && (r.DryRun ? r.Problems.Count == 0 && r.Failure == null && r.Plan is { IsEmpty: true } && r.Differences.Count == 0 : r.Converged);
+        // Payloads left out of the set (apply-installed: damaged files) keep it from being converged.
+        bool converged = r != null && !leftOut &&
+            (r.DryRun ? r.Problems.Count == 0 && r.Failure == null && r.Plan is { IsEmpty: true } && r.Differences.Count == 0 : r.Converged);
         w.WriteBoolean("converged", converged);
         Strings(w, "differences", r?.Differences ?? []);
         var state = r?.After ?? r?.Before;
