@@ -77,6 +77,12 @@ public abstract class LivepatchArch
     /// <summary>Bytes at the start of an old function that this architecture patches after (ENDBR64); empty when none.</summary>
     public virtual bool StartsWithEndbr(ReadOnlySpan<byte> first4) => false;
 
+    /// <summary>
+    /// Whether the hypervisor has an exception table a payload's <c>.ex_table</c> extends (<c>CONFIG_HAS_EX_TABLE</c>:
+    /// x86 only); where it has none, a payload with the section is refused with -EOPNOTSUPP.
+    /// </summary>
+    public virtual bool HasExceptionTable => true;
+
     /// <summary>Size of the patch a jump needs (x86 <c>E9 rel32</c>: 5; arm64 <c>B</c>: 4).</summary>
     public abstract int JumpSize { get; }
 

@@ -352,6 +352,8 @@ public sealed class PayloadLoader
         if (CheckAlternatives() is { } ae)
             return ae;
         var ex = _elf.SectionByName(".ex_table");
+        if (ex != null && !_ctx.Arch.HasExceptionTable)
+            return Fail(XenErrno.EOPNOTSUPP, $".ex_table: {_ctx.Arch.Machine} hypervisors have no exception table for a payload to extend");
         if (ex != null && ex.Header.Size % 8 != 0)
             return Fail(XenErrno.EINVAL, $"wrong size {ex.Header.Size} of .ex_table (must be a multiple of 8)");
 
