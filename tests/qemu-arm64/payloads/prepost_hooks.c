@@ -1,0 +1,47 @@
+/* xen_prepost_hooks: the hello-world patch with the four vetoing hooks. The first pre-revert refuses
+ * (-1, EPERM); the second lets the revert happen; post-revert checks every count. */
+#include "livepatch.h"
+
+static int pre_apply_cnt, post_apply_cnt, pre_revert_cnt, post_revert_cnt;
+
+const char *xen_extra_version(void)
+{
+    return "Hello World";
+}
+
+static int pre_apply_hook(livepatch_payload_t *p)
+{
+    (void)p;
+    pre_apply_cnt++;
+    printk("xen_prepost_hooks: pre_apply_hook: Hook starting.\n");
+    return 0;
+}
+
+static void post_apply_hook(livepatch_payload_t *p)
+{
+    post_apply_cnt++;
+    printk("xen_prepost_hooks: post_apply_hook: rc %d\n", p->rc);
+}
+
+static int pre_revert_hook(livepatch_payload_t *p)
+{
+    (void)p;
+    pre_revert_cnt++;
+    printk("xen_prepost_hooks: pre_revert_hook: call %d\n", pre_revert_cnt);
+    return pre_revert_cnt == 1 ? -1 : 0; /* the first revert is vetoed */
+}
+
+static void post_revert_hook(livepatch_payload_t *p)
+{
+    (void)p;
+    post_revert_cnt++;
+    if (pre_apply_cnt != 1 || post_apply_cnt != 1 || pre_revert_cnt != 2 || post_revert_cnt != 1)
+        printk("xen_prepost_hooks: post_revert_hook: BUG: unexpected hook counts\n");
+    else
+        printk("xen_prepost_hooks: post_revert_hook: counts as expected.\n");
+}
+
+LIVEPATCH_PREAPPLY_HOOK(pre_apply_hook);
+LIVEPATCH_POSTAPPLY_HOOK(post_apply_hook);
+LIVEPATCH_PREREVERT_HOOK(pre_revert_hook);
+LIVEPATCH_POSTREVERT_HOOK(post_revert_hook);
