@@ -94,10 +94,21 @@ public sealed class Arm64Arch : LivepatchArch
         // (old - new within the range) passes +128 MiB and a replacement off a word boundary; Xen's encoder
         // refuses those ("offset out of range", "must be word aligned") and the patch is its break instruction.
         long offset = unchecked((long)(func.NewAddr - place));
-        uint insn = ((place | func.NewAddr) & 3) != 0 || offset < -Range || offset >= Range
-            ? BreakFault
-            : 0x14000000u | (uint)((offset >> 2) & 0x3ffffff);
+        uint insn = UnencodablePatch(func, place) != null ? BreakFault : 0x14000000u | (uint)((offset >> 2) & 0x3ffffff);
         BinaryPrimitives.WriteUInt32LittleEndian(dest, insn);
+    }
+
+    /// <inheritdoc/>
+    public override string? UnencodablePatch(in LivepatchFunc func, ulong place)
+    {
+        if (func.NewAddr == 0)
+            return null;
+        long offset = unchecked((long)(func.NewAddr - place));
+        string? why = ((place | func.NewAddr) & 3) != 0 ? "is not word aligned"
+            : offset < -Range || offset >= Range ? $"is {offset:+#;-#} bytes away, outside the B's [-128 MiB, +128 MiB)"
+            : null;
+        return why == null ? null
+            : $"the branch from 0x{place:x} to 0x{func.NewAddr:x} {why}: Xen accepts the payload but writes BRK #0x800 there, which traps when the function is called";
     }
 
     /// <inheritdoc/>

@@ -99,5 +99,11 @@ public abstract class LivepatchArch
     /// </summary>
     public abstract void EncodePatch(in LivepatchFunc func, ulong place, Span<byte> dest);
 
+    /// <summary>
+    /// Why the branch from <paramref name="place"/> to <c>new_addr</c> cannot be encoded although the upload checks
+    /// pass it (what the patch is then), or null when it can: <c>check</c> tells its user.
+    /// </summary>
+    public virtual string? UnencodablePatch(in LivepatchFunc func, ulong place) => null;
+
     private protected static LivepatchError Fail(string payload, XenErrno errno, string message) => LivepatchError.For(payload, errno, message);
 }

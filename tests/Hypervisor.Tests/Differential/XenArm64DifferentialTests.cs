@@ -37,6 +37,25 @@ public class XenArm64DifferentialTests
         Assert.Equal("0 -", Outcome("apply", "new_addr_forward_limit"));
     }
 
+    [Theory]
+    [InlineData("new_addr_forward_limit", "outside the B's [-128 MiB, +128 MiB)")]
+    [InlineData("new_addr_misaligned", "is not word aligned")]
+    [InlineData("new_addr_forward_reach", null)]
+    [InlineData("new_addr_backward_reach", null)]
+    public void Check_accepts_what_xen_accepts_and_says_which_patches_become_a_break(string payload, string? why)
+    {
+        string xensyms = File.ReadAllText(Path.Combine(DataDir, "xensyms"));
+        byte[] buildId = Convert.FromHexString(File.ReadAllText(Path.Combine(DataDir, "build-id")).Trim());
+        Assert.True(OfflineHypervisor.TryFromXenSyms(xensyms, buildId, Elf.ElfMachine.AArch64, out var target, out string? error), error);
+        var report = PayloadCheck.Run(payload, File.ReadAllBytes(Path.Combine(DataDir, "corpus", payload + ".livepatch")), target, LivepatchProfile.Xen417);
+        Assert.Null(report.Error);
+        var notes = report.Notes.Where(n => n.Contains("BRK #0x800", StringComparison.Ordinal)).ToList();
+        if (why == null)
+            Assert.Empty(notes);
+        else
+            Assert.Contains(why, Assert.Single(notes), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void The_arm64_corpus_goes_through_real_arm64_xen_under_qemu_as_through_our_core()
     {
