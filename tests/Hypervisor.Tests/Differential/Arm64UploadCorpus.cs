@@ -147,6 +147,11 @@ public static class Arm64UploadCorpus
         Add("rel_prel64_last_word", Model(o => AddRelocation(o, A.R_AARCH64_PREL64, 0, Local(0), 60, 64)));
         Add("rel_abs64_last_doubleword", Model(o => AddRelocation(o, A.R_AARCH64_ABS64, 0, Abs(1), 56, 64)));
         Add("rel_past_end", Model(o => AddRelocation(o, A.R_AARCH64_ABS32, 0, Abs(1), 64, 64)));
+        // Places off their natural alignment: the loader writes there all the same (and Xen takes no fault).
+        Add("rel_abs32_misaligned_place", Model(o => AddRelocation(o, A.R_AARCH64_ABS32, 0, Abs(0x12345678), 2, 64)));
+        Add("rel_abs64_misaligned_place", Model(o => AddRelocation(o, A.R_AARCH64_ABS64, 0, Abs(Far), 4, 64)));
+        Add("rel_prel16_misaligned_place", Model(o => AddRelocation(o, A.R_AARCH64_PREL16, 0, Local(8), 7, 64)));
+        Add("rel_call26_misaligned_place", Model(o => AddRelocation(o, A.R_AARCH64_CALL26, Bl, Local(7), 1, 64)));
 
         // The patch: old_size of at least one instruction; NOPs of whole instructions within 31 bytes.
         foreach (uint size in new uint[] { 1, 2, 3 })
