@@ -158,11 +158,12 @@ public class XenQemuArm64Tests
         Assert.True(r.ScriptExitCode == 0, r.RunLog);
         Golden.Assert(r.RunLog, "arm64-samples-on-xen.txt");
         // The hooks ran as Xen's tests expect them to, and none found a count it did not expect.
-        string xen = string.Join('\n', r.SerialLog.Split('\n').Where(l => l.StartsWith("(XEN) xen_", StringComparison.Ordinal)));
-        Assert.Contains("(XEN) xen_hello_world: hi_func: Hi! (called 2 times)", xen, StringComparison.Ordinal);
-        Assert.Contains("(XEN) xen_prepost_hooks: post_revert_hook: counts as expected.", xen, StringComparison.Ordinal);
-        Assert.Contains("(XEN) xen_action_hooks: post_revert_hook: counts as expected.", xen, StringComparison.Ordinal);
-        Assert.Contains("(XEN) xen_action_hooks_noapply: post_apply_hook: nothing applied, as expected.", xen, StringComparison.Ordinal);
+        string xen = string.Join('\n', r.SerialLog.Split('\n').Where(l => l.Contains("(XEN) livepatch sample: ", StringComparison.Ordinal)));
+        Assert.Contains("hi_func: Hi! (called times) 2", xen, StringComparison.Ordinal);
+        Assert.Contains("check_fnc: Hi func called 1", xen, StringComparison.Ordinal);
+        Assert.Contains("post_revert_hook: counts as expected.", xen, StringComparison.Ordinal);
+        Assert.Contains("action revert_hook: functions marked reverted.", xen, StringComparison.Ordinal);
+        Assert.Contains("noapply post_apply_hook: nothing applied, as expected.", xen, StringComparison.Ordinal);
         Assert.Contains("(XEN) livepatch: xen_extra_version: expectation failed: expected:deadc0debabe", r.SerialLog, StringComparison.Ordinal);
         Assert.DoesNotContain("BUG", xen, StringComparison.Ordinal);
     }

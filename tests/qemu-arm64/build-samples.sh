@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the sample payloads, mirroring Xen's own test payloads, for the real arm64 Xen that fetch.sh builds:
-# compiled from payloads/*.c with aarch64-linux-gnu-gcc, made into payloads by `xen-livepatch build --target
-# xen-syms` (which writes their function entries, dependencies and build-ids). Into OUTDIR:
+# the sandbox's samples (src/Sandbox/payloads/*.c) compiled with aarch64-linux-gnu-gcc and -DLIVEPATCH_XEN
+# (Xen 4.17's struct payload and printk instead of the sandbox's services: xen_payload.h), made into payloads
+# by `xen-livepatch build --target xen-syms` (which writes their function entries, dependencies and
+# build-ids). Into OUTDIR:
 #   xen_hello_world (metadata LIVEPATCH_RULEZ, load/unload hooks), xen_bye_world (stacked on hello_world),
 #   xen_replace_world, xen_nop (NOPs the first instruction of xen_minor_version), xen_prepost_hooks(+_fail),
 #   xen_action_hooks(+_noapply), xen_expectations(+_fail).
@@ -32,16 +34,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # As Xen builds its own code: one section per function, no FP/SIMD registers (-mgeneral-regs-only), no PIE
 # (ADRP/ADD to the payload's strings, direct BL to printk). -ffreestanding: gcc's own <stdint.h>, no arm64 libc.
+src=$repo/src/Sandbox/payloads
 cflags="-O2 -ffreestanding -fno-common -fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables
-        -ffunction-sections -fno-pie -mgeneral-regs-only -Wall -Werror -I$here/payloads -c"
+        -ffunction-sections -fno-pie -mgeneral-regs-only -Wall -Werror -DLIVEPATCH_XEN -c"
 payload() { # name source.c|- [build options...]
-  local name=$1 src=$2
-  shift 2
+  local name=$1
+  shift
   local objs=()
-  if [ "$src" != - ]; then
-    aarch64-linux-gnu-gcc $cflags "$here/payloads/$src" -o "$tmp/$name.o"
+  if [ "$1" != - ]; then
+    aarch64-linux-gnu-gcc $cflags "$src/$1" -o "$tmp/$name.o"
     objs=("$tmp/$name.o")
   fi
+  shift
   "${xlp[@]}" build --target "$xen" -o "$out/$name.livepatch" "$@" "${objs[@]}" >/dev/null
 }
 payload xen_hello_world hello_world.c --metadata LIVEPATCH_RULEZ
@@ -53,5 +57,5 @@ payload xen_prepost_hooks_fail prepost_hooks_fail.c
 payload xen_action_hooks action_hooks.c
 payload xen_action_hooks_noapply action_hooks_noapply.c
 payload xen_expectations expectations.c --expect xen_extra_version:8
-payload xen_expectations_fail expectations.c --expect xen_extra_version=deadc0debabe
+payload xen_expectations_fail expectations_fail.c --expect xen_extra_version=deadc0debabe
 echo "build-samples.sh: $(ls "$out"/*.livepatch | wc -l) payloads in $out for $(basename "$xen") (build-id $(aarch64-linux-gnu-readelf -n "$xen" | sed -n 's/.*Build ID: //p'))"
