@@ -93,5 +93,7 @@ public abstract class LivepatchArch
     /// </summary>
     public abstract void EncodePatch(in LivepatchFunc func, ulong place, Span<byte> dest);
 
-    private protected static LivepatchError Fail(string payload, XenErrno errno, string message) => LivepatchError.For(payload, errno, message);
+    // A relocation whose place runs past the section it relocates (both architectures).
+    private protected static LivepatchError PastEnd(in RelocationSite site) =>
+        Refuse.RelocationPastEnd(site.Payload, site.Index, site.RelocationSection, site.Offset, site.TargetSection, site.Section.Length);
 }

@@ -14,21 +14,15 @@ namespace XenLivepatch.Tooling;
 /// <c>.livepatch.xen_depends</c>, <c>.modinfo</c> and its own <c>.note.gnu.build-id</c> — what Xen's recipe
 /// (xen-livepatch-facts.md §6.1) makes with gcc, objcopy and <c>ld -r</c>. It refuses, before Xen would, what
 /// Xen would refuse: functions too small to patch, names the hypervisor does not have, writable code,
-/// symbols that clash with the hypervisor's; and it runs the result through the livepatch core against the
-/// target, so a payload it writes is one the core accepts.
+/// symbols that clash with the hypervisor's, naming the object at fault. The rules themselves are the core's
+/// (<see cref="PayloadRules"/>, the architecture's checks); what build adds is which object breaks them and
+/// what to do (<see cref="Advice"/>, by check id). It then runs the result through the livepatch core against
+/// the target, so a payload it writes is one the core accepts.
 /// </summary>
 public static class PayloadBuilder
 {
     /// <summary>Where the name strings of <c>.livepatch.funcs</c> go (the name livepatch-build-tools uses).</summary>
     public const string StringsSection = ".livepatch.strings";
-
-    private static readonly string[] s_singleHooks =
-    [
-        PayloadSections.HooksPreApply, PayloadSections.HooksApply, PayloadSections.HooksPostApply,
-        PayloadSections.HooksPreRevert, PayloadSections.HooksRevert, PayloadSections.HooksPostRevert,
-    ];
-
-    private static readonly string[] s_multiHooks = [PayloadSections.HooksLoad, PayloadSections.HooksUnload];
 
     private sealed class Entry
     {
@@ -122,7 +116,7 @@ public static class PayloadBuilder
         // stand (an expectation that does not hold, a dependency not applied offline) is, with a note.
         if (check.Loaded == null)
             return Fail(out problem, $"{p}: the livepatch core refuses the payload built: {check.Error}",
-                "this is Xen's answer at upload for this hypervisor; fix what it names in the objects or the options");
+                Advice(check.Error!.Check) ?? "this is Xen's answer at upload for this hypervisor; fix what it names in the objects or the options");
         if (check.Error is { } applyError)
             notes.Add($"it loads, but APPLY would fail on this hypervisor as it is: {applyError}");
         notes.AddRange(check.Notes);
@@ -150,8 +144,28 @@ public static class PayloadBuilder
         return false;
     }
 
-    // What Xen refuses in any object, named with the object: writable code (move_payload: EOPNOTSUPP), and
-    // the dependency notes that build writes itself.
+    /// <summary>What to do when the core refuses with <paramref name="check"/>, or null where there is no more to say than its message.</summary>
+    public static string? Advice(LivepatchCheck check) => check switch
+    {
+        LivepatchCheck.SectionWritableCode =>
+            "keep code in read-only text and data in non-executable sections: look for a section attribute or an assembler .section with \"awx\" flags",
+        LivepatchCheck.HookSize => "keep one such hook across all the objects",
+        LivepatchCheck.HooksSize => "declare hooks with the payload header's macros",
+        LivepatchCheck.SymbolDuplicate => "rename them (a prefix per payload), or, for a function that replaces its namesake, make it global or name it in --replace",
+        LivepatchCheck.SymbolUnknown => "define it in the objects, or check the name against the hypervisor's symbols (static ones go by file#name)",
+        LivepatchCheck.SymbolCommon => "compile with -fno-common",
+        LivepatchCheck.X86NopTooLarge or LivepatchCheck.X86NopLongerThanFunction or LivepatchCheck.Arm64NopSize => NopAdvice,
+        LivepatchCheck.XenBuildIdMismatch or LivepatchCheck.DependsMismatch => "build against the hypervisor that runs (its xen-syms, or its symbols and build-id)",
+        _ => null,
+    };
+
+    private const string NopAdvice = "NOP out whole instructions: at most 31 bytes (a multiple of 4 on arm64), and no more than the function has";
+
+    // "(Xen: EINVAL)": the errno a check answers, for messages that name the object rather than the payload.
+    private static string Errno(LivepatchCheck check) => check.GetErrno()?.ToString() ?? "an error";
+
+    // What Xen refuses in any object, named with the object: writable code (move_payload), and the
+    // dependency notes that build writes itself.
     private static ToolingProblem? CheckInputs(PayloadBuildRequest request)
     {
         foreach (var input in request.Objects)
@@ -161,11 +175,11 @@ public static class PayloadBuilder
             {
                 var sh = f.SectionHeaders[i];
                 string name = f.TryGetSectionName(i, out string? n, out _) ? n : $"[{i}]";
-                const ElfSectionFlags writableCode = ElfSectionFlags.Alloc | ElfSectionFlags.Write | ElfSectionFlags.ExecInstr;
-                if ((sh.Flags & writableCode) == writableCode)
+                if ((sh.Flags & ElfSectionFlags.Alloc) != 0 && PayloadRules.RegionOf(sh.Flags) == PayloadRegion.WritableCode)
                 {
-                    return new ToolingProblem($"{request.Name}: section {name} of {input.Name} is both writable and executable; Xen refuses such a payload (EOPNOTSUPP)",
-                        "keep code in read-only text and data in non-executable sections: look for a section attribute or an assembler .section with \"awx\" flags");
+                    const LivepatchCheck check = LivepatchCheck.SectionWritableCode;
+                    return new ToolingProblem($"{request.Name}: section {name} of {input.Name} is both writable and executable; Xen refuses such a payload ({Errno(check)})",
+                        Advice(check)!);
                 }
                 if (name is PayloadSections.Depends or PayloadSections.XenDepends)
                 {
@@ -177,8 +191,6 @@ public static class PayloadBuilder
         return null;
     }
 
-    private static int FuncSize(LivepatchProfile profile) => LivepatchFunc.SizeOf(profile.PayloadVersion);
-
     // Entries the objects bring in their own .livepatch.funcs are kept (ld -r would); the functions they
     // point new_addr at are not matched again by name.
     private static bool TryExistingFuncs(string p, LinkedObject linked, LivepatchProfile profile, out HashSet<ElfObjectSymbol> covered, [NotNullWhen(false)] out ToolingProblem? problem)
@@ -188,7 +200,7 @@ public static class PayloadBuilder
         var funcs = linked.Object.FindSection(PayloadSections.Funcs);
         if (funcs == null)
             return true;
-        int size = FuncSize(profile);
+        int size = profile.FuncSize;
         var bytes = funcs.Data.Span;
         if (bytes.Length % size != 0)
             return Fail(out problem, $"{p}: the objects' {PayloadSections.Funcs} is {bytes.Length} bytes, not a multiple of the {size}-byte version {profile.PayloadVersion} entry of the {profile.Name} profile",
@@ -322,10 +334,9 @@ public static class PayloadBuilder
             {
                 string size = $"{e.OldName} is {e.OldSize} byte{(e.OldSize == 1 ? "" : "s")} in the hypervisor";
                 return e.New != null
-                    ? Fail(out problem, $"{p}: {size}, too small to patch: a jump needs {arch.JumpSize + (endbr ? 4 : 0)} bytes{(endbr ? " after its ENDBR64" : "")} (Xen: EINVAL)",
+                    ? Fail(out problem, $"{p}: {size}, too small to patch: a jump needs {arch.JumpSize + (endbr ? 4 : 0)} bytes{(endbr ? " after its ENDBR64" : "")} (Xen: {refused.Name})",
                         $"patch the functions that call {e.OldName} instead{(request.OldSizes.ContainsKey(e.OldName) ? ", or correct --old-size" : "")}")
-                    : Fail(out problem, $"{p}: --nop {e.Nop!.Function}: {refused.Message[(p.Length + 2)..]} (Xen: {refused.Name})",
-                        "NOP out whole instructions: at most 31 bytes (a multiple of 4 on arm64), and no more than the function has");
+                    : Fail(out problem, $"{p}: --nop {e.Nop!.Function}: {refused.Detail} (Xen: {refused.Name})", Advice(refused.Check) ?? NopAdvice);
             }
             if (e.New != null && head == null && target.Machine == ElfMachine.X86_64 && request.Profile.HandlesEndbr && e.OldSize < arch.JumpSize + 4)
                 notes.Add($"{e.OldName} is {e.OldSize} bytes: if it starts with ENDBR64 (a CET-IBT build), Xen needs 9 and will refuse it (EINVAL); give the image with --target to know");
@@ -351,13 +362,13 @@ public static class PayloadBuilder
             if (bytes.Length is 0 or > LivepatchExpectation.DataSize)
                 return Fail(out problem, $"{p}: --expect {x.Function}: {bytes.Length} bytes; an expectation holds 1 to {LivepatchExpectation.DataSize}", "give fewer bytes");
             if ((uint)bytes.Length > e.OldSize)
-                return Fail(out problem, $"{p}: --expect {x.Function}: {bytes.Length} bytes, more than the function's {e.OldSize} (Xen: ERANGE at apply)", "expect no more bytes than the function has");
+                return Fail(out problem, $"{p}: --expect {x.Function}: {bytes.Length} bytes, more than the function's {e.OldSize} (Xen: {Errno(LivepatchCheck.ExpectationLongerThanFunction)} at apply)", "expect no more bytes than the function has");
             e.Expect = new LivepatchExpectation(true, (byte)bytes.Length, 0, bytes);
         }
         return true;
     }
 
-    private static bool HasHooks(ElfObject obj) => s_singleHooks.Concat(s_multiHooks).Any(h => obj.FindSection(h) != null);
+    private static bool HasHooks(ElfObject obj) => PayloadRules.SingleHookSections.Concat(PayloadRules.MultiHookSections).Any(h => obj.FindSection(h) != null);
 
     private static bool IsUndefined(ElfObjectSymbol s) =>
         s.Section == null && s.SpecialSection == ElfSpecialSection.Undefined && s.Name.Length > 0 && s.Type is not (ElfSymbolType.Section or ElfSymbolType.File);
@@ -374,8 +385,8 @@ public static class PayloadBuilder
         // gcc refers to it for GOT-relative accesses to default-visibility globals in -fpic code.
         string advice = unknown.Exists(u => u.StartsWith("_GLOBAL_OFFSET_TABLE_ ", StringComparison.Ordinal))
             ? "compile with -fvisibility=hidden (as Xen does) or without -fpic: Xen has no GOT for a payload"
-            : "define it in the objects, or check the name against the hypervisor's symbols (static ones go by file#name)";
-        return new ToolingProblem($"{p}: unknown symbol{(unknown.Count > 1 ? "s" : "")}: {string.Join(", ", unknown)}; {who} {(unknown.Count > 1 ? "them" : "it")} (Xen: ENOENT)", advice);
+            : Advice(LivepatchCheck.SymbolUnknown)!;
+        return new ToolingProblem($"{p}: unknown symbol{(unknown.Count > 1 ? "s" : "")}: {string.Join(", ", unknown)}; {who} {(unknown.Count > 1 ? "them" : "it")} (Xen: {Errno(LivepatchCheck.SymbolUnknown)})", advice);
     }
 
     // build_symbol_table: every symbol the payload exports must be new to the hypervisor and to loaded
@@ -386,10 +397,8 @@ public static class PayloadBuilder
         var clashes = new List<string>();
         foreach (var s in linked.Symbols.Symbols)
         {
-            if (s.Section == null || (s.Section.Flags & ElfSectionFlags.Alloc) == 0 || s.Name.Length == 0 ||
-                s.Type is ElfSymbolType.Section or ElfSymbolType.File || !arch.SymbolOk(s.Name) ||
-                ((s.Section.Flags & ElfSectionFlags.Merge) != 0 && s.Name.StartsWith(".L", StringComparison.Ordinal)) ||
-                overriding.Contains((s.Section, s.Value)))
+            if (s.Section == null || s.Type is ElfSymbolType.Section or ElfSymbolType.File ||
+                !PayloadRules.IsExported(s.Name, s.Section.Flags, arch) || overriding.Contains((s.Section, s.Value)))
             {
                 continue;
             }
@@ -401,21 +410,21 @@ public static class PayloadBuilder
         }
         if (clashes.Count == 0)
             return null;
-        return new ToolingProblem($"{p}: symbol{(clashes.Count > 1 ? "s" : "")} that Xen would refuse as duplicate (EEXIST): {string.Join("; ", clashes)}",
-            "rename them (a prefix per payload), or, for a function that replaces its namesake, make it global or name it in --replace");
+        return new ToolingProblem($"{p}: symbol{(clashes.Count > 1 ? "s" : "")} that Xen would refuse as duplicate ({Errno(LivepatchCheck.SymbolDuplicate)}): {string.Join("; ", clashes)}",
+            Advice(LivepatchCheck.SymbolDuplicate)!);
     }
 
+    // prepare_payload's hook sizes, over the hook sections the objects brought (one of each after linking).
     private static ToolingProblem? CheckHooks(string p, ElfObject obj)
     {
-        foreach (string name in s_singleHooks)
+        foreach (string name in PayloadRules.SingleHookSections.Concat(PayloadRules.MultiHookSections))
         {
-            if (obj.FindSection(name) is { } s && s.Size != 8)
-                return new ToolingProblem($"{p}: {name} holds {s.Size} bytes; Xen takes exactly one 8-byte hook pointer there (EINVAL)", "keep one such hook across all the objects");
-        }
-        foreach (string name in s_multiHooks)
-        {
-            if (obj.FindSection(name) is { } s && s.Size % 8 != 0)
-                return new ToolingProblem($"{p}: {name} holds {s.Size} bytes, not a whole number of 8-byte hook pointers (EINVAL)", "declare hooks with the payload header's macros");
+            if (obj.FindSection(name) is not { } s || PayloadRules.HookSizeRefusal(name, s.Size) is not { } check)
+                continue;
+            string what = check == LivepatchCheck.HookSize
+                ? $"{s.Size} bytes; Xen takes exactly one 8-byte hook pointer there"
+                : $"{s.Size} bytes, not a whole number of 8-byte hook pointers";
+            return new ToolingProblem($"{p}: {name} holds {what} ({Errno(check)})", Advice(check)!);
         }
         return null;
     }
@@ -445,7 +454,7 @@ public static class PayloadBuilder
         if (entries.Count == 0)
             return;
         var obj = linked.Object;
-        int size = FuncSize(request.Profile);
+        int size = request.Profile.FuncSize;
         var strings = GetOrAddSection(obj, StringsSection, 1);
         var names = new MemoryStream();
         names.Write(strings.Data.Span);

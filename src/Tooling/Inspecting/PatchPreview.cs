@@ -68,7 +68,7 @@ public sealed class TargetPreview
         if (core.Upload(name, data) is { } refused)
             return new TargetPreview { Target = target.Description, BuildId = target.BuildId, Profile = profile, UploadError = refused };
         var payload = core.Find(name)!;
-        string? expectation = profile.SupportsExpectations && core.VerifyExpectations(payload) is { } ee ? ee.ToString() : null;
+        string? expectation = profile.SupportsExpectations && core.CheckExpectations(payload) is { } ee ? ee.ToString() : null;
         var functions = new List<FunctionPreview>();
         foreach (var f in payload.Functions)
         {
