@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using XenLivepatch.Abi;
 
 namespace XenLivepatch.Cli;
 
@@ -67,7 +68,7 @@ internal static unsafe class PayloadFile
             if (size > Array.MaxLength)
             {
                 // Xen takes 2 MiB at most; a file this large cannot even be held (the C tool would map it).
-                errno = 27; // EFBIG
+                errno = (int)XenErrno.EFBIG;
                 failedStep = "map";
                 return false;
             }

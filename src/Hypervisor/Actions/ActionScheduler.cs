@@ -47,6 +47,7 @@ internal sealed class ActionScheduler(LivepatchCore core, PayloadRegistry regist
     private static void CompileThePause()
     {
         PauseCode.Prepare(typeof(PatchPlan));
+        PauseCode.Prepare(typeof(PatchStep));
         PauseCode.Prepare(typeof(Hook));
         PauseCode.Prepare(typeof(ActionChecks));
     }

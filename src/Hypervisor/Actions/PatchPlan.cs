@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using XenLivepatch.Abi;
 
 namespace XenLivepatch.Hypervisor;
@@ -22,48 +21,18 @@ namespace XenLivepatch.Hypervisor;
 /// </remarks>
 internal sealed class PatchPlan : IDisposable
 {
-    private const int Stride = 32; // >= Livepatch.OpaqueSize: one patch or saved copy per function
-
-    private enum StepKind { Apply, Revert, Expectations }
-
-    private sealed class Step
-    {
-        public required StepKind Kind { get; init; }
-        public required Payload Payload { get; init; }
-        public PatchFunction[] Functions { get; init; } = [];
-        // The apply or revert action hook's function, 0 when the core writes the patches.
-        public ulong ActionHook { get; init; }
-        // apply_payload's load hooks, run before the writes; revert_payload's unload hooks, after them.
-        public ulong[] HooksBefore { get; init; } = [];
-        public ulong[] HooksAfter { get; init; } = [];
-        public TextWrite[] Writes { get; set; } = [];
-        // An apply: which functions it patches (not already applied), each one's patch offset, length,
-        // the patch and the bytes it covers (Stride bytes each).
-        public int[] Pending { get; init; } = [];
-        public int[] Offsets { get; init; } = [];
-        public int[] Lengths { get; init; } = [];
-        public byte[] Patches { get; init; } = [];
-        public byte[] Saved { get; init; } = [];
-        // An apply that works its patches out in the pause.
-        public bool Live { get; init; }
-        // What the step logs (Xen prints it from the pause; we print it after). An expectations step adds
-        // its lines in the pause, through LogLine (made before the pause).
-        public List<string> Lines { get; } = [];
-        public Action<string>? LogLine { get; set; }
-    }
-
     private readonly LivepatchCore _core;
     private readonly PayloadRegistry _registry;
     private readonly Payload _payload;
     private readonly LivepatchAction _action;
-    private readonly Step[] _steps;
+    private readonly PatchStep[] _steps;
     private readonly int[] _results;
     private readonly IPreparedPatching _prepared;
     // The one step whose writes IPreparedPatching makes in one pass (an apply or revert), or -1.
     private readonly int _preparedStep;
     private int _ran;
 
-    private PatchPlan(LivepatchCore core, PayloadRegistry registry, Payload payload, LivepatchAction action, Step[] steps)
+    private PatchPlan(LivepatchCore core, PayloadRegistry registry, Payload payload, LivepatchAction action, PatchStep[] steps)
     {
         _core = core;
         _registry = registry;
@@ -87,12 +56,12 @@ internal sealed class PatchPlan : IDisposable
 
     // The step whose writes IPreparedPatching can make in one pass: the only one that writes, when its writes
     // are known before the pause.
-    private static int PreparedStep(Step[] steps)
+    private static int PreparedStep(PatchStep[] steps)
     {
         int found = -1;
         for (int i = 0; i < steps.Length; i++)
         {
-            if (steps[i].Kind == StepKind.Expectations || steps[i].ActionHook != 0)
+            if (steps[i].Kind == PatchStep.Kinds.Expectations || steps[i].ActionHook != 0)
                 continue;
             if (found >= 0 || steps[i].Live)
                 return -1;
@@ -107,119 +76,23 @@ internal sealed class PatchPlan : IDisposable
     /// </summary>
     public static PatchPlan Create(LivepatchCore core, PayloadRegistry registry, Payload payload, LivepatchAction action)
     {
-        var steps = new List<Step>();
+        var steps = new List<PatchStep>();
         if (action == LivepatchAction.Replace)
         {
             for (int i = registry.Applied.Count - 1; i >= 0; i--)
-                steps.Add(PlanRevert(core, registry.Applied[i]));
+                steps.Add(PatchStep.Revert(core, registry.Applied[i]));
             bool reverts = steps.Count > 0;
             if (core.Profile.SupportsExpectations)
             {
-                var expectations = new Step { Kind = StepKind.Expectations, Payload = payload };
-                expectations.LogLine = expectations.Lines.Add;
-                steps.Add(expectations);
+                steps.Add(PatchStep.Expectations(payload));
             }
-            steps.Add(PlanApply(core, payload, live: reverts));
+            steps.Add(PatchStep.Apply(core, payload, live: reverts));
         }
         else
         {
-            steps.Add(action == LivepatchAction.Revert ? PlanRevert(core, payload) : PlanApply(core, payload, live: false));
+            steps.Add(action == LivepatchAction.Revert ? PatchStep.Revert(core, payload) : PatchStep.Apply(core, payload, live: false));
         }
         return new PatchPlan(core, registry, payload, action, [.. steps]);
-    }
-
-    // revert_payload, or the revert action hook that replaces it.
-    private static Step PlanRevert(LivepatchCore core, Payload p)
-    {
-        var functions = p.Functions.ToArray();
-        if (Hook.Enabled(core.Memory, p.Hooks.Revert, out ulong hook))
-        {
-            var hooked = new Step { Kind = StepKind.Revert, Payload = p, Functions = functions, ActionHook = hook };
-            hooked.Lines.Add($"{p.Name}: Calling revert action hook function");
-            return hooked;
-        }
-        var undo = new List<TextWrite>();
-        var lines = new List<string> { $"{p.Name}: Reverting" };
-        foreach (var f in functions)
-        {
-            // arch_livepatch_revert: the saved bytes go back.
-            if (f.OldAddress == 0 || f.Applied == LivepatchFuncState.NotApplied)
-                lines.Add($"{p.Name}: {f.Name} has not been applied before");
-            else if (f.SavedLength > 0)
-                undo.Add(new TextWrite(f.OldAddress + (ulong)f.PatchOffset, f.SavedBytes.AsMemory(0, f.SavedLength).ToArray()));
-        }
-        var step = new Step { Kind = StepKind.Revert, Payload = p, Functions = functions, Writes = [.. undo], HooksAfter = [.. p.Hooks.Unload] };
-        step.Lines.AddRange(lines);
-        return step;
-    }
-
-    // apply_payload, or the apply action hook that replaces it.
-    private static Step PlanApply(LivepatchCore core, Payload p, bool live)
-    {
-        var functions = p.Functions.ToArray();
-        if (Hook.Enabled(core.Memory, p.Hooks.Apply, out ulong hook))
-        {
-            var hooked = new Step { Kind = StepKind.Apply, Payload = p, Functions = functions, ActionHook = hook };
-            hooked.Lines.Add($"{p.Name}: Calling apply action hook function");
-            return hooked;
-        }
-        var pending = new List<int>();
-        var lines = new List<string> { $"{p.Name}: Applying {functions.Length} functions" };
-        for (int i = 0; i < functions.Length; i++)
-        {
-            if (functions[i].Applied == LivepatchFuncState.Applied)
-                lines.Add($"{p.Name}: {functions[i].Name} has been already applied before");
-            else
-                pending.Add(i);
-        }
-        if (p.Metadata.Length > 0)
-        {
-            lines.Add("module metadata:");
-            foreach (string s in Encoding.Latin1.GetString(p.Metadata.Span).Split('\0', StringSplitOptions.RemoveEmptyEntries))
-                lines.Add("  " + s);
-        }
-        var step = new Step
-        {
-            Kind = StepKind.Apply, Payload = p, Functions = functions, HooksBefore = [.. p.Hooks.Load], Live = live, Pending = [.. pending],
-            Offsets = new int[functions.Length], Lengths = new int[functions.Length],
-            Patches = new byte[functions.Length * Stride], Saved = new byte[functions.Length * Stride],
-        };
-        step.Lines.AddRange(lines);
-        if (live)
-            return step;
-        var writes = new List<TextWrite>(pending.Count);
-        foreach (int i in pending)
-        {
-            WorkOutPatch(core, step, i);
-            if (step.Lengths[i] > 0)
-                writes.Add(new TextWrite(functions[i].OldAddress + (ulong)step.Offsets[i], step.Patches.AsMemory(i * Stride, step.Lengths[i])));
-        }
-        step.Writes = [.. writes];
-        return step;
-    }
-
-    // arch_livepatch_apply's first half: where the patch goes (after an ENDBR64 the profile skips), its
-    // instructions, and the bytes it will cover.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    [RunsInPause]
-    private static void WorkOutPatch(LivepatchCore core, Step step, int i)
-    {
-        var f = step.Functions[i];
-        int offset = 0;
-        if (core.Profile.HandlesEndbr)
-        {
-            Span<byte> head = stackalloc byte[4];
-            if (core.Memory.Read(f.OldAddress, head) == MemoryReadStatus.Ok && core.Arch.StartsWithEndbr(head))
-                offset = 4;
-        }
-        int length = Math.Min(core.Arch.PatchLength(f.Entry, offset), Livepatch.OpaqueSize);
-        step.Offsets[i] = offset;
-        step.Lengths[i] = length;
-        if (length == 0)
-            return;
-        ulong place = f.OldAddress + (ulong)offset;
-        core.Arch.EncodePatch(f.Entry, place, step.Patches.AsSpan(i * Stride, length));
-        core.Memory.Read(place, step.Saved.AsSpan(i * Stride, length));
     }
 
     /// <summary>
@@ -271,9 +144,9 @@ internal sealed class PatchPlan : IDisposable
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     [RunsInPause]
-    private int RunStep(int index, Step step)
+    private int RunStep(int index, PatchStep step)
     {
-        if (step.Kind == StepKind.Expectations)
+        if (step.Kind == PatchStep.Kinds.Expectations)
             return ActionChecks.Expectations(_core, step.Payload, step.LogLine!) is { } refused ? refused.Rc : 0;
         if (step.ActionHook != 0)
             return _core.Hooks.CallInt(step.ActionHook, step.Payload);
@@ -300,7 +173,7 @@ internal sealed class PatchPlan : IDisposable
     // The writes of a step that is not the plan's only one, through IHypervisorMemory.WriteText.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     [RunsInPause]
-    private void WriteEach(Step step)
+    private void WriteEach(PatchStep step)
     {
         if (!step.Live)
         {
@@ -310,9 +183,9 @@ internal sealed class PatchPlan : IDisposable
         }
         foreach (int i in step.Pending)
         {
-            WorkOutPatch(_core, step, i);
-            if (step.Lengths[i] > 0)
-                _core.Memory.WriteText(step.Functions[i].OldAddress + (ulong)step.Offsets[i], step.Patches.AsSpan(i * Stride, step.Lengths[i]));
+            step.WorkOutPatch(_core, i);
+            if (step.Length(i) > 0)
+                _core.Memory.WriteText(step.Functions[i].OldAddress + (ulong)step.Offset(i), step.Patch(i));
         }
     }
 
@@ -331,12 +204,12 @@ internal sealed class PatchPlan : IDisposable
                 _core.Info(line);
             switch (step.Kind)
             {
-                case StepKind.Expectations:
+                case PatchStep.Kinds.Expectations:
                     if (result != 0)
                         _core.Info($"{_payload.Name}: SYSTEM MIGHT BE INSECURE: Replace action has been aborted after reverting ALL payloads!");
                     rc = result;
                     break;
-                case StepKind.Apply:
+                case PatchStep.Kinds.Apply:
                     CommitApply(step, result);
                     rc = result;
                     break;
@@ -357,16 +230,16 @@ internal sealed class PatchPlan : IDisposable
         _payload.Rc = rc;
     }
 
-    private void CommitApply(Step step, int result)
+    private void CommitApply(PatchStep step, int result)
     {
         if (step.ActionHook == 0)
         {
             foreach (int i in step.Pending)
             {
                 var f = step.Functions[i];
-                f.PatchOffset = step.Offsets[i];
-                f.SavedLength = step.Lengths[i];
-                step.Saved.AsSpan(i * Stride, f.SavedLength).CopyTo(f.SavedBytes);
+                f.PatchOffset = step.Offset(i);
+                f.SavedLength = step.Length(i);
+                step.SavedBytes(i).CopyTo(f.SavedBytes);
                 f.Applied = LivepatchFuncState.Applied;
             }
         }
@@ -378,7 +251,7 @@ internal sealed class PatchPlan : IDisposable
         }
     }
 
-    private void CommitRevert(Step step, int result)
+    private void CommitRevert(PatchStep step, int result)
     {
         if (step.ActionHook == 0)
         {
@@ -397,7 +270,7 @@ internal sealed class PatchPlan : IDisposable
     }
 
     // was_action_consistent: Xen panics here; a partially (un)patched payload is a bug we cannot recover from.
-    private static void ThrowIfInconsistent(Step step, LivepatchFuncState expected, string verb)
+    private static void ThrowIfInconsistent(PatchStep step, LivepatchFuncState expected, string verb)
     {
         foreach (var f in step.Functions)
         {

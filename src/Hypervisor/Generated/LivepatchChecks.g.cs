@@ -161,23 +161,23 @@ public enum LivepatchCheck : ushort
     PatchingSectionEmpty = 503,
     /// <summary>Xen 4.14+: a payload has .livepatch.funcs or at least one hook section. EINVAL; Xen: <c>check_patching_sections</c>; ours: PayloadLoader.CheckPatchingSections.</summary>
     NothingToPatch = 504,
-    /// <summary>Our guard: a section Xen would read but move_payload did not load because it is empty. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.Placed.</summary>
+    /// <summary>Our guard: a section Xen would read but move_payload did not load because it is empty. EINVAL; Xen: <c>prepare_payload</c>; ours: LoadContext.CheckPlaced.</summary>
     SectionEmptyNotLoaded = 601,
-    /// <summary>Our guard: a section Xen would read but move_payload did not load because it lacks SHF_ALLOC. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.Placed.</summary>
+    /// <summary>Our guard: a section Xen would read but move_payload did not load because it lacks SHF_ALLOC. EINVAL; Xen: <c>prepare_payload</c>; ours: LoadContext.CheckPlaced.</summary>
     SectionNotAllocated = 602,
-    /// <summary>Xen refuses a payload whose .livepatch.funcs is not a multiple of the entry size (64 bytes in version 1, 104 in version 2). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadFunctions.Prepare.</summary>
+    /// <summary>Xen refuses a payload whose .livepatch.funcs is not a multiple of the entry size (64 bytes in version 1, 104 in version 2). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareFunctions.</summary>
     FuncsSize = 603,
-    /// <summary>Every livepatch_func carries the hypervisor's LIVEPATCH_PAYLOAD_VERSION (1 in the seed design, 2 since Xen 4.14). EOPNOTSUPP; Xen: <c>prepare_payload</c>; ours: PayloadFunctions.Prepare.</summary>
+    /// <summary>Every livepatch_func carries the hypervisor's LIVEPATCH_PAYLOAD_VERSION (1 in the seed design, 2 since Xen 4.14). EOPNOTSUPP; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareFunctions.</summary>
     FuncVersion = 604,
-    /// <summary>A function's old_size may not be 0. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadFunctions.Prepare.</summary>
+    /// <summary>A function's old_size may not be 0. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareFunctions.</summary>
     FuncOldSizeZero = 605,
-    /// <summary>Our guard: a function's name pointer must lead to a NUL-terminated string in mapped memory. EINVAL; Xen: <c>resolve_old_address</c>; ours: PayloadFunctions.Prepare.</summary>
+    /// <summary>Our guard: a function's name pointer must lead to a NUL-terminated string in mapped memory. EINVAL; Xen: <c>resolve_old_address</c>; ours: PayloadPreparation.PrepareFunctions.</summary>
     FuncNameUnreadable = 606,
-    /// <summary>Our guard: a function with old_addr 0 must have a name to resolve it by. EINVAL; Xen: <c>resolve_old_address</c>; ours: PayloadFunctions.Prepare.</summary>
+    /// <summary>Our guard: a function with old_addr 0 must have a name to resolve it by. EINVAL; Xen: <c>resolve_old_address</c>; ours: PayloadPreparation.PrepareFunctions.</summary>
     FuncNoAddressNoName = 607,
-    /// <summary>A function with old_addr 0 is resolved by name, in the hypervisor and then in loaded payloads' new symbols. ENOENT; Xen: <c>resolve_old_address</c>; ours: PayloadFunctions.Prepare.</summary>
+    /// <summary>A function with old_addr 0 is resolved by name, in the hypervisor and then in loaded payloads' new symbols. ENOENT; Xen: <c>resolve_old_address</c>; ours: PayloadPreparation.PrepareFunctions.</summary>
     FuncUnresolved = 608,
-    /// <summary>Our guard: old_addr must be mapped in the hypervisor (Xen would fault on it). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadFunctions.Prepare.</summary>
+    /// <summary>Our guard: old_addr must be mapped in the hypervisor (Xen would fault on it). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareFunctions.</summary>
     FuncNotMapped = 609,
     /// <summary>An x86-64 NOP patch may cover at most LIVEPATCH_OPAQUE_SIZE (31) bytes, what Xen can save. EOPNOTSUPP; Xen: <c>arch_livepatch_verify_func (xen/arch/x86/livepatch.c)</c>; ours: X86_64Arch.VerifyFunc.</summary>
     X86NopTooLarge = 610,
@@ -189,13 +189,13 @@ public enum LivepatchCheck : ushort
     Arm64NopSize = 613,
     /// <summary>An arm64 function must hold one 4-byte branch. EINVAL; Xen: <c>arch_livepatch_verify_func (xen/arch/arm/livepatch.c)</c>; ours: Arm64Arch.VerifyFunc.</summary>
     Arm64FunctionTooSmall = 614,
-    /// <summary>A replacement must be within the architecture's branch range of the function it replaces (±2 GiB on x86-64, ±128 MiB on arm64). EOVERFLOW; Xen: <c>livepatch_verify_distance</c>; ours: PayloadFunctions.Prepare.</summary>
+    /// <summary>A replacement must be within the architecture's branch range of the function it replaces (±2 GiB on x86-64, ±128 MiB on arm64). EOVERFLOW; Xen: <c>livepatch_verify_distance</c>; ours: PayloadPreparation.PrepareFunctions.</summary>
     FuncOutOfRange = 615,
-    /// <summary>.livepatch.hooks.load and .livepatch.hooks.unload are arrays of 8-byte function pointers. EINVAL; Xen: <c>prepare_payload (LIVEPATCH_ASSIGN_MULTI_HOOK)</c>; ours: PayloadRules.HookSizeOk, PayloadLoader.PrepareHooks.</summary>
+    /// <summary>.livepatch.hooks.load and .livepatch.hooks.unload are arrays of 8-byte function pointers. EINVAL; Xen: <c>prepare_payload (LIVEPATCH_ASSIGN_MULTI_HOOK)</c>; ours: PayloadRules.HookSizeRefusal, PayloadPreparation.PrepareHooks.</summary>
     HooksSize = 616,
-    /// <summary>Each pre/post/action hook section holds exactly one 8-byte function pointer. EINVAL; Xen: <c>prepare_payload (LIVEPATCH_ASSIGN_SINGLE_HOOK)</c>; ours: PayloadRules.HookSizeOk, PayloadLoader.PrepareHooks.</summary>
+    /// <summary>Each pre/post/action hook section holds exactly one 8-byte function pointer. EINVAL; Xen: <c>prepare_payload (LIVEPATCH_ASSIGN_SINGLE_HOOK)</c>; ours: PayloadRules.HookSizeRefusal, PayloadPreparation.PrepareHooks.</summary>
     HookSize = 617,
-    /// <summary>Xen refuses a payload whose build-id a loaded payload already has. EEXIST; Xen: <c>prepare_payload</c>; ours: PayloadLoader.PrepareNotes.</summary>
+    /// <summary>Xen refuses a payload whose build-id a loaded payload already has. EEXIST; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareNotes.</summary>
     BuildIdInUse = 618,
     /// <summary>A build-id note (.note.gnu.build-id, .livepatch.depends, .livepatch.xen_depends) is longer than its 12-byte header. EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteTooShort = 619,
@@ -213,23 +213,23 @@ public enum LivepatchCheck : ushort
     NoteEmptyBuildId = 625,
     /// <summary>A build-id note's aligned descriptor fits in the note. EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteDescriptorPastEnd = 626,
-    /// <summary>.bug_frames.0 to .bug_frames.3 are arrays of 8-byte entries. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.CheckArchTables.</summary>
+    /// <summary>.bug_frames.0 to .bug_frames.3 are arrays of 8-byte entries. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
     BugFramesSize = 627,
-    /// <summary>.altinstructions is an array of alt_instr (14 bytes on x86-64, 12 on arm64). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.CheckAlternatives.</summary>
+    /// <summary>.altinstructions is an array of alt_instr (14 bytes on x86-64, 12 on arm64). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAlternatives.</summary>
     AltInstructionsSize = 628,
-    /// <summary>Our guard: alternatives patch the payload's text, so it must have some. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.CheckAlternatives.</summary>
+    /// <summary>Our guard: alternatives patch the payload's text, so it must have some. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAlternatives.</summary>
     AltInstructionsNoText = 629,
-    /// <summary>.altinstructions needs a loaded .altinstr_replacement. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.CheckAlternatives.</summary>
+    /// <summary>.altinstructions needs a loaded .altinstr_replacement. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAlternatives.</summary>
     AltInstructionsNoReplacement = 630,
-    /// <summary>An alternative patches the payload's own text only. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.CheckAlternatives.</summary>
+    /// <summary>An alternative patches the payload's own text only. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAlternatives.</summary>
     AltInstructionOutsideText = 631,
-    /// <summary>An alternative's replacement lies inside .altinstr_replacement. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.CheckAlternatives.</summary>
+    /// <summary>An alternative's replacement lies inside .altinstr_replacement. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAlternatives.</summary>
     AltReplacementOutside = 632,
-    /// <summary>.ex_table is an array of 8-byte exception table entries. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.CheckArchTables.</summary>
+    /// <summary>.ex_table is an array of 8-byte exception table entries. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
     ExTableSize = 633,
-    /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.PrepareMetadata.</summary>
+    /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoEmpty = 634,
-    /// <summary>.modinfo (the metadata) ends with NUL. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadLoader.PrepareMetadata.</summary>
+    /// <summary>.modinfo (the metadata) ends with NUL. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoNotTerminated = 635,
     /// <summary>Xen 4.15+ checks .livepatch.xen_depends against the hypervisor's build-id, which it must have. ENODATA; Xen: <c>xen_build_id_dep</c>; ours: PayloadLoader.CheckXenBuildId.</summary>
     XenBuildIdMissing = 636,
@@ -273,13 +273,13 @@ public enum LivepatchCheck : ushort
     ReplaceWithVetoingHooks = 717,
     /// <summary>One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN). EBUSY; Xen: <c>schedule_work</c>; ours: ActionScheduler.Schedule.</summary>
     ActionPending = 718,
-    /// <summary>A CPU that does not reach its safe point within the action's timeout fails the action; nothing is written. EBUSY; Xen: <c>livepatch_spin</c>; ours: LivepatchCore.Completed.</summary>
+    /// <summary>A CPU that does not reach its safe point within the action's timeout fails the action; nothing is written. EBUSY; Xen: <c>livepatch_spin</c>; ours: ActionScheduler.Completed.</summary>
     QuiesceTimeout = 801,
-    /// <summary>An apply action hook that returns non-zero fails the apply; its value is the payload's rc. The errno varies; Xen: <c>livepatch_do_action</c>; ours: PatchPlan.</summary>
+    /// <summary>An apply action hook that returns non-zero fails the apply; its value is the payload's rc. The errno varies; Xen: <c>livepatch_do_action</c>; ours: PatchPlan.Commit.</summary>
     ApplyHookFailed = 802,
-    /// <summary>A revert action hook that returns non-zero fails the revert; its value is the payload's rc. The errno varies; Xen: <c>livepatch_do_action</c>; ours: PatchPlan.</summary>
+    /// <summary>A revert action hook that returns non-zero fails the revert; its value is the payload's rc. The errno varies; Xen: <c>livepatch_do_action</c>; ours: PatchPlan.Commit.</summary>
     RevertHookFailed = 803,
-    /// <summary>REPLACE fails with EINVAL when one of the applied payloads cannot be reverted. EINVAL; Xen: <c>livepatch_do_action</c>; ours: PatchPlan.</summary>
+    /// <summary>REPLACE fails with EINVAL when one of the applied payloads cannot be reverted. EINVAL; Xen: <c>livepatch_do_action</c>; ours: PatchPlan.Commit.</summary>
     ReplaceRevertFailed = 804,
     /// <summary>A payload given with --applied must apply, so that the one checked can be stacked on it. The errno varies; Xen: <c>(ours)</c>; ours: PayloadCheck.Run.</summary>
     StackedDoesNotApply = 901,
@@ -1064,24 +1064,24 @@ public static partial class LivepatchChecks
         LivepatchCheck.SpecialSectionEmpty => "PayloadLoader.CheckSpecialSections",
         LivepatchCheck.PatchingSectionEmpty => "PayloadLoader.CheckPatchingSections",
         LivepatchCheck.NothingToPatch => "PayloadLoader.CheckPatchingSections",
-        LivepatchCheck.SectionEmptyNotLoaded => "PayloadLoader.Placed",
-        LivepatchCheck.SectionNotAllocated => "PayloadLoader.Placed",
-        LivepatchCheck.FuncsSize => "PayloadFunctions.Prepare",
-        LivepatchCheck.FuncVersion => "PayloadFunctions.Prepare",
-        LivepatchCheck.FuncOldSizeZero => "PayloadFunctions.Prepare",
-        LivepatchCheck.FuncNameUnreadable => "PayloadFunctions.Prepare",
-        LivepatchCheck.FuncNoAddressNoName => "PayloadFunctions.Prepare",
-        LivepatchCheck.FuncUnresolved => "PayloadFunctions.Prepare",
-        LivepatchCheck.FuncNotMapped => "PayloadFunctions.Prepare",
+        LivepatchCheck.SectionEmptyNotLoaded => "LoadContext.CheckPlaced",
+        LivepatchCheck.SectionNotAllocated => "LoadContext.CheckPlaced",
+        LivepatchCheck.FuncsSize => "PayloadPreparation.PrepareFunctions",
+        LivepatchCheck.FuncVersion => "PayloadPreparation.PrepareFunctions",
+        LivepatchCheck.FuncOldSizeZero => "PayloadPreparation.PrepareFunctions",
+        LivepatchCheck.FuncNameUnreadable => "PayloadPreparation.PrepareFunctions",
+        LivepatchCheck.FuncNoAddressNoName => "PayloadPreparation.PrepareFunctions",
+        LivepatchCheck.FuncUnresolved => "PayloadPreparation.PrepareFunctions",
+        LivepatchCheck.FuncNotMapped => "PayloadPreparation.PrepareFunctions",
         LivepatchCheck.X86NopTooLarge => "X86_64Arch.VerifyFunc",
         LivepatchCheck.X86NopLongerThanFunction => "X86_64Arch.VerifyFunc",
         LivepatchCheck.X86FunctionTooSmall => "X86_64Arch.VerifyFunc",
         LivepatchCheck.Arm64NopSize => "Arm64Arch.VerifyFunc",
         LivepatchCheck.Arm64FunctionTooSmall => "Arm64Arch.VerifyFunc",
-        LivepatchCheck.FuncOutOfRange => "PayloadFunctions.Prepare",
-        LivepatchCheck.HooksSize => "PayloadRules.HookSizeOk, PayloadLoader.PrepareHooks",
-        LivepatchCheck.HookSize => "PayloadRules.HookSizeOk, PayloadLoader.PrepareHooks",
-        LivepatchCheck.BuildIdInUse => "PayloadLoader.PrepareNotes",
+        LivepatchCheck.FuncOutOfRange => "PayloadPreparation.PrepareFunctions",
+        LivepatchCheck.HooksSize => "PayloadRules.HookSizeRefusal, PayloadPreparation.PrepareHooks",
+        LivepatchCheck.HookSize => "PayloadRules.HookSizeRefusal, PayloadPreparation.PrepareHooks",
+        LivepatchCheck.BuildIdInUse => "PayloadPreparation.PrepareNotes",
         LivepatchCheck.NoteTooShort => "BuildIdNote.TryParse",
         LivepatchCheck.NoteNotBuildId => "BuildIdNote.TryParse",
         LivepatchCheck.NoteSizesOverflow => "BuildIdNote.TryParse",
@@ -1090,15 +1090,15 @@ public static partial class LivepatchChecks
         LivepatchCheck.NoteNotGnu => "BuildIdNote.TryParse",
         LivepatchCheck.NoteEmptyBuildId => "BuildIdNote.TryParse",
         LivepatchCheck.NoteDescriptorPastEnd => "BuildIdNote.TryParse",
-        LivepatchCheck.BugFramesSize => "PayloadLoader.CheckArchTables",
-        LivepatchCheck.AltInstructionsSize => "PayloadLoader.CheckAlternatives",
-        LivepatchCheck.AltInstructionsNoText => "PayloadLoader.CheckAlternatives",
-        LivepatchCheck.AltInstructionsNoReplacement => "PayloadLoader.CheckAlternatives",
-        LivepatchCheck.AltInstructionOutsideText => "PayloadLoader.CheckAlternatives",
-        LivepatchCheck.AltReplacementOutside => "PayloadLoader.CheckAlternatives",
-        LivepatchCheck.ExTableSize => "PayloadLoader.CheckArchTables",
-        LivepatchCheck.ModinfoEmpty => "PayloadLoader.PrepareMetadata",
-        LivepatchCheck.ModinfoNotTerminated => "PayloadLoader.PrepareMetadata",
+        LivepatchCheck.BugFramesSize => "PayloadPreparation.CheckArchTables",
+        LivepatchCheck.AltInstructionsSize => "PayloadPreparation.CheckAlternatives",
+        LivepatchCheck.AltInstructionsNoText => "PayloadPreparation.CheckAlternatives",
+        LivepatchCheck.AltInstructionsNoReplacement => "PayloadPreparation.CheckAlternatives",
+        LivepatchCheck.AltInstructionOutsideText => "PayloadPreparation.CheckAlternatives",
+        LivepatchCheck.AltReplacementOutside => "PayloadPreparation.CheckAlternatives",
+        LivepatchCheck.ExTableSize => "PayloadPreparation.CheckArchTables",
+        LivepatchCheck.ModinfoEmpty => "PayloadPreparation.PrepareMetadata",
+        LivepatchCheck.ModinfoNotTerminated => "PayloadPreparation.PrepareMetadata",
         LivepatchCheck.XenBuildIdMissing => "PayloadLoader.CheckXenBuildId",
         LivepatchCheck.XenBuildIdMismatch => "PayloadLoader.CheckXenBuildId",
         LivepatchCheck.SymbolDuplicate => "PayloadRules.IsExported, PayloadLoader.BuildSymbolTable",
@@ -1120,10 +1120,10 @@ public static partial class LivepatchChecks
         LivepatchCheck.PreApplyHookVeto => "ActionChecks.Apply",
         LivepatchCheck.ReplaceWithVetoingHooks => "ActionChecks.Replace",
         LivepatchCheck.ActionPending => "ActionScheduler.Schedule",
-        LivepatchCheck.QuiesceTimeout => "LivepatchCore.Completed",
-        LivepatchCheck.ApplyHookFailed => "PatchPlan",
-        LivepatchCheck.RevertHookFailed => "PatchPlan",
-        LivepatchCheck.ReplaceRevertFailed => "PatchPlan",
+        LivepatchCheck.QuiesceTimeout => "ActionScheduler.Completed",
+        LivepatchCheck.ApplyHookFailed => "PatchPlan.Commit",
+        LivepatchCheck.RevertHookFailed => "PatchPlan.Commit",
+        LivepatchCheck.ReplaceRevertFailed => "PatchPlan.Commit",
         LivepatchCheck.StackedDoesNotApply => "PayloadCheck.Run",
         _ => "",
     };
