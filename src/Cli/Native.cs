@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using XenLivepatch.Abi;
 
 namespace XenLivepatch.Cli;
 
@@ -68,7 +67,7 @@ internal static unsafe class PayloadFile
             if (size > Array.MaxLength)
             {
                 // Xen takes 2 MiB at most; a file this large cannot even be held (the C tool would map it).
-                errno = (int)XenErrno.EFBIG;
+                errno = 27; // EFBIG
                 failedStep = "map";
                 return false;
             }

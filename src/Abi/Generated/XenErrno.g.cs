@@ -56,8 +56,6 @@ public enum XenErrno : int
     ENFILE = 23,
     /// <summary><c>EMFILE</c></summary>
     EMFILE = 24,
-    /// <summary><c>EFBIG</c></summary>
-    EFBIG = 27,
     /// <summary><c>ENOSPC</c></summary>
     ENOSPC = 28,
     /// <summary><c>ESPIPE</c></summary>
@@ -143,7 +141,6 @@ public static partial class XenErrnoNames
         XenErrno.EINVAL => "EINVAL",
         XenErrno.ENFILE => "ENFILE",
         XenErrno.EMFILE => "EMFILE",
-        XenErrno.EFBIG => "EFBIG",
         XenErrno.ENOSPC => "ENOSPC",
         XenErrno.ESPIPE => "ESPIPE",
         XenErrno.EROFS => "EROFS",
@@ -202,7 +199,6 @@ public static partial class XenErrnoNames
             case "EINVAL": value = XenErrno.EINVAL; return true;
             case "ENFILE": value = XenErrno.ENFILE; return true;
             case "EMFILE": value = XenErrno.EMFILE; return true;
-            case "EFBIG": value = XenErrno.EFBIG; return true;
             case "ENOSPC": value = XenErrno.ENOSPC; return true;
             case "ESPIPE": value = XenErrno.ESPIPE; return true;
             case "EROFS": value = XenErrno.EROFS; return true;
@@ -260,7 +256,6 @@ public static partial class XenErrnoNames
         XenErrno.EINVAL => "Invalid argument",
         XenErrno.ENFILE => "Too many open files in system",
         XenErrno.EMFILE => "Too many open files",
-        XenErrno.EFBIG => "File too large",
         XenErrno.ENOSPC => "No space left on device",
         XenErrno.ESPIPE => "Illegal seek",
         XenErrno.EROFS => "Read-only file system",
