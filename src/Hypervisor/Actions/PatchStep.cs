@@ -139,14 +139,9 @@ internal sealed class PatchStep
     public void WorkOutPatch(LivepatchCore core, int i)
     {
         var f = Functions[i];
-        int offset = 0;
-        if (core.Profile.HandlesEndbr)
-        {
-            Span<byte> head = stackalloc byte[4];
-            if (core.Memory.Read(f.OldAddress, head) == MemoryReadStatus.Ok && core.Arch.StartsWithEndbr(head))
-                offset = 4;
-        }
-        int length = Math.Min(core.Arch.PatchLength(f.Entry, offset), Livepatch.OpaqueSize);
+        Span<byte> head = stackalloc byte[4];
+        int offset = core.Profile.HandlesEndbr && core.Memory.Read(f.OldAddress, head) == MemoryReadStatus.Ok ? core.Arch.PatchOffset(core.Profile, head) : 0;
+        int length = core.Arch.PatchBytes(f.Entry, offset);
         _offsets[i] = offset;
         _lengths[i] = length;
         if (length == 0)

@@ -58,7 +58,8 @@ internal sealed class PayloadPreparation(LoadContext ctx, PayloadElf elf, Payloa
             }
             if (ctx.Memory.Read(f.OldAddr, head[..1]) == MemoryReadStatus.Unmapped)
                 return Refuse.FuncNotMapped(Name, i, name.Length > 0 ? name : "unnamed", f.OldAddr);
-            bool endbr = profile.HandlesEndbr && f.NewAddr != 0 && ctx.Memory.Read(f.OldAddr, head) == MemoryReadStatus.Ok && ctx.Arch.StartsWithEndbr(head);
+            // A jump goes after an ENDBR64 (a NOP patch covers it).
+            bool endbr = profile.HandlesEndbr && f.NewAddr != 0 && ctx.Memory.Read(f.OldAddr, head) == MemoryReadStatus.Ok && ctx.Arch.PatchOffset(profile, head) != 0;
             if (ctx.Arch.VerifyFunc(Name, f, endbr) is { } refused)
                 return refused;
             // livepatch_verify_distance (NOPs have no distance)

@@ -162,7 +162,7 @@ internal static class FunctionEntries
                     notes.Add($"{e.New.Name} has no size in its object (an assembler function without .size): new_size is 0");
             }
             byte[]? head = target.ReadCode(e.Old.Address, 4);
-            bool endbr = e.New != null && request.Profile.HandlesEndbr && head != null && arch.StartsWithEndbr(head);
+            bool endbr = e.New != null && arch.PatchOffset(request.Profile, head) != 0;
             var f = new LivepatchFunc { NewAddr = e.New != null ? 1UL : 0, NewSize = e.NewSize, OldSize = e.OldSize, Version = request.Profile.PayloadVersion };
             if (arch.VerifyFunc(p, f, endbr) is { } refused)
             {
