@@ -83,9 +83,7 @@ internal sealed class PatchPlan : IDisposable
                 steps.Add(PatchStep.Revert(core, registry.Applied[i]));
             bool reverts = steps.Count > 0;
             if (core.Profile.SupportsExpectations)
-            {
                 steps.Add(PatchStep.Expectations(payload));
-            }
             steps.Add(PatchStep.Apply(core, payload, live: reverts));
         }
         else
@@ -114,6 +112,8 @@ internal sealed class PatchPlan : IDisposable
         _prepared.Warm();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [RunsInPause]
     private void WarmHooks(ulong[] slots, Span<byte> code)
     {
         for (int i = 0; i < slots.Length; i++)

@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 
 namespace XenLivepatch.Hypervisor;
 
-/// <summary>Marks a method that runs while the CPUs are held, so that <see cref="PauseCode"/> compiles it beforehand.</summary>
+/// <summary>Marks a method that runs while the CPUs are held (or just before, on the CPU that will hold them), so that <see cref="PauseCode"/> compiles it beforehand.</summary>
 [AttributeUsage(AttributeTargets.Method | AttributeTargets.Constructor, Inherited = false)]
 public sealed class RunsInPauseAttribute : Attribute;
 
