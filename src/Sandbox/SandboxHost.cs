@@ -40,7 +40,7 @@ public sealed unsafe class SandboxHost : IDisposable
         Memory = new SandboxMemory(Image, options.Patching);
         Hooks = new NativeHooks();
         Vcpus = new VcpuSet(Memory, options.Vcpus);
-        Core = new LivepatchCore(options.Profile, X86_64Arch.Instance, Memory, Memory, Vcpus, Hooks);
+        Core = new LivepatchCore(options.Profile, X86_64Arch.Instance, Image, Memory, Vcpus, Hooks);
         Handler = new SysctlHandler(Core);
         if (_log != null)
         {
