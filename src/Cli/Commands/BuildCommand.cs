@@ -53,7 +53,7 @@ internal static class BuildCommand
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
-            return 0;
+            return OwnExitCodes.Success;
         }
         var a = ArgReader.Parse(args,
             [.. CommandInput.TargetOptions, "--output", "--name", "--profile", "--depends", "--depends-on", "--replace", "--nop", "--expect", "--old-size", "--metadata"],
@@ -125,7 +125,7 @@ internal static class BuildCommand
         if (!TryWrite(output, result.Data, stderr))
             return CantCreate;
         stdout.Write(Summary(output, target, profile, result));
-        return 0;
+        return OwnExitCodes.Success;
     }
 
     private static int Usage(TextWriter stderr, string problem) => CommandInput.Usage("build", stderr, problem);
@@ -137,7 +137,7 @@ internal static class BuildCommand
         nops = [];
         expect = [];
         oldSizes = new Dictionary<string, uint>(StringComparer.Ordinal);
-        code = 0;
+        code = OwnExitCodes.Success;
         foreach (string r in a.Values("--replace"))
         {
             int eq = r.IndexOf('=', StringComparison.Ordinal);

@@ -63,7 +63,7 @@ internal static class CommandInput
         ToolOptions? options = null)
     {
         target = null;
-        code = 0;
+        code = OwnExitCodes.Success;
         string? image = a.Value("--target");
         string? symbols = a.Value("--symbols");
         if (image != null && symbols != null)

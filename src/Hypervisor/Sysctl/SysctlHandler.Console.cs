@@ -41,7 +41,7 @@ public sealed partial class SysctlHandler
                 return 0;
             }
             default:
-                return -(int)XenErrno.ENOSYS;
+                return LivepatchCheck.SysctlNotLivepatch.Rc();
         }
     }
 
