@@ -60,8 +60,6 @@ public sealed class CmsSignature
     public byte[]? SignedAttributes { get; init; }
     /// <summary>The messageDigest attribute (with <see cref="SignedAttributes"/>).</summary>
     public byte[]? MessageDigest { get; init; }
-    /// <summary>How many certificates the SignedData carries (they are not trusted: only trusted keys are).</summary>
-    public int Certificates { get; init; }
 
     /// <summary>The digest algorithm, when it is one we verify.</summary>
     public HashAlgorithmName? Hash => CmsOids.Hash(DigestOid);
@@ -139,6 +137,14 @@ public static class CmsOids
 /// field (no recursion into values it does not need), nothing left over at any level, exactly one signer, no
 /// embedded content. Everything it does not understand is <see cref="SignatureFailure.Malformed"/> or
 /// <see cref="SignatureFailure.UnsupportedAlgorithm"/>, never an exception.
+/// <para>
+/// The RSA signature covers the content (or the signed attributes), not the SignedData around it, so every
+/// field outside the signature has one accepted value: the versions are those RFC 5652 fixes for the signer's
+/// form (1 for issuer and serial, 3 for a key identifier), digestAlgorithms is the signer's digest algorithm
+/// alone, the signature algorithm is rsaEncryption, and nothing goes unused (no certificates, CRLs or unsigned
+/// attributes: the verifier trusts keys, not chains, and <c>sign-file</c> embeds none). A changed byte anywhere
+/// in the block is therefore either refused here or changes what the signature is checked against.
+/// </para>
 /// </summary>
 public static class CmsParser
 {
@@ -148,7 +154,6 @@ public static class CmsParser
     private static readonly Asn1Tag s_context0 = new(TagClass.ContextSpecific, 0);
     private static readonly Asn1Tag s_context1 = new(TagClass.ContextSpecific, 1);
     private static readonly Asn1Tag s_context0Constructed = new(TagClass.ContextSpecific, 0, isConstructed: true);
-    private static readonly Asn1Tag s_context1Constructed = new(TagClass.ContextSpecific, 1, isConstructed: true);
 
     /// <summary>Parses <paramref name="der"/>; on failure <paramref name="problem"/> says what is wrong, where.</summary>
     public static SignatureFailure TryParse(ReadOnlyMemory<byte> der, out CmsSignature? signature, out string problem)
@@ -180,11 +185,12 @@ public static class CmsParser
         var signedData = explicitContent.ReadSequence();
         explicitContent.ThrowIfNotEmpty();
 
-        if (!signedData.TryReadInt32(out int version) || version is < 1 or > 5)
-            return Malformed(out problem, "the SignedData version is not 1 to 5");
+        if (!signedData.TryReadInt32(out int version))
+            return Malformed(out problem, "the SignedData version is not a small integer");
         var digestAlgorithms = signedData.ReadSetOf(skipSortOrderValidation: true);
-        while (digestAlgorithms.HasData)
-            ReadAlgorithm(digestAlgorithms, out _);
+        var digestAlgorithm = digestAlgorithms.ReadEncodedValue();
+        if (digestAlgorithms.HasData)
+            return Malformed(out problem, "the SignedData lists more than one digest algorithm; a payload signature has one signer");
 
         var encap = signedData.ReadSequence();
         string eContentType = encap.ReadObjectIdentifier();
@@ -193,18 +199,16 @@ public static class CmsParser
         if (encap.HasData)
             return Malformed(out problem, "the PKCS#7 carries its own content; a payload signature is detached");
 
-        int certificates = 0;
         if (signedData.HasData && signedData.PeekTag().HasSameClassAndValue(s_context0))
         {
-            var certs = signedData.ReadSetOf(skipSortOrderValidation: true, expectedTag: s_context0Constructed);
-            while (certs.HasData)
-            {
-                certs.ReadEncodedValue();
-                certificates++;
-            }
+            problem = "the PKCS#7 carries certificates; payload signatures name a trusted key and embed none (as sign-file makes them)";
+            return SignatureFailure.UnsupportedAlgorithm;
         }
         if (signedData.HasData && signedData.PeekTag().HasSameClassAndValue(s_context1))
-            signedData.ReadEncodedValue();
+        {
+            problem = "the PKCS#7 carries revocation lists; payload signatures embed none";
+            return SignatureFailure.UnsupportedAlgorithm;
+        }
 
         var signerInfos = signedData.ReadSetOf(skipSortOrderValidation: true);
         signedData.ThrowIfNotEmpty();
@@ -217,8 +221,8 @@ public static class CmsParser
             return SignatureFailure.UnsupportedAlgorithm;
         }
 
-        if (!si.TryReadInt32(out int siVersion) || siVersion is not (1 or 3))
-            return Malformed(out problem, "the SignerInfo version is not 1 or 3");
+        if (!si.TryReadInt32(out int siVersion))
+            return Malformed(out problem, "the SignerInfo version is not a small integer");
         CmsSignerId signer;
         var sidTag = si.PeekTag();
         if (sidTag.HasSameClassAndValue(Asn1Tag.Sequence))
@@ -246,9 +250,16 @@ public static class CmsParser
             return Malformed(out problem, "the signer is named neither by issuer and serial nor by key identifier");
         }
 
+        // RFC 5652 §5.1 and §5.3: version 1 with issuer and serial, 3 with a key identifier, in both places.
+        int expected = signer.IsIssuerAndSerial ? 1 : 3;
+        if (version != expected || siVersion != expected)
+            return Malformed(out problem, $"the SignedData and SignerInfo versions are {version} and {siVersion}; a signer named by {(signer.IsIssuerAndSerial ? "issuer and serial number" : "key identifier")} has version {expected}");
+        var signerDigest = si.PeekEncodedValue();
         string digestOid = ReadAlgorithm(si, out bool digestParams);
         if (digestParams)
             return Malformed(out problem, "the digest algorithm has parameters other than NULL");
+        if (!digestAlgorithm.Span.SequenceEqual(signerDigest.Span))
+            return Malformed(out problem, "the SignedData's digest algorithm is not its signer's");
 
         byte[]? signedAttributes = null;
         byte[]? messageDigest = null;
@@ -266,7 +277,10 @@ public static class CmsParser
         string signatureOid = ReadAlgorithm(si, out bool signatureParams);
         byte[] value = si.ReadOctetString();
         if (si.HasData && si.PeekTag().HasSameClassAndValue(s_context1))
-            si.ReadSetOf(skipSortOrderValidation: true, expectedTag: s_context1Constructed);
+        {
+            problem = "the SignerInfo has unsigned attributes; payload signatures have none";
+            return SignatureFailure.UnsupportedAlgorithm;
+        }
         si.ThrowIfNotEmpty();
         if (value.Length is 0 or > MaxSignatureLength)
             return Malformed(out problem, $"the signature value is {value.Length} bytes (1 to {MaxSignatureLength} accepted)");
@@ -279,22 +293,21 @@ public static class CmsParser
             Value = value,
             SignedAttributes = signedAttributes,
             MessageDigest = messageDigest,
-            Certificates = certificates,
         };
         if (signature.Hash == null)
         {
             problem = $"the digest algorithm is {CmsOids.Name(digestOid)}; SHA-256, SHA-384 and SHA-512 are accepted";
             return SignatureFailure.UnsupportedAlgorithm;
         }
-        if (signatureOid != CmsOids.RsaEncryption && CmsOids.DigestOf(signatureOid) == null)
+        // Only rsaEncryption, as sign-file and OpenSSL write it: sha256WithRSAEncryption differs from it in one
+        // byte of the OID and verifies the same signature, so accepting both would leave that byte unchecked.
+        if (signatureOid != CmsOids.RsaEncryption)
         {
-            problem = $"the signature algorithm is {CmsOids.Name(signatureOid)}; RSA PKCS#1 v1.5 is accepted";
+            problem = $"the signature algorithm is {CmsOids.Name(signatureOid)}; rsaEncryption (RSA PKCS#1 v1.5) is accepted";
             return SignatureFailure.UnsupportedAlgorithm;
         }
         if (signatureParams)
             return Malformed(out problem, "the RSA signature algorithm has parameters other than NULL");
-        if (CmsOids.DigestOf(signatureOid) is { } implied && implied != digestOid)
-            return Malformed(out problem, $"the signature algorithm {CmsOids.Name(signatureOid)} disagrees with the digest algorithm {CmsOids.Name(digestOid)}");
         problem = "";
         return SignatureFailure.None;
     }

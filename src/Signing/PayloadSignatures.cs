@@ -162,16 +162,12 @@ public static class PayloadSignatures
         if (named.Count > 0)
             return Verdict(info, SignatureFailure.BadSignature,
                 $"the signature by {named[0]} does not match the payload's {content.Length} signed bytes", named[0]);
-        // A bare public key has no issuer or serial number to be named by: it is the key if it verifies.
-        if (cms.Signer.IsIssuerAndSerial)
-        {
-            foreach (var key in keys.Keys.Where(k => k.Certificate == null && k.ModulusLength == cms.Value.Length))
-            {
-                if (Verifies(key, signed, cms.Value, hash))
-                    return Verdict(info, SignatureFailure.None, $"by {key}", key);
-            }
-        }
-        return Verdict(info, SignatureFailure.UnknownKey, $"signed by {cms.Signer}, which is not a trusted key ({Trusted(keys)})");
+        // A bare public key has no issuer and serial number: it matches signers named by key identifier
+        // (sign-file -k) only, so that no byte of the block goes unchecked.
+        string hint = cms.Signer.IsIssuerAndSerial && keys.Keys.Any(k => k.Certificate == null)
+            ? "; a trusted public key without its certificate matches only signatures that name it by key identifier (sign-file -k)"
+            : "";
+        return Verdict(info, SignatureFailure.UnknownKey, $"signed by {cms.Signer}, which is not a trusted key ({Trusted(keys)}){hint}");
     }
 
     private static SignatureVerdict VerifyNote(SignatureInfo info, TrustStore keys)

@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using System.Security.Cryptography.Pkcs;
+using System.Formats.Asn1;
 using System.Security.Cryptography.X509Certificates;
 using XenLivepatch.Elf;
 
@@ -104,6 +104,7 @@ public sealed class SigningKey : IDisposable
         {
             string label = rest[fields.Label].ToString();
             var pem = rest[fields.Location];
+            string base64 = rest[fields.Base64Data].ToString();
             rest = rest[fields.Location.End..];
             if (label == "ENCRYPTED PRIVATE KEY")
                 throw new SigningException($"{path}: the private key is encrypted; decrypt it first (openssl pkey -in {path} -out KEY.pem)");
@@ -111,6 +112,8 @@ public sealed class SigningKey : IDisposable
                 throw new SigningException($"{path}: an EC private key; payloads are signed with RSA keys of {TrustedKey.MinKeySize} bits or more");
             if (label is not ("PRIVATE KEY" or "RSA PRIVATE KEY"))
                 continue;
+            if (label == "PRIVATE KEY" && Pkcs8Algorithm(Convert.FromBase64String(base64)) is { } algorithm && algorithm != CmsOids.RsaEncryption)
+                throw new SigningException($"{path}: an {TrustedKey.KeyAlgorithm(algorithm)} private key; payloads are signed with RSA keys of {TrustedKey.MinKeySize} bits or more");
             var rsa = RSA.Create();
             try
             {
@@ -124,6 +127,21 @@ public sealed class SigningKey : IDisposable
             }
         }
         throw new SigningException($"{path}: no PEM private key (PRIVATE KEY or RSA PRIVATE KEY) in it");
+    }
+
+    // PrivateKeyInfo ::= SEQUENCE { version INTEGER, privateKeyAlgorithm AlgorithmIdentifier, ... }
+    private static string? Pkcs8Algorithm(byte[] der)
+    {
+        try
+        {
+            var info = new AsnReader(der, AsnEncodingRules.BER).ReadSequence();
+            info.ReadInteger();
+            return info.ReadSequence().ReadObjectIdentifier();
+        }
+        catch (AsnContentException)
+        {
+            return null;
+        }
     }
 
     private static X509Certificate2? ReadCertificate(string text, string path)
@@ -150,6 +168,74 @@ public sealed class SigningKey : IDisposable
 }
 
 /// <summary>
+/// The detached CMS SignedData of a module signature, encoded as Linux's <c>sign-file</c> has OpenSSL encode it
+/// (so that, RSA PKCS#1 v1.5 being deterministic, the same key and content give the same bytes): version 1 (3
+/// with a key identifier), digestAlgorithms { sha256 }, encapContentInfo { data } without content, no
+/// certificates, one SignerInfo { version, sid, sha256, rsaEncryption with NULL parameters (RFC 3370 §3.2),
+/// signature }, no signed attributes.
+/// </summary>
+internal static class ModuleSignatureCms
+{
+    public static byte[] Encode(ReadOnlySpan<byte> content, X509Certificate2 certificate, RSA key, bool useKeyId)
+    {
+        byte[]? keyId = null;
+        if (useKeyId)
+        {
+            keyId = certificate.Extensions["2.5.29.14"] is X509SubjectKeyIdentifierExtension ski
+                ? ski.SubjectKeyIdentifierBytes.ToArray()
+                : throw new SigningException($"the certificate {certificate.Subject} has no subjectKeyIdentifier to name the signer by");
+        }
+        byte[] signature = key.SignData(content, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        int version = useKeyId ? 3 : 1;
+        var w = new AsnWriter(AsnEncodingRules.DER);
+        using (w.PushSequence())
+        {
+            w.WriteObjectIdentifier(CmsOids.SignedData);
+            using (w.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+            using (w.PushSequence())
+            {
+                w.WriteInteger(version);
+                using (w.PushSetOf())
+                    WriteAlgorithm(w, CmsOids.Sha256, nullParameters: false);
+                using (w.PushSequence())
+                    w.WriteObjectIdentifier(CmsOids.Data);
+                using (w.PushSetOf())
+                using (w.PushSequence())
+                {
+                    w.WriteInteger(version);
+                    if (keyId != null)
+                    {
+                        w.WriteOctetString(keyId, new Asn1Tag(TagClass.ContextSpecific, 0));
+                    }
+                    else
+                    {
+                        using (w.PushSequence())
+                        {
+                            w.WriteEncodedValue(certificate.IssuerName.RawData);
+                            w.WriteInteger(certificate.SerialNumberBytes.Span);
+                        }
+                    }
+                    WriteAlgorithm(w, CmsOids.Sha256, nullParameters: false);
+                    WriteAlgorithm(w, CmsOids.RsaEncryption, nullParameters: true);
+                    w.WriteOctetString(signature);
+                }
+            }
+        }
+        return w.Encode();
+    }
+
+    private static void WriteAlgorithm(AsnWriter w, string oid, bool nullParameters)
+    {
+        using (w.PushSequence())
+        {
+            w.WriteObjectIdentifier(oid);
+            if (nullParameters)
+                w.WriteNull();
+        }
+    }
+}
+
+/// <summary>
 /// Signs payloads in either format. Signing a signed payload replaces its signature: the unsigned content is
 /// what it signs, and nothing else of it changes.
 /// </summary>
@@ -161,10 +247,10 @@ public static class PayloadSigner
         format == SignatureFormat.Appended ? SignAppended(payload, key) : SignNote(payload, key.Key);
 
     /// <summary>
-    /// The appended format, as Linux's <c>sign-file</c> makes it: the content, a detached DER CMS SignedData
-    /// (SHA-256, RSA PKCS#1 v1.5, no signed attributes, no certificates, the signer named by issuer and serial
-    /// number, or by subjectKeyIdentifier with <paramref name="useKeyId"/> as <c>sign-file -k</c> does), the
-    /// 12-byte header and the trailer.
+    /// The appended format, as Linux's <c>sign-file</c> makes it, byte for byte: the content, a detached DER CMS
+    /// SignedData (<see cref="ModuleSignatureCms"/>: SHA-256, RSA PKCS#1 v1.5, no signed attributes, no
+    /// certificates, the signer named by issuer and serial number, or by subjectKeyIdentifier with
+    /// <paramref name="useKeyId"/> as <c>sign-file -k</c> does), the 12-byte header and the trailer.
     /// </summary>
     public static byte[] SignAppended(ReadOnlyMemory<byte> payload, SigningKey key, bool useKeyId = false)
     {
@@ -176,21 +262,16 @@ public static class PayloadSigner
             throw new SigningException("the payload is empty");
         if (NoteSignature.TryFind(content, out _, out _) != SignatureFailure.Unsigned)
             throw new SigningException($"the payload carries a {NoteSignature.SectionName} section; re-sign it with --format note, or remove the section first (objcopy --remove-section {NoteSignature.SectionName})");
-        var cms = new SignedCms(new ContentInfo(content.ToArray()), detached: true);
-        var signer = new CmsSigner(useKeyId ? SubjectIdentifierType.SubjectKeyIdentifier : SubjectIdentifierType.IssuerAndSerialNumber, certificate, key.Key)
-        {
-            DigestAlgorithm = new Oid(CmsOids.Sha256),
-            IncludeOption = X509IncludeOption.None,
-        };
+        byte[] pkcs7;
         try
         {
-            cms.ComputeSignature(signer, silent: true);
+            pkcs7 = ModuleSignatureCms.Encode(content.Span, certificate, key.Key, useKeyId);
         }
         catch (CryptographicException e)
         {
             throw new SigningException($"the PKCS#7 signature could not be made: {e.Message}", e);
         }
-        return AppendedSignature.Append(content.Span, cms.Encode());
+        return AppendedSignature.Append(content.Span, pkcs7);
     }
 
     /// <summary>
