@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using XenLivepatch.Abi;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Hypervisor;
 
@@ -52,6 +53,18 @@ public sealed class LivepatchCore : IPayloadRegistryView
     public ILivepatchCpus Cpus { get; }
     /// <summary>Runs payload hooks.</summary>
     public IHookRunner Hooks { get; }
+
+    /// <summary>
+    /// The signature policy and trusted keys UPLOAD checks payloads against, first (the profile's policy, with no
+    /// keys, unless the target gives its own).
+    /// </summary>
+    public PayloadTrust Trust
+    {
+        get => _trust ??= new PayloadTrust(Profile.SignaturePolicy, TrustStore.Empty);
+        init => _trust = value;
+    }
+
+    private PayloadTrust? _trust;
 
     /// <summary>Log lines, as Xen prints them with its "livepatch: " prefix (without the prefix).</summary>
     public event Action<string>? Log;
@@ -175,6 +188,16 @@ public sealed class LivepatchCore : IPayloadRegistryView
             return LivepatchError.For(name, XenErrno.EINVAL, "the payload is empty");
         if ((ulong)data.Length > Livepatch.MaxPayloadSize)
             return LivepatchError.For(name, XenErrno.EINVAL, $"the payload is {data.Length} bytes, larger than the {Livepatch.MaxPayloadSize}-byte limit");
+        // Seed design, "Signature checking requirements": before anything reads the payload; from here on the
+        // loader sees only the bytes the signature covers.
+        var signature = SignatureCheck.Run(name, Trust, ref data, out var verdict);
+        if (signature != null)
+        {
+            Info(signature.Message);
+            return signature;
+        }
+        if (verdict is { Verified: false })
+            Info($"{name}: signature not verified ({verdict.Failure.Name()}: {verdict.Detail}); loaded under signature policy verify");
         lock (_lock)
         {
             if (_payloads.Exists(p => p.Name == name))
@@ -188,6 +211,7 @@ public sealed class LivepatchCore : IPayloadRegistryView
             }
             payload!.State = LivepatchState.Checked;
             payload.Rc = 0;
+            payload.Signature = verdict;
             _payloads.Add(payload);
             foreach (var s in payload.Symbols)
             {
