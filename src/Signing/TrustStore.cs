@@ -79,14 +79,18 @@ public sealed class TrustedKey
         return (SubjectKeyId != null && SubjectKeyId.AsSpan().SequenceEqual(signer.KeyId)) || KeyId.AsSpan().SequenceEqual(signer.KeyId);
     }
 
-    internal static TrustedKey FromCertificate(X509Certificate2 certificate, string source)
+    /// <summary>The key of an RSA certificate (2048 bits or more).</summary>
+    /// <exception cref="TrustStoreException">It is not such a key.</exception>
+    public static TrustedKey FromCertificate(X509Certificate2 certificate, string source)
     {
         var rsa = certificate.GetRSAPublicKey()
             ?? throw new TrustStoreException($"{source}: the certificate {certificate.Subject} holds a {KeyAlgorithm(certificate.PublicKey.Oid.Value)} key; RSA keys of {MinKeySize} bits or more are accepted");
         return Checked(new TrustedKey(rsa, source, certificate));
     }
 
-    internal static TrustedKey FromPublicKey(RSA rsa, string source) => Checked(new TrustedKey(rsa, source, null));
+    /// <summary>A bare RSA public key (2048 bits or more).</summary>
+    /// <exception cref="TrustStoreException">It is smaller.</exception>
+    public static TrustedKey FromPublicKey(RSA rsa, string source) => Checked(new TrustedKey(rsa, source, null));
 
     private static TrustedKey Checked(TrustedKey key) => key.KeySize >= MinKeySize
         ? key

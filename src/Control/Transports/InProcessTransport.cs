@@ -68,7 +68,7 @@ public sealed class InProcessTransport : ISysctlTransport, IPayloadSignatureQuer
     /// Where <see cref="GetSignatureStatusAsync"/> reads payload signature checks (the hypervisor in this process);
     /// null when it reports none.
     /// </summary>
-    public Func<string, PayloadSignatureStatus?>? SignatureStatus { get; init; }
+    public Func<string, PayloadSignatureStatus?>? SignatureStatus { get; set; }
 
     /// <inheritdoc/>
     public ValueTask<PayloadSignatureStatus?> GetSignatureStatusAsync(string name, CancellationToken cancellationToken = default) =>
