@@ -40,7 +40,7 @@ public sealed class SignatureInfo
         ? "appended PKCS#7 (Linux module signature)"
         : NoteLayout == Signing.NoteLayout.TypeEncoded
             ? $"ELF note {NoteSignature.SectionName} (type-encoded, Xen's 2025 series v3)"
-            : $"ELF note {NoteSignature.SectionName} (XenServer's layout)";
+            : $"ELF note {NoteSignature.SectionName} (XenServer layout)";
 
     /// <summary>"appended" or "note".</summary>
     public string FormatId => Format == SignatureFormat.Appended ? "appended" : "note";

@@ -33,7 +33,7 @@ public class SignCommandTests
         string note = Path.Combine(Path.GetDirectoryName(file)!, "note.livepatch");
         r = CliRun.Ours("sign", file, "--key", SigningKeys.B.Key, "-o", note);
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains("signed: ELF note .note.Xen.signature (XenServer's layout)", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("signed: ELF note .note.Xen.signature (XenServer layout)", r.Stdout, StringComparison.Ordinal);
         Assert.Contains("replaced its appended PKCS#7 (Linux module signature) signature", r.Stdout, StringComparison.Ordinal);
         using var keyB = SigningKey.Load(SigningKeys.B.Key, null);
         Assert.Equal(PayloadSigner.SignNote(File.ReadAllBytes(hello), keyB.Key), File.ReadAllBytes(note));
