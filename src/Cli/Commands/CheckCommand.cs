@@ -30,7 +30,8 @@ internal static class CheckCommand
         """ + SignatureOptions.Help + """
         With a signature policy, the signature is checked first, as the hypervisor checks it at upload: a refusal
         is "error 22 (EINVAL): <payload>: signature check failed (<reason>): ...", the reason one of unsigned,
-        unknown key, bad signature, malformed signature block, unsupported algorithm.
+        unknown key, bad signature, malformed signature block, unsupported algorithm. The --applied payloads
+        were uploaded to the same hypervisor: the policy checks them too.
 
         """;
 
