@@ -129,6 +129,18 @@ public class InteropTests
         Assert.Equal(SignatureFailure.UnknownKey, PayloadSignatures.Verify(signed, Fixtures.Trust(SigningKeys.B)).Failure);
         // The bare public key, as Xen's 2025 series builds it in, verifies it too.
         Assert.True(PayloadSignatures.Verify(signed, TrustStore.Load(SigningKeys.A.PublicKey)).Verified);
+
+        // Re-signed by us: in place (objcopy laid the file out, and B's signature has the same size), nothing
+        // else changes; a key of another size cannot fit there, and says what to do.
+        using var b = Fixtures.Key(SigningKeys.B);
+        byte[] resigned = PayloadSigner.SignNote(signed, b.Key);
+        Assert.True(PayloadSignatures.Verify(resigned, Fixtures.Trust(SigningKeys.B)).Verified);
+        Assert.Equal(SignatureFailure.None, NoteSignature.TryFind(signed, out var block, out _));
+        Assert.Equal(signed.Length, resigned.Length);
+        Assert.All(Enumerable.Range(0, signed.Length).Where(i => signed[i] != resigned[i]),
+            i => Assert.InRange(i, block.SignatureOffset, block.SignatureOffset + block.SignatureLength - 1));
+        using var big = Fixtures.Key(SigningKeys.Get("big"));
+        Assert.Contains("objcopy --remove-section", Assert.Throws<SigningException>(() => PayloadSigner.SignNote(signed, big.Key)).Message, StringComparison.Ordinal);
     }
 
     [Fact]
