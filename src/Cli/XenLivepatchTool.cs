@@ -68,7 +68,7 @@ public static class XenLivepatchTool
             return ExitCodes.Success;
         }
 
-        string? xen = Lookup(s_mainCommands, command) ?? Lookup(s_actionCommands, command);
+        string? xen = XenCommand(command);
         if (xen != null)
         {
             if (xen == "help")
@@ -159,8 +159,11 @@ public static class XenLivepatchTool
         return false;
     }
 
-    /// <summary>The first name of which <paramref name="arg"/> is a prefix, as Xen's strncmp lookup finds it.</summary>
-    internal static string? Lookup(string[] names, string arg) =>
+    /// <summary>The Xen command <paramref name="arg"/> names: the first of which it is a prefix, main commands first.</summary>
+    private static string? XenCommand(string arg) => Lookup(s_mainCommands, arg) ?? Lookup(s_actionCommands, arg);
+
+    // The first name of which arg is a prefix, as Xen's strncmp lookup finds it.
+    private static string? Lookup(string[] names, string arg) =>
         Array.Find(names, n => n.StartsWith(arg, StringComparison.Ordinal));
 
     private static async Task<int> RunHypervisorCommand(string command, string[] args, ToolOptions options, TextWriter stdout, TextWriter stderr,

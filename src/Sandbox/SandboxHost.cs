@@ -42,7 +42,7 @@ public sealed unsafe class SandboxHost : IDisposable
         Memory = new SandboxMemory(Image, options.Patching);
         Hooks = new NativeHooks();
         Vcpus = new VcpuSet(Memory, options.Vcpus);
-        Core = new LivepatchCore(options.Profile, X86_64Arch.Instance, Memory, Memory, Vcpus, Hooks)
+        Core = new LivepatchCore(options.Profile, X86_64Arch.Instance, Image, Memory, Vcpus, Hooks)
         {
             Trust = options.Trust ?? new Signing.PayloadTrust(options.Profile.SignaturePolicy, Signing.TrustStore.Empty),
         };

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using XenLivepatch.Abi;
 using XenLivepatch.Hypervisor;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Sandbox;
 
@@ -33,8 +34,8 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _listener.Bind(new UnixDomainSocketEndPoint(path));
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
-        if (group is uint g && Native.chown(path, uint.MaxValue, g) != 0)
-            throw new IOException($"cannot give {path} to group {g}: {Native.LastError()}");
+        if (group is uint g && LibC.chown(path, uint.MaxValue, g) != 0)
+            throw new IOException($"cannot give {path} to group {g}: {LibC.LastError()}");
         _listener.Listen(16);
         _accepting = Task.Run(AcceptLoop);
     }
@@ -45,7 +46,7 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     {
         if (!File.Exists(path))
             return;
-        if (!Native.IsSocket(path))
+        if (!LibC.IsSocket(path))
             throw new IOException($"{path} exists and is not a socket");
         using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {

@@ -22,19 +22,9 @@ public class CToolDifferentialTests
         return so;
     });
 
-    private static string Oracle
-    {
-        get
-        {
-            string path = Repo.Path("artifacts", "oracle", "xen-4.17", "xen-livepatch");
-            Assert.True(File.Exists(path), $"Debian's xen-livepatch is missing at {path}: run ./build.sh, or tools/oracle/fetch-xen-tools.sh");
-            return path;
-        }
-    }
-
     private static CliRun RunC(string socket, string[] args, string workingDirectory)
     {
-        var psi = new ProcessStartInfo(Oracle)
+        var psi = new ProcessStartInfo(XenOracle.Path)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -83,7 +73,7 @@ public class CToolDifferentialTests
         return (diffs.ToString(), runs["xen"]);
     }
 
-    [Fact]
+    [XenOracleFact]
     public async Task Upload_apply_revert_unload_and_their_errors()
     {
         string h = Payloads.Hello;
@@ -111,7 +101,7 @@ public class CToolDifferentialTests
         Assert.Contains("xen_hello_world                         | APPLIED    | LIVEPATCH_RULEZ", xen[7].Stdout, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [XenOracleFact]
     public async Task Load_dependencies_flags_and_failed_reapply()
     {
         Assert.Equal("", (await Compare([
@@ -135,7 +125,7 @@ public class CToolDifferentialTests
         ])).Differences);
     }
 
-    [Fact]
+    [XenOracleFact]
     public async Task Argument_and_file_errors()
     {
         string dir = Repo.TempDirectory("files");

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using XenLivepatch.Abi;
 using XenLivepatch.Control;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Cli;
 
@@ -44,7 +45,7 @@ internal static class GetCommand
             if (json)
                 s.Current!.Messages.Add($"Failed to get status of {name}.");
             else
-                s.Err($"Failed to get status of {name}.\nError {get.Result.Errno}: {Native.StrError(get.Result.Errno)}\n");
+                s.Err($"Failed to get status of {name}.\nError {get.Result.Errno}: {LibC.StrError(get.Result.Errno)}\n");
             return get.Result.Errno;
         }
         step.State = get.Status.State;
@@ -53,7 +54,7 @@ internal static class GetCommand
         step.Signature = await s.SignatureAsync(client, name).ConfigureAwait(false);
         if (!json)
         {
-            string rc = get.Status.Rc == 0 ? "" : $" (rc {get.Status.Rc}: {XenErrors.Name(-get.Status.Rc)} {Native.StrError(-get.Status.Rc)})";
+            string rc = get.Status.Rc == 0 ? "" : $" (rc {get.Status.Rc}: {XenErrors.Name(-get.Status.Rc)} {LibC.StrError(-get.Status.Rc)})";
             s.Out($"{name}: {XenCommands.StateName(get.Status.State)}{rc}\n");
             if (step.Signature is { Checked: true } sig)
                 s.Out(sig.Verified ? $"  signature: verified {sig.Detail}\n" : $"  signature: not verified ({sig.Reason}): {sig.Detail} (signature policy {sig.Policy})\n");

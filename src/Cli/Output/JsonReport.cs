@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using XenLivepatch.Control;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Cli;
 
@@ -127,7 +128,7 @@ internal static class JsonReport
         {
             w.WriteNumber("errno", e);
             w.WriteString("error", XenErrors.Name(e));
-            w.WriteString("message", Native.StrError(e));
+            w.WriteString("message", LibC.StrError(e));
         }
         else
         {
