@@ -62,6 +62,16 @@ public sealed record LivepatchProfile
     /// </summary>
     public SignaturePolicy SignaturePolicy { get; init; } = SignaturePolicy.None;
 
+    /// <summary>
+    /// The order of UPLOAD's steps after the ELF checks (<c>load_payload_data</c>). Xen 4.15 to 4.19 check
+    /// <c>.livepatch.xen_depends</c> after <c>prepare_payload</c>; newer Xen checks it first.
+    /// </summary>
+    public IReadOnlyList<LoadStep> LoadOrder { get; init; } =
+    [
+        LoadStep.MovePayload, LoadStep.ResolveSymbols, LoadStep.PerformRelocations, LoadStep.CheckSpecialSections,
+        LoadStep.CheckPatchingSections, LoadStep.PreparePayload, LoadStep.CheckXenBuildId, LoadStep.BuildSymbolTable,
+    ];
+
     /// <summary>Debian's Xen 4.17.7.</summary>
     public static LivepatchProfile Xen417 { get; } = new()
     {

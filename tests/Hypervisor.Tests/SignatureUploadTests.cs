@@ -70,7 +70,7 @@ public class SignatureUploadTests
         var before = Targets.Snapshot(core, target);
         var error = core.Upload("xen_hello_world", data);
         Assert.NotNull(error);
-        Assert.Equal(XenErrno.EINVAL, error.Errno);
+        Assert.Equal((LivepatchCheck.SignatureRefused, XenErrno.EINVAL), (error.Check, error.Errno));
         Assert.Equal(SignatureCheck.Errno, error.Errno);
         Assert.StartsWith($"xen_hello_world: signature check failed ({reason}): ", error.Message, StringComparison.Ordinal);
         Assert.EndsWith("(signature policy require)", error.Message, StringComparison.Ordinal);
@@ -84,7 +84,7 @@ public class SignatureUploadTests
         byte[] broken = (byte[])s_hello.Value.Clone();
         broken[7] = 3; // EI_OSABI: the ELF header check's EOPNOTSUPP
         Assert.Equal(XenErrno.EOPNOTSUPP, Core(SignaturePolicy.None).Core.Upload("p", broken)!.Errno);
-        Assert.Contains("signature check failed (unsigned)", Core(SignaturePolicy.Require, SigningKeys.A).Core.Upload("p", broken)!.Message, StringComparison.Ordinal);
+        Assert.Equal(LivepatchCheck.SignatureRefused, Core(SignaturePolicy.Require, SigningKeys.A).Core.Upload("p", broken)!.Check);
         // Signed, the same broken ELF passes the signature check and meets the loader's.
         Assert.Equal(XenErrno.EOPNOTSUPP, Core(SignaturePolicy.Require, SigningKeys.A).Core.Upload("p", Signed(broken, SigningKeys.A, SignatureFormat.Appended))!.Errno);
     }

@@ -50,7 +50,7 @@ internal static class BuildCommand
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
-            return 0;
+            return OwnExitCodes.Success;
         }
         var a = ArgReader.Parse(args,
             [.. CommandInput.TargetOptions, .. PayloadSigning.Options, "--output", "--name", "--profile", "--depends", "--depends-on", "--replace", "--nop", "--expect", "--old-size", "--metadata"],
@@ -133,7 +133,7 @@ internal static class BuildCommand
         stdout.Write(Summary(output, target, profile, result));
         if (signing != null)
             stdout.Write($"  {signing.Describe(written)}\n");
-        return 0;
+        return OwnExitCodes.Success;
     }
 
     private static int Usage(TextWriter stderr, string problem) => CommandInput.Usage("build", stderr, problem);
@@ -145,7 +145,7 @@ internal static class BuildCommand
         nops = [];
         expect = [];
         oldSizes = new Dictionary<string, uint>(StringComparer.Ordinal);
-        code = 0;
+        code = OwnExitCodes.Success;
         foreach (string r in a.Values("--replace"))
         {
             int eq = r.IndexOf('=', StringComparison.Ordinal);

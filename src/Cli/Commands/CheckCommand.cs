@@ -40,7 +40,7 @@ internal static class CheckCommand
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
-            return 0;
+            return OwnExitCodes.Success;
         }
         var a = ArgReader.Parse(args, ["--target", "--symbols", "--build-id", "--arch", "--profile", "--name", .. SignatureOptions.Options], ["--nodeps", "--json"], ["--applied"], out string? argError);
         if (a == null || a.Positional.Count != 1)
@@ -71,7 +71,7 @@ internal static class CheckCommand
             stderr.Write(Line(e.ToString()));
         else
             stdout.Write(Summary(report));
-        return report.Error == null ? 0 : (int)report.Error.Errno;
+        return OwnExitCodes.FromCheck(report.Error);
     }
 
     /// <summary>A payload's default name, as Xen's <c>load</c> makes it: the file name up to its last dot.</summary>

@@ -77,7 +77,7 @@ internal static class CommandInput
     public static bool TryTarget(string command, ArgReader a, TextWriter stderr, [NotNullWhen(true)] out OfflineTarget? target, out int code)
     {
         target = null;
-        code = 0;
+        code = OwnExitCodes.Success;
         string? image = a.Value("--target");
         string? symbols = a.Value("--symbols");
         if ((image == null) == (symbols == null))

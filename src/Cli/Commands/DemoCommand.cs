@@ -39,7 +39,7 @@ internal static class DemoCommand
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
-            return 0;
+            return OwnExitCodes.Success;
         }
         var a = ArgReader.Parse(args, ["--vcpus", "--image", "--payload", "--timeout"], ["--verbose", "--signed"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)

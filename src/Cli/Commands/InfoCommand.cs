@@ -39,7 +39,7 @@ internal static class InfoCommand
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
-            return 0;
+            return OwnExitCodes.Success;
         }
         var a = ArgReader.Parse(args, [.. CommandInput.TargetOptions, "--profile", "--name", "--trusted-keys"], ["--json"], [], out string? argError);
         if (a == null || a.Positional.Count != 1)
@@ -72,7 +72,7 @@ internal static class InfoCommand
         }
         var preview = target == null ? null : TargetPreview.Create(a.Value("--name") ?? CheckCommand.NameOf(file), data, target, profile);
         stdout.Write(a.Flag("--json") ? Json(info, preview, signature, verdict) : Text(info, preview, signature, verdict));
-        return 0;
+        return OwnExitCodes.Success;
     }
 
     private static string Hex(ReadOnlyMemory<byte> b) => b.IsEmpty ? "-" : Convert.ToHexStringLower(b.Span);

@@ -40,7 +40,7 @@ internal static class SandboxCommand
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
-            return 0;
+            return OwnExitCodes.Success;
         }
         var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile", .. SignatureOptions.Options], ["--quiet"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)

@@ -34,12 +34,12 @@ public sealed class Arm64Arch : LivepatchArch
     /// <inheritdoc/>
     public override LivepatchError? VerifyElf(string payload, byte elfClass, byte elfData, ushort machine) =>
         machine != (ushort)ElfMachine.AArch64 || elfClass != (byte)ElfClass.Elf64
-            ? Fail(payload, XenErrno.EOPNOTSUPP, $"unsupported ELF machine or class ({machine}, {elfClass}); arm64 payloads are ELF64 EM_AARCH64")
+            ? Refuse.Arm64ElfMachine(payload, machine, elfClass)
             : null;
 
     /// <inheritdoc/>
     public override LivepatchError PerformRel(string payload, string section) =>
-        Fail(payload, XenErrno.ENOSYS, $"SHT_REL relocations are not implemented on arm64 ({section})");
+        Refuse.Arm64Rel(payload, section);
 
     /// <inheritdoc/>
     public override bool SymbolOk(string name) =>
@@ -49,9 +49,9 @@ public sealed class Arm64Arch : LivepatchArch
     public override LivepatchError? VerifyFunc(string payload, in LivepatchFunc func, bool hasEndbr)
     {
         if (func.NewAddr == 0 && (func.NewSize > Livepatch.OpaqueSize || func.NewSize % 4 != 0))
-            return Fail(payload, XenErrno.EOPNOTSUPP, $"a NOP patch of {func.NewSize} bytes is not a whole number of instructions within {Livepatch.OpaqueSize} bytes");
+            return Refuse.Arm64NopSize(payload, func.NewSize, Livepatch.OpaqueSize);
         if (func.OldSize < 4)
-            return Fail(payload, XenErrno.EINVAL, $"the function is {func.OldSize} bytes; a patch needs 4");
+            return Refuse.Arm64FunctionTooSmall(payload, func.OldSize);
         return null;
     }
 
@@ -134,16 +134,13 @@ public sealed class Arm64Arch : LivepatchArch
             case AArch64RelocationType.R_AARCH64_JUMP26:
             case AArch64RelocationType.R_AARCH64_CALL26: overflow = Insn(Op.Prel, dest, site, 2, 26, Imm.Bits26); break;
             default:
-                return Fail(site.Payload, XenErrno.EOPNOTSUPP,
-                    $"unhandled relocation {((AArch64RelocationType)site.Type).GetSpecName() ?? site.Type.ToString(System.Globalization.CultureInfo.InvariantCulture)} (entry {site.Index} of {site.RelocationSection})");
+                return Refuse.Arm64RelocationType(site.Payload, ((AArch64RelocationType)site.Type).GetSpecName() ?? site.Type.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    site.Index, site.RelocationSection);
         }
         if (check && overflow)
-            return Fail(site.Payload, XenErrno.EOVERFLOW, $"overflow in relocation {site.Index} in {site.RelocationSection} for {site.TargetSection} ({((AArch64RelocationType)site.Type).GetSpecName()})");
+            return Refuse.Arm64RelocationOverflow(site.Payload, site.Index, site.RelocationSection, site.TargetSection, ((AArch64RelocationType)site.Type).GetSpecName());
         return null;
     }
-
-    private static LivepatchError PastEnd(in RelocationSite site) =>
-        Fail(site.Payload, XenErrno.EINVAL, $"relocation {site.Index} of {site.RelocationSection} at offset 0x{site.Offset:x} is past the end of {site.TargetSection} ({site.Section.Length} bytes)");
 
     private static long DoReloc(Op op, ulong place, ulong value) => op switch
     {

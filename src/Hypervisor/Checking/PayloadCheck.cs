@@ -74,13 +74,13 @@ public static class PayloadCheck
         foreach (var under in applied ?? [])
         {
             if (core.Upload(under.Name, under.Data) is { } ue)
-                return Report("upload", ue with { Message = $"{ue.Message} (while uploading --applied {under.Name})" }, null);
+                return Report("upload", ue with { Detail = $"{ue.Detail} (while uploading --applied {under.Name})" }, null);
             int rc = core.Action(under.Name, LivepatchAction.Apply);
             var p = core.Find(under.Name)!;
             if (rc == 0 && p.Rc != 0)
                 rc = p.Rc;
             if (rc != 0)
-                return Report("apply", LivepatchError.For(under.Name, (XenErrno)(-rc), $"an --applied payload does not apply ({Describe(rc)}), so nothing can be stacked on it"), null);
+                return Report("apply", Refuse.StackedDoesNotApply(under.Name, (XenErrno)(-rc)), null);
         }
 
         var error = core.Upload(name, data);
@@ -95,32 +95,12 @@ public static class PayloadCheck
 
         if (noDeps && !profile.SupportsNoDeps)
             notes.Add($"--nodeps has no effect in the {profile.Name} profile (it has no LIVEPATCH_ACTION_APPLY_NODEPS)");
-        if (!noDeps || !profile.SupportsNoDeps)
-        {
-            int rc = core.BuildIdDependency(payload, againstHypervisor: false);
-            if (rc != 0)
-            {
-                string against = core.Applied.Count > 0 ? $"the top applied payload {core.Applied[^1].Name} ({Hex(core.Applied[^1].BuildId)})" : $"the hypervisor ({Hex(target.BuildId)})";
-                string message = rc == -(int)XenErrno.ENODATA
-                    ? "the hypervisor has no build-id"
-                    : $"check against {against} failed: .livepatch.depends is {Hex(payload.Depends)}";
-                return Report("apply", LivepatchError.For(name, (XenErrno)(-rc), message), payload);
-            }
-        }
-        if (profile.SupportsExpectations)
-        {
-            bool any = payload.Functions.Any(f => f.Entry.Expect.Enabled);
-            if (any && !target.HasCodeBytes)
-                notes.Add("expectations not checked: the target has no code bytes (give the image with --target to check them)");
-            if (core.VerifyExpectations(payload) is { } ee)
-                return Report("apply", ee, payload);
-        }
-        if (payload.Hooks.PreApply != 0)
+        error = core.CheckApply(payload, noDeps ? LivepatchActionFlags.ApplyNoDeps : LivepatchActionFlags.None);
+        bool dependencyHeld = error?.Check is not (LivepatchCheck.DependsMismatch or LivepatchCheck.DependsNoHypervisorBuildId);
+        if (dependencyHeld && profile.SupportsExpectations && !target.HasCodeBytes && payload.Functions.Any(f => f.Entry.Expect.Enabled))
+            notes.Add("expectations not checked: the target has no code bytes (give the image with --target to check them)");
+        if (error == null && payload.Hooks.PreApply != 0)
             notes.Add("the pre-apply hook is not run offline; it may still veto the apply");
-        return Report("apply", null, payload);
+        return Report("apply", error, payload);
     }
-
-    private static string Hex(ReadOnlyMemory<byte> b) => Convert.ToHexStringLower(b.Span);
-
-    private static string Describe(int rc) => $"{(XenErrno)(-rc)}";
 }

@@ -4,9 +4,9 @@ using XenLivepatch.Signing;
 namespace XenLivepatch.Hypervisor;
 
 /// <summary>
-/// UPLOAD's signature check: the first thing that reads a payload (seed design, "Signature checking
-/// requirements"), under the target's <see cref="PayloadTrust"/>. A refusal is
-/// <see cref="SignatureCheck.Errno"/> with a message naming the payload and the reason.
+/// UPLOAD's signature check (check <see cref="LivepatchCheck.SignatureRefused"/>): the first thing that reads a
+/// payload (seed design, "Signature checking requirements"), under the target's <see cref="PayloadTrust"/>. It
+/// runs before the ELF checks, not as a <see cref="LoadStep"/>, because it decides which bytes the loader reads.
 /// </summary>
 public static class SignatureCheck
 {
@@ -17,7 +17,7 @@ public static class SignatureCheck
     /// message names the reason (unsigned, unknown key, bad signature, malformed signature block, unsupported
     /// algorithm).
     /// </summary>
-    public static XenErrno Errno => XenErrno.EINVAL;
+    public static XenErrno Errno => LivepatchCheck.SignatureRefused.GetErrno()!.Value;
 
     /// <summary>
     /// Checks <paramref name="data"/>; on acceptance replaces it with the bytes the loader may read (the signed
@@ -29,7 +29,7 @@ public static class SignatureCheck
         var decision = trust.Check(data);
         verdict = decision.Verdict;
         if (!decision.Accepted)
-            return LivepatchError.For(name, Errno, decision.Refusal);
+            return Refuse.SignatureRefused(name, verdict!.Failure.Name(), verdict.Detail, trust.Policy.Name());
         data = decision.Payload;
         return null;
     }
