@@ -107,9 +107,9 @@ internal static class SandboxCommand
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
             log?.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"sandbox: {image} (build-id {Convert.ToHexStringLower(host.Image.BuildId)}), {vcpus} vCPU{(vcpus == 1 ? "" : "s")}, {profile.Name} rules"));
-            log?.WriteLine($"sandbox: serving the livepatch sysctl on {socket} (mode 0660{(group is uint gid ? $", group {gid}" : ", root only")}); Ctrl-C stops");
             if (trust.Policy != SignaturePolicy.None)
                 log?.WriteLine($"sandbox: signature policy {trust.Policy.Name()}; trusted: {string.Join("; ", trust.Keys.Keys)}");
+            log?.WriteLine($"sandbox: serving the livepatch sysctl on {socket} (mode 0660{(group is uint gid ? $", group {gid}" : ", root only")}); Ctrl-C stops");
             log?.WriteLine($"sandbox: sample payloads are in {Path.Combine(Path.GetDirectoryName(Path.GetFullPath(image))!, "payloads")}");
             var seen = new string[vcpus];
             while (!stop.Wait(100))
