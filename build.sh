@@ -62,6 +62,23 @@ esac
 step "publishing the CLI (NativeAOT, $rid) to artifacts/publish/xen-livepatch"
 rm -rf artifacts/publish/xen-livepatch
 dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r "$rid" --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch
+# The same CLI for arm64 dom0s, cross-compiled with NativeAOT (clang --target=aarch64-linux-gnu links it
+# against Debian's aarch64 cross C library); the arm64 QEMU tests run it on real arm64 Xen.
+if [ "$rid" = linux-x64 ]; then
+  if [ ! -e /usr/aarch64-linux-gnu/lib/crt1.o ]; then
+    if [ $install = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      step "installing libc6-dev-arm64-cross"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libc6-dev-arm64-cross >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libc6-dev-arm64-cross >/dev/null; }
+    else
+      echo "build.sh: the arm64 CLI needs libc6-dev-arm64-cross: apt-get install libc6-dev-arm64-cross, then ./build.sh again" >&2
+      exit 1
+    fi
+  fi
+  step "publishing the CLI (NativeAOT, linux-arm64) to artifacts/publish/xen-livepatch-linux-arm64"
+  rm -rf artifacts/publish/xen-livepatch-linux-arm64
+  dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r linux-arm64 --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch-linux-arm64
+fi
 # After the CLI: the sample payloads are made by 'xen-livepatch build'.
 step "building the sandbox hypervisor image and sample payloads into artifacts/sandbox"
 XEN_LIVEPATCH=artifacts/publish/xen-livepatch/xen-livepatch src/Sandbox/build-artifacts.sh artifacts/sandbox

@@ -101,6 +101,11 @@ public static class PayloadCheck
             notes.Add("expectations not checked: the target has no code bytes (give the image with --target to check them)");
         if (error == null && payload.Hooks.PreApply != 0)
             notes.Add("the pre-apply hook is not run offline; it may still veto the apply");
+        foreach (var f in payload.Functions)
+        {
+            if (arch.UnencodablePatch(f.Entry, f.OldAddress) is { } why)
+                notes.Add($"{(f.Name.Length > 0 ? f.Name : $"0x{f.OldAddress:x}")}: {why}");
+        }
         return Report("apply", error, payload);
     }
 }

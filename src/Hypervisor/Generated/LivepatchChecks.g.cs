@@ -229,6 +229,8 @@ public enum LivepatchCheck : ushort
     AltReplacementOutside = 632,
     /// <summary>.ex_table is an array of 8-byte exception table entries. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
     ExTableSize = 633,
+    /// <summary>Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all. EOPNOTSUPP; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
+    ExTableUnsupported = 639,
     /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoEmpty = 634,
     /// <summary>.modinfo (the metadata) ends with NUL. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
@@ -401,6 +403,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText,
         LivepatchCheck.AltReplacementOutside,
         LivepatchCheck.ExTableSize,
+        LivepatchCheck.ExTableUnsupported,
         LivepatchCheck.ModinfoEmpty,
         LivepatchCheck.ModinfoNotTerminated,
         LivepatchCheck.XenBuildIdMissing,
@@ -542,6 +545,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => XenErrno.EINVAL,
         LivepatchCheck.AltReplacementOutside => XenErrno.EINVAL,
         LivepatchCheck.ExTableSize => XenErrno.EINVAL,
+        LivepatchCheck.ExTableUnsupported => XenErrno.EOPNOTSUPP,
         LivepatchCheck.ModinfoEmpty => XenErrno.EINVAL,
         LivepatchCheck.ModinfoNotTerminated => XenErrno.EINVAL,
         LivepatchCheck.XenBuildIdMissing => XenErrno.ENODATA,
@@ -679,6 +683,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "An alternative patches the payload's own text only.",
         LivepatchCheck.AltReplacementOutside => "An alternative's replacement lies inside .altinstr_replacement.",
         LivepatchCheck.ExTableSize => ".ex_table is an array of 8-byte exception table entries.",
+        LivepatchCheck.ExTableUnsupported => "Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all.",
         LivepatchCheck.ModinfoEmpty => "Our guard: an empty .modinfo (Xen reads its last byte out of bounds).",
         LivepatchCheck.ModinfoNotTerminated => ".modinfo (the metadata) ends with NUL.",
         LivepatchCheck.XenBuildIdMissing => "Xen 4.15+ checks .livepatch.xen_depends against the hypervisor's build-id, which it must have.",
@@ -821,6 +826,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "prepare",
         LivepatchCheck.AltReplacementOutside => "prepare",
         LivepatchCheck.ExTableSize => "prepare",
+        LivepatchCheck.ExTableUnsupported => "prepare",
         LivepatchCheck.ModinfoEmpty => "prepare",
         LivepatchCheck.ModinfoNotTerminated => "prepare",
         LivepatchCheck.XenBuildIdMissing => "prepare",
@@ -963,6 +969,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "prepare_payload",
         LivepatchCheck.AltReplacementOutside => "prepare_payload",
         LivepatchCheck.ExTableSize => "prepare_payload",
+        LivepatchCheck.ExTableUnsupported => "prepare_payload",
         LivepatchCheck.ModinfoEmpty => "prepare_payload",
         LivepatchCheck.ModinfoNotTerminated => "prepare_payload",
         LivepatchCheck.XenBuildIdMissing => "xen_build_id_dep",
@@ -1105,6 +1112,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "PayloadPreparation.CheckAlternatives",
         LivepatchCheck.AltReplacementOutside => "PayloadPreparation.CheckAlternatives",
         LivepatchCheck.ExTableSize => "PayloadPreparation.CheckArchTables",
+        LivepatchCheck.ExTableUnsupported => "PayloadPreparation.CheckArchTables",
         LivepatchCheck.ModinfoEmpty => "PayloadPreparation.PrepareMetadata",
         LivepatchCheck.ModinfoNotTerminated => "PayloadPreparation.PrepareMetadata",
         LivepatchCheck.XenBuildIdMissing => "PayloadLoader.CheckXenBuildId",
@@ -1588,6 +1596,10 @@ internal static class Refuse
     /// <summary>.ex_table is an array of 8-byte exception table entries.</summary>
     public static LivepatchError ExTableSize(string payload, ulong size) =>
         new(LivepatchCheck.ExTableSize, XenErrno.EINVAL, payload, $"wrong size {size} of .ex_table (must be a multiple of 8)");
+
+    /// <summary>Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all.</summary>
+    public static LivepatchError ExTableUnsupported(string payload, string machine) =>
+        new(LivepatchCheck.ExTableUnsupported, XenErrno.EOPNOTSUPP, payload, $".ex_table: {machine} hypervisors have no exception table for a payload to extend");
 
     /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds).</summary>
     public static LivepatchError ModinfoEmpty(string payload) =>
