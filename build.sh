@@ -14,7 +14,7 @@ step() { printf '==> %s\n' "$*"; }
 # tool:package pairs the build and the tests use.
 wanted=(gcc:gcc ld:binutils readelf:binutils objdump:binutils as:binutils
         aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-ld:binutils-aarch64-linux-gnu
-        dpkg-deb:dpkg python3:python3 clang:clang ansible-playbook:ansible)
+        dpkg-deb:dpkg python3:python3 clang:clang ansible-playbook:ansible openssl:openssl)
 missing=()
 for pair in "${wanted[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
@@ -30,6 +30,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "build.sh: missing tools; install these packages and run ./build.sh again: $pkgs" >&2
     echo "  (as root on Debian or Ubuntu: apt-get install $pkgs)" >&2
     exit 1
+  fi
+fi
+# Linux's own module signer, the oracle of the appended signature format (tests/Signing.Tests).
+signfile=/usr/lib/linux-kbuild-6.1/scripts/sign-file
+if [ ! -x "$signfile" ]; then
+  if [ $install = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing linux-kbuild-6.1 (Linux's sign-file)"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -qq --no-install-recommends linux-kbuild-6.1 >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq --no-install-recommends linux-kbuild-6.1 >/dev/null; }; } ||
+      echo "build.sh: linux-kbuild-6.1 could not be installed; the sign-file tests will say so" >&2
+  else
+    echo "build.sh: note: $signfile is missing (Debian's linux-kbuild-6.1); the sign-file tests need it" >&2
   fi
 fi
 if ! command -v dotnet >/dev/null 2>&1; then

@@ -166,24 +166,37 @@ public sealed class SysctlSocketServer : IAsyncDisposable
                 {
                     return;
                 }
-                if (!SocketWire.TryDecode(message, out var request, out string why))
+                byte[] reply;
+                if (SocketWire.IsStatusRequest(message))
                 {
-                    _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
-                    return;
-                }
-                byte[] op = request.Op;
-                int rc;
-                if (request.Hypercall == XenVersion.Hypercall)
-                {
-                    rc = _handler.XenVersion(request.XenVersionCmd, request.XenVersionArg, new GuestBuffers(request.Buffers), privileged);
-                    LogXenVersion(peer, privileged, request.XenVersionCmd, rc);
+                    if (!SocketWire.TryDecodeStatusRequest(message, out string name, out string bad))
+                    {
+                        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {bad}; closing");
+                        return;
+                    }
+                    reply = StatusReply(name, privileged);
                 }
                 else
                 {
-                    rc = _handler.Handle(op, new GuestBuffers(request.Buffers), privileged);
-                    Log(peer, privileged, op, rc);
+                    if (!SocketWire.TryDecode(message, out var request, out string why))
+                    {
+                        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
+                        return;
+                    }
+                    byte[] op = request.Op;
+                    int rc;
+                    if (request.Hypercall == XenVersion.Hypercall)
+                    {
+                        rc = _handler.XenVersion(request.XenVersionCmd, request.XenVersionArg, new GuestBuffers(request.Buffers), privileged);
+                        LogXenVersion(peer, privileged, request.XenVersionCmd, rc);
+                    }
+                    else
+                    {
+                        rc = _handler.Handle(op, new GuestBuffers(request.Buffers), privileged);
+                        Log(peer, privileged, op, rc);
+                    }
+                    reply = SocketWire.EncodeReply(rc, op, request.Buffers);
                 }
-                byte[] reply = SocketWire.EncodeReply(rc, op, request.Buffers);
                 var prefix = new byte[4];
                 BinaryPrimitives.WriteInt32LittleEndian(prefix, reply.Length);
                 try
@@ -197,6 +210,18 @@ public sealed class SysctlSocketServer : IAsyncDisposable
                 }
             }
         }
+    }
+
+    // A payload's signature check, for the privileged: what the registry recorded at its upload.
+    private byte[] StatusReply(string name, bool privileged)
+    {
+        if (!privileged)
+            return SocketWire.EncodeStatusReply(-(int)XenErrno.EPERM, []);
+        var core = _handler.Core;
+        var payload = core.Find(name);
+        return payload == null
+            ? SocketWire.EncodeStatusReply(-(int)XenErrno.ENOENT, [])
+            : SocketWire.EncodeStatusReply(0, SignatureCheck.Status(core.Trust, payload.Signature));
     }
 
     private void Log(in PeerCredentials peer, bool privileged, byte[] sysctl, int rc)

@@ -21,7 +21,7 @@ public delegate int XenVersionEntryPoint(int cmd, ulong arg, IReadOnlyList<WireB
 /// same bytes as the hypercall: for tests, and for tools that host the core themselves. The buffers are handed
 /// over as they are; the hypervisor reads and writes them through the guest handles.
 /// </summary>
-public sealed class InProcessTransport : ISysctlTransport
+public sealed class InProcessTransport : ISysctlTransport, IPayloadSignatureQuery
 {
     private readonly SysctlEntryPoint _entry;
 
@@ -75,6 +75,16 @@ public sealed class InProcessTransport : ISysctlTransport
         cancellationToken.ThrowIfCancellationRequested();
         return ValueTask.FromResult(_entry(sysctl, buffers));
     }
+
+    /// <summary>
+    /// Where <see cref="GetSignatureStatusAsync"/> reads payload signature checks (the hypervisor in this process);
+    /// null when it reports none.
+    /// </summary>
+    public Func<string, PayloadSignatureStatus?>? SignatureStatus { get; set; }
+
+    /// <inheritdoc/>
+    public ValueTask<PayloadSignatureStatus?> GetSignatureStatusAsync(string name, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(SignatureStatus?.Invoke(name));
 
     /// <inheritdoc/>
     public ValueTask<int> XenVersionAsync(int cmd, WireBuffer? arg, CancellationToken cancellationToken = default)

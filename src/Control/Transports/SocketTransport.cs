@@ -9,7 +9,7 @@ namespace XenLivepatch.Control;
 /// 136-byte <c>xen_sysctl</c> and the caller buffers), each message preceded by its length (u32, little-endian);
 /// the reply brings back the structure, the hypercall's result and the buffers the hypervisor wrote.
 /// </summary>
-public sealed class SocketTransport : ISysctlTransport
+public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
 {
     private readonly Socket _socket;
     private readonly byte[] _header = new byte[4];
@@ -89,25 +89,7 @@ public sealed class SocketTransport : ISysctlTransport
         byte[] framed = new byte[4 + request.Length];
         BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
         request.CopyTo(framed, 4);
-        byte[] reply;
-        try
-        {
-            await SendAllAsync(framed, cancellationToken).ConfigureAwait(false);
-            await ReceiveExactlyAsync(_header, cancellationToken).ConfigureAwait(false);
-            int length = BinaryPrimitives.ReadInt32LittleEndian(_header);
-            if (length is <= 0 or > SocketWire.MaxMessage)
-                throw new LivepatchTransportException($"the sandbox at {Path} sent a reply of {length} bytes; is this socket a livepatch sandbox?");
-            reply = new byte[length];
-            await ReceiveExactlyAsync(reply, cancellationToken).ConfigureAwait(false);
-        }
-        catch (SocketException e)
-        {
-            throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
-        }
-        catch (LivepatchTransportException e) when (ifClosed != null && e.Message.Contains("closed the connection", StringComparison.Ordinal))
-        {
-            throw new LivepatchTransportException($"the sandbox at {Path} closed the connection: {ifClosed}", e);
-        }
+        byte[] reply = await ExchangeFramedAsync(framed, ifClosed, cancellationToken).ConfigureAwait(false);
         if (!SocketWire.TryDecodeReply(reply, op.Length, out int rc, out byte[] back, out var outs, out string error))
             throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed reply ({error})");
         back.AsSpan(0, Math.Min(back.Length, op.Length)).CopyTo(op);
@@ -118,6 +100,44 @@ public sealed class SocketTransport : ISysctlTransport
             data.CopyTo(target.Data, 0);
         }
         return rc;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<PayloadSignatureStatus?> GetSignatureStatusAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        byte[] request = SocketWire.EncodeStatusRequest(name);
+        byte[] framed = new byte[4 + request.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
+        request.CopyTo(framed, 4);
+        byte[] reply = await ExchangeFramedAsync(framed, "it predates signature status requests: restart it with this version of xen-livepatch", cancellationToken).ConfigureAwait(false);
+        if (!SocketWire.TryDecodeStatusReply(reply, out int rc, out var fields, out string error))
+            throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed status reply ({error})");
+        return rc == 0 ? PayloadSignatureStatus.FromFields(fields) : null;
+    }
+
+    // Sends one framed message and returns the reply's bytes; ifClosed says why a sandbox may hang up on it.
+    private async Task<byte[]> ExchangeFramedAsync(byte[] framed, string? ifClosed, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await SendAllAsync(framed, cancellationToken).ConfigureAwait(false);
+            await ReceiveExactlyAsync(_header, cancellationToken).ConfigureAwait(false);
+            int length = BinaryPrimitives.ReadInt32LittleEndian(_header);
+            if (length is <= 0 or > SocketWire.MaxMessage)
+                throw new LivepatchTransportException($"the sandbox at {Path} sent a reply of {length} bytes; is this socket a livepatch sandbox?");
+            var reply = new byte[length];
+            await ReceiveExactlyAsync(reply, cancellationToken).ConfigureAwait(false);
+            return reply;
+        }
+        catch (SocketException e)
+        {
+            throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
+        }
+        catch (LivepatchTransportException e) when (ifClosed != null && e.Message.Contains("closed the connection", StringComparison.Ordinal))
+        {
+            throw new LivepatchTransportException($"the sandbox at {Path} closed the connection: {ifClosed}", e);
+        }
     }
 
     private async Task SendAllAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)

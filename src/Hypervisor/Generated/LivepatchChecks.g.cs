@@ -63,6 +63,8 @@ public enum LivepatchCheck : ushort
     UploadFault = 204,
     /// <summary>Xen refuses a payload whose name is already loaded. EEXIST; Xen: <c>livepatch_upload (find_payload)</c>; ours: LivepatchCore.CheckNameUnused.</summary>
     NameInUse = 205,
+    /// <summary>Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none). EINVAL; Xen: <c>check_signature (the 2025 series "livepatch: Verify livepatch signatures"; not in Xen 4.17)</c>; ours: SignatureCheck.Run.</summary>
+    SignatureRefused = 206,
     /// <summary>Xen refuses a payload shorter than an ELF64 header (64 bytes). EINVAL; Xen: <c>livepatch_header_check</c>; ours: PayloadElf.HeaderCheck.</summary>
     ElfTooShort = 301,
     /// <summary>A payload starts with the ELF magic (7f 45 4c 46). EINVAL; Xen: <c>livepatch_header_check</c>; ours: PayloadElf.HeaderCheck.</summary>
@@ -318,6 +320,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge,
         LivepatchCheck.UploadFault,
         LivepatchCheck.NameInUse,
+        LivepatchCheck.SignatureRefused,
         LivepatchCheck.ElfTooShort,
         LivepatchCheck.ElfMagic,
         LivepatchCheck.ElfNotRelocatable,
@@ -459,6 +462,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => XenErrno.EINVAL,
         LivepatchCheck.UploadFault => XenErrno.EFAULT,
         LivepatchCheck.NameInUse => XenErrno.EEXIST,
+        LivepatchCheck.SignatureRefused => XenErrno.EINVAL,
         LivepatchCheck.ElfTooShort => XenErrno.EINVAL,
         LivepatchCheck.ElfMagic => XenErrno.EINVAL,
         LivepatchCheck.ElfNotRelocatable => XenErrno.EOPNOTSUPP,
@@ -596,6 +600,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "Xen refuses a payload larger than LIVEPATCH_MAX_SIZE (2 MiB).",
         LivepatchCheck.UploadFault => "The payload's bytes must be in the caller's memory.",
         LivepatchCheck.NameInUse => "Xen refuses a payload whose name is already loaded.",
+        LivepatchCheck.SignatureRefused => "Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none).",
         LivepatchCheck.ElfTooShort => "Xen refuses a payload shorter than an ELF64 header (64 bytes).",
         LivepatchCheck.ElfMagic => "A payload starts with the ELF magic (7f 45 4c 46).",
         LivepatchCheck.ElfNotRelocatable => "A payload is a relocatable object: ET_REL, EV_CURRENT in e_version and EI_VERSION, EI_OSABI none or FreeBSD, EI_ABIVERSION 0, no program headers.",
@@ -738,6 +743,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "upload",
         LivepatchCheck.UploadFault => "upload",
         LivepatchCheck.NameInUse => "upload",
+        LivepatchCheck.SignatureRefused => "upload",
         LivepatchCheck.ElfTooShort => "elf",
         LivepatchCheck.ElfMagic => "elf",
         LivepatchCheck.ElfNotRelocatable => "elf",
@@ -880,6 +886,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "verify_payload",
         LivepatchCheck.UploadFault => "verify_payload (guest_handle_okay), livepatch_upload (copy_from_guest)",
         LivepatchCheck.NameInUse => "livepatch_upload (find_payload)",
+        LivepatchCheck.SignatureRefused => "check_signature (the 2025 series \"livepatch: Verify livepatch signatures\"; not in Xen 4.17)",
         LivepatchCheck.ElfTooShort => "livepatch_header_check",
         LivepatchCheck.ElfMagic => "livepatch_header_check",
         LivepatchCheck.ElfNotRelocatable => "livepatch_header_check",
@@ -1022,6 +1029,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "LivepatchCore.CheckUploadSize",
         LivepatchCheck.UploadFault => "SysctlHandler.Upload",
         LivepatchCheck.NameInUse => "LivepatchCore.CheckNameUnused",
+        LivepatchCheck.SignatureRefused => "SignatureCheck.Run",
         LivepatchCheck.ElfTooShort => "PayloadElf.HeaderCheck",
         LivepatchCheck.ElfMagic => "PayloadElf.HeaderCheck",
         LivepatchCheck.ElfNotRelocatable => "PayloadElf.HeaderCheck",
@@ -1256,6 +1264,10 @@ internal static class Refuse
     /// <summary>Xen refuses a payload whose name is already loaded.</summary>
     public static LivepatchError NameInUse(string payload) =>
         new(LivepatchCheck.NameInUse, XenErrno.EEXIST, payload, $"a payload with this name is already loaded");
+
+    /// <summary>Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none).</summary>
+    public static LivepatchError SignatureRefused(string payload, string reason, string detail, string policy) =>
+        new(LivepatchCheck.SignatureRefused, XenErrno.EINVAL, payload, $"signature check failed ({reason}): {detail} (signature policy {policy})");
 
     /// <summary>Xen refuses a payload shorter than an ELF64 header (64 bytes).</summary>
     public static LivepatchError ElfTooShort(string payload, int length) =>
