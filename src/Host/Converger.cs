@@ -1,4 +1,5 @@
 using XenLivepatch.Control;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Host;
 
@@ -29,9 +30,12 @@ public sealed record ConvergeReport(DesiredSet Desired, ConvergeMode Mode, bool 
 /// </summary>
 public static class Converger
 {
-    /// <summary>Converges the hypervisor behind <paramref name="client"/> to <paramref name="desired"/>.</summary>
+    /// <summary>
+    /// Converges the hypervisor behind <paramref name="client"/> to <paramref name="desired"/>; a payload that
+    /// <paramref name="trust"/> refuses (default: none checked) is a problem, and nothing is done.
+    /// </summary>
     public static async Task<ConvergeReport> RunAsync(LivepatchClient client, DesiredSet desired, ConvergeMode mode, bool dryRun,
-        ConvergeRunner runner, CancellationToken cancellationToken = default)
+        ConvergeRunner runner, PayloadTrust? trust = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(desired);
@@ -39,7 +43,7 @@ public static class Converger
         var (before, failure) = await HostState.ReadAsync(client, withBuildIds: true, cancellationToken).ConfigureAwait(false);
         if (before == null)
             return new ConvergeReport(desired, mode, dryRun, [], null, null, [], null, [], failure);
-        var problems = desired.Check(before.XenBuildId);
+        var problems = desired.Check(before.XenBuildId).Concat(PayloadFileTrust.Refusals(desired.Payloads.Select(p => p.File), trust ?? PayloadTrust.None)).ToList();
         if (problems.Count > 0)
             return new ConvergeReport(desired, mode, dryRun, problems, before, null, [], before, ConvergeRunner.Differences(desired, before, mode), null);
         var plan = ConvergePlanner.Plan(desired, before, mode);

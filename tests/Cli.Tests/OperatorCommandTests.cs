@@ -262,6 +262,117 @@ public sealed class OperatorCommandTests(SocketSandbox sandbox) : IClassFixture<
         Assert.True(sandbox.Host.WaitForEntries(20, TimeSpan.FromSeconds(10)));
         return sandbox.Host.LastExtraVersion(0);
     }
+
+    [Fact]
+    public void The_signature_policy_gates_install_boot_apply_and_converge_and_refuses_before_anything_changes()
+    {
+        sandbox.Reset();
+        string keys = SigningKeys.A.Directory;
+        string dir = Repo.TempDirectory("signed-set");
+        string hello = Path.Combine(dir, "xen_hello_world.livepatch");
+        Assert.Equal(0, CliRun.Ours("sign", Sample("xen_hello_world"), "--key", SigningKeys.A.Key, "--cert", SigningKeys.A.Cert, "-o", hello).ExitCode);
+        string bye = Path.Combine(dir, "xen_bye_world.livepatch");
+        File.Copy(Sample("xen_bye_world"), bye);
+
+        // install: the unsigned payload is refused before the store is touched, and the signed one with it.
+        string store = Repo.TempDirectory("store");
+        var refused = sandbox.Run("install", "--store", store, "--trusted-keys", keys, hello, bye);
+        Assert.Equal(65, refused.ExitCode);
+        Assert.Equal("", refused.Stdout);
+        Assert.Equal($"xen-livepatch install: xen_bye_world ({bye}): signature check failed (unsigned): the payload carries no signature " +
+            "(no appended signature, no .note.Xen.signature) (signature policy require); nothing was installed (sign it with 'xen-livepatch sign', or see --signature-policy)\n", refused.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(store, sandbox.BuildId)));
+        Assert.Equal(0, sandbox.Run("install", "--store", store, "--trusted-keys", keys, hello).ExitCode);
+        Assert.Equal(0, sandbox.Run("install", "--store", store, bye).ExitCode);
+
+        // apply-installed: what the policy refuses is left out, as a damaged file is; the rest is applied.
+        var boot = ApplyInstalled(store, "--trusted-keys", keys);
+        Assert.Equal(1, boot.ExitCode);
+        Assert.Contains("xen-livepatch apply-installed: not applied: xen_bye_world: signature check failed (unsigned): ", boot.Stderr, StringComparison.Ordinal);
+        Assert.Equal("xen_hello_world:Applied", sandbox.Loaded);
+        Assert.Equal("Hello World", Extraversion());
+        using (var doc = JsonDocument.Parse(ApplyInstalled(store, "--trusted-keys", keys, "--json").Stdout))
+        {
+            Assert.False(doc.RootElement.GetProperty("converged").GetBoolean());
+            Assert.StartsWith("xen_bye_world: signature check failed (unsigned)", Assert.Single(doc.RootElement.GetProperty("store_problems").EnumerateArray()).GetString(),
+                StringComparison.Ordinal);
+        }
+
+        // converge: refused as a whole (exit 65, nothing done) under require; verify lets the unsigned one through.
+        sandbox.Reset();
+        var converge = sandbox.Run("converge", dir, "--timeout", Timeout, "--signature-policy", "require", "--trusted-keys", keys);
+        Assert.Equal(65, converge.ExitCode);
+        Assert.Contains($"xen-livepatch converge: cannot apply the directory {dir}: xen_bye_world ({bye}): signature check failed (unsigned)", converge.Stderr,
+            StringComparison.Ordinal);
+        Assert.Equal("", sandbox.Loaded);
+        using (var doc = JsonDocument.Parse(sandbox.Run("converge", dir, "--json", "--trusted-keys", keys).Stdout))
+        {
+            Assert.Equal(65, doc.RootElement.GetProperty("exit_code").GetInt32());
+            Assert.Contains(doc.RootElement.GetProperty("problems").EnumerateArray(), p => p.GetString()!.Contains("signature check failed (unsigned)", StringComparison.Ordinal));
+        }
+        var verify = sandbox.Run("converge", dir, "--timeout", Timeout, "--signature-policy", "verify", "--trusted-keys", keys);
+        Assert.True(verify.ExitCode == 0, verify.Stdout + verify.Stderr);
+        Assert.Equal("xen_hello_world,xen_bye_world", sandbox.Applied);
+
+        // A policy that cannot be applied is a wrong command line.
+        var bogus = sandbox.Run("converge", dir, "--signature-policy", "strict");
+        Assert.Equal((64, true), (bogus.ExitCode, bogus.Stderr.Contains("unknown --signature-policy 'strict': use none, verify or require", StringComparison.Ordinal)));
+        var noKeys = sandbox.Run("install", "--store", store, "--signature-policy", "require", hello);
+        Assert.Equal((64, true), (noKeys.ExitCode, noKeys.Stderr.Contains("give --trusted-keys <dir>", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void The_boot_units_environment_gives_the_trusted_keys_when_no_option_does()
+    {
+        // The unit reads /etc/default/xen-livepatch: XEN_LIVEPATCH_TRUSTED_KEYS there gates install and boot alike.
+        Assert.Contains("EnvironmentFile=-/etc/default/xen-livepatch\n", File.ReadAllText(Repo.Path("packaging", "systemd", "xen-livepatch.service")), StringComparison.Ordinal);
+        string store = Repo.TempDirectory("store");
+        var env = new Dictionary<string, string> { ["XEN_LIVEPATCH_TRUSTED_KEYS"] = SigningKeys.A.Directory, ["XEN_LIVEPATCH_SANDBOX"] = "/nonexistent/socket" };
+        var r = SandboxCommandTests.Run(env, "install", "--store", store, "--build-id", sandbox.BuildId, Sample("xen_nop"));
+        Assert.Equal(65, r.ExitCode);
+        Assert.Contains($"xen_nop ({Sample("xen_nop")}): signature check failed (unsigned)", r.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(store));
+        env["XEN_LIVEPATCH_SIGNATURE_POLICY"] = "none";
+        Assert.Equal(0, SandboxCommandTests.Run(env, "install", "--store", store, "--build-id", sandbox.BuildId, Sample("xen_nop")).ExitCode);
+        Assert.Equal(["xen_nop"], Installed(store));
+    }
+
+    [Fact]
+    public void A_payload_changed_in_place_on_disk_is_caught_by_its_checksum_and_usage_errors_say_what_to_do()
+    {
+        sandbox.Reset();
+        string store = Repo.TempDirectory("store");
+        Assert.Equal(0, sandbox.Run("install", "--store", store, Sample("xen_hello_world"), Sample("xen_nop")).ExitCode);
+        string file = Directory.GetFiles(Path.Combine(store, sandbox.BuildId), "xen_hello_world.*.livepatch").Single();
+        byte[] data = File.ReadAllBytes(file);
+        data[data.Length / 2] ^= 0x40;
+        File.WriteAllBytes(file, data);
+
+        var list = sandbox.Run("list", "--installed", "--store", store, "--json");
+        Assert.Equal(1, list.ExitCode);
+        using (var doc = JsonDocument.Parse(list.Stdout))
+        {
+            var hello = doc.RootElement.GetProperty("stores")[0].GetProperty("payloads").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "xen_hello_world");
+            Assert.Contains("SHA-256", hello.GetProperty("problem").GetString(), StringComparison.OrdinalIgnoreCase);
+        }
+        var boot = ApplyInstalled(store);
+        Assert.Equal(1, boot.ExitCode);
+        Assert.Contains("xen-livepatch apply-installed: not applied: xen_hello_world: ", boot.Stderr, StringComparison.Ordinal);
+        Assert.Equal("xen_nop:Applied", sandbox.Loaded);
+
+        var unknown = sandbox.Run("uninstall", "--store", store, "no_such_patch");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("no_such_patch", unknown.Stderr, StringComparison.Ordinal);
+        Assert.Equal(["xen_hello_world", "xen_nop"], Installed(store));
+        string[][] wrongs = [["install"], ["uninstall"], ["converge"], ["converge", "a", "b"], ["apply-installed", "extra"],
+            ["converge", store, "--timeout", "0"], ["install", "--replace", Sample("xen_nop"), Sample("xen_hello_world")]];
+        foreach (string[] wrong in wrongs)
+        {
+            var r = sandbox.Run(wrong);
+            Assert.True(r.ExitCode == 64, string.Join(' ', wrong) + ": " + r.Stderr);
+            Assert.Contains("--help", r.Stderr, StringComparison.Ordinal);
+        }
+    }
 }
 
 /// <summary>The install store's commands where no hypervisor answers: --build-id names the store.</summary>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using XenLivepatch.Control;
 using XenLivepatch.Host;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Cli;
 
@@ -15,7 +16,7 @@ internal static class ConvergeCommand
     /// <summary>The version of the JSON report of converge and apply-installed; grows only by added members.</summary>
     public const int Schema = 1;
 
-    public const string Help = """
+    public static readonly string Help = $$"""
         Usage: xen-livepatch [--xen | --sandbox PATH] converge <dir|manifest> [--dry-run] [--json] [--timeout <ms>]
         Makes the payloads the hypervisor has loaded and applied exactly the desired set, bottom of the stack first:
         uploads what is missing, applies in dependency order (NODEPS where what a payload depends on is below it but
@@ -36,18 +37,20 @@ internal static class ConvergeCommand
           --json                 one JSON object (schema 1): plan, steps with their outcome, changed, converged,
                                  differences, the payloads left (in applied order), problems
           --timeout <ms>         each action's deadline for stopping the CPUs (default 30, as Xen's tool)
-        Exit status: 0 converged (or, with --dry-run, planned); 1 a step failed or the state differs (what is left
+        {{SignatureOptions.HostHelp}}Exit status: 0 converged (or, with --dry-run, planned); 1 a step failed or the state differs (what is left
         is printed); 64 a wrong command line; 65 the set cannot be applied as it is (a payload for another
-        hypervisor, a dependency missing, a misplaced replace); 66 a payload or the manifest cannot be read.
+        hypervisor, a dependency missing, a misplaced replace, a payload the signature policy refuses); 66 a payload or the manifest cannot be read.
 
         """;
 
     public static async Task<int> RunAsync(string[] args, ToolOptions options, TextWriter stdout, TextWriter stderr, ToolHost host, CancellationToken cancellationToken)
     {
-        var a = ArgReader.Parse(args, ["--timeout"], ["--dry-run", "--json"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--timeout", .. SignatureOptions.Options], ["--dry-run", "--json"], [], out string? argError);
         if (a == null || a.Positional.Count != 1)
             return CommandInput.Usage("converge", stderr, argError ?? (a!.Positional.Count == 0 ? "converge to what? give a directory of payloads or a manifest" : "give one directory or manifest"));
         if (!TryTimeout("converge", a, stderr, out uint timeoutNs, out int code))
+            return code;
+        if (!SignatureOptions.TryHostTrust("converge", a, stderr, out var trust, out code))
             return code;
         bool json = options.Json || a.Flag("--json");
         if (!DesiredSet.TryLoad(a.Positional[0], out var desired, out var problems))
@@ -57,7 +60,7 @@ internal static class ConvergeCommand
             return OwnExitCodes.NoInput;
         }
         await using var session = new Session("converge", options with { Json = json }, stdout, stderr, host, cancellationToken);
-        return await RunAsync(session, desired, ConvergeMode.Exact, a.Flag("--dry-run"), timeoutNs, extra: null).ConfigureAwait(false);
+        return await RunAsync(session, desired, ConvergeMode.Exact, a.Flag("--dry-run"), timeoutNs, extra: null, trust: trust).ConfigureAwait(false);
     }
 
     /// <summary>--timeout MS as ns (default Xen's tool's 30 ms).</summary>
@@ -81,7 +84,7 @@ internal static class ConvergeCommand
     /// JSON (apply-installed's store).
     /// </summary>
     public static async Task<int> RunAsync(Session s, DesiredSet desired, ConvergeMode mode, bool dryRun, uint timeoutNs, Action<Utf8JsonWriter>? extra,
-        IReadOnlyList<string>? leftOut = null, IReadOnlyList<string>? superseded = null)
+        IReadOnlyList<string>? leftOut = null, IReadOnlyList<string>? superseded = null, PayloadTrust? trust = null)
     {
         var client = await s.ClientAsync().ConfigureAwait(false);
         if (client == null)
@@ -96,7 +99,7 @@ internal static class ConvergeCommand
         ConvergeReport report;
         try
         {
-            report = await Converger.RunAsync(client, desired, mode, dryRun, runner, s.CancellationToken).ConfigureAwait(false);
+            report = await Converger.RunAsync(client, desired, mode, dryRun, runner, trust, s.CancellationToken).ConfigureAwait(false);
         }
         catch (LivepatchTransportException e)
         {

@@ -26,12 +26,13 @@ internal static class StoreCommands
         .livepatch.xen_depends is not that build-id is refused; all the payloads are installed, or none. Each is
         written to a temporary file, flushed to the disk and renamed, then the store's index likewise: a crash or a
         full disk leaves the store as it was before or after, never half-written. Installing a name again replaces it.
-        {StoreOptions}  --name <name>          the payload's name (one payload; default: its file name up to the last dot)
+        A payload the signature policy refuses is not installed, nor any other given with it.
+        {StoreOptions}{SignatureOptions.HostHelp}  --name <name>          the payload's name (one payload; default: its file name up to the last dot)
           --replace              apply it with REPLACE: at boot, it takes the place of every payload installed before it
           --nodeps               apply it with NODEPS whatever is below it
           --json                 one JSON object: store, build_id, installed
         Exit status: 0 installed; 1 the store could not be changed (nothing was); 64 a wrong command line;
-        65 a payload for another hypervisor; 66 a payload cannot be read.
+        65 a payload for another hypervisor, or one the signature policy refuses; 66 a payload cannot be read.
 
         """;
 
@@ -68,6 +69,7 @@ internal static class StoreCommands
           --json                 one JSON object (converge's, schema 1, with the store and its problems)
           --timeout <ms>         each action's deadline for stopping the CPUs (default 30)
           --cmdline <file>       the kernel command line to read (default /proc/cmdline)
+        {SignatureOptions.HostHelp}A payload the signature policy refuses is reported and left out, with what depends on it, like a damaged file.
         Exit status: 0 every installed payload is applied (or skipped by the command line); 1 one is not (why is
         printed); 64 a wrong command line.
 
@@ -103,9 +105,11 @@ internal static class StoreCommands
 
     public static async Task<int> InstallAsync(string[] args, ToolOptions options, TextWriter stdout, TextWriter stderr, ToolHost host, CancellationToken cancellationToken)
     {
-        var a = ArgReader.Parse(args, ["--store", "--build-id", "--name"], ["--replace", "--nodeps", "--json"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--store", "--build-id", "--name", .. SignatureOptions.Options], ["--replace", "--nodeps", "--json"], [], out string? argError);
         if (a == null || a.Positional.Count == 0)
             return CommandInput.Usage("install", stderr, argError ?? "install what? give payload files");
+        if (!SignatureOptions.TryHostTrust("install", a, stderr, out var trust, out int trustCode))
+            return trustCode;
         if (a.Value("--name") != null && a.Positional.Count != 1)
             return CommandInput.Usage("install", stderr, "--name names one payload; give one file with it");
         if (a.Flag("--replace") && a.Positional.Count != 1)
@@ -122,6 +126,14 @@ internal static class StoreCommands
         }
         bool json = options.Json || a.Flag("--json");
         await using var s = new Session("install", options with { Json = json }, stdout, stderr, host, cancellationToken);
+        var refused = PayloadFileTrust.Refusals(files, trust);
+        if (refused.Count > 0)
+        {
+            // Checked before the store is chosen: nothing is written, and no hypervisor is needed to say so.
+            foreach (string r in refused)
+                s.Err($"xen-livepatch install: {r}; nothing was installed (sign it with 'xen-livepatch sign', or see --signature-policy)\n");
+            return Finish(s, OwnExitCodes.DataError, null, "installed", []);
+        }
         var (store, code) = await StoreAsync(s, "install", a).ConfigureAwait(false);
         if (store == null)
             return Finish(s, code, null, "installed", []);
@@ -301,9 +313,11 @@ internal static class StoreCommands
 
     public static async Task<int> ApplyInstalledAsync(string[] args, ToolOptions options, TextWriter stdout, TextWriter stderr, ToolHost host, CancellationToken cancellationToken)
     {
-        var a = ArgReader.Parse(args, ["--store", "--timeout", "--cmdline"], ["--dry-run", "--json"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--store", "--timeout", "--cmdline", .. SignatureOptions.Options], ["--dry-run", "--json"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return CommandInput.Usage("apply-installed", stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
+        if (!SignatureOptions.TryHostTrust("apply-installed", a, stderr, out var trust, out int trustCode))
+            return trustCode;
         if (!ConvergeCommand.TryTimeout("apply-installed", a, stderr, out uint timeoutNs, out int code))
             return code;
         bool json = options.Json || a.Flag("--json");
@@ -353,6 +367,8 @@ internal static class StoreCommands
                 s.Write(HostCommands.Json(w => { JsonReport.Header(w, "apply-installed", 1, s); w.WriteString("store", store.Directory); HostCommands.Messages(w, s); w.WriteEndObject(); }));
             return ExitCodes.Failure;
         }
+        // A file the signature policy refuses is left out as a damaged one is.
+        stored = [.. stored.Select(p => p.Payload?.Refusal(trust) is { } refusal ? p with { Payload = null, Problem = refusal } : p)];
         var desired = DesiredSet.FromStore(store, stored, out var superseded);
         var live = desired.Payloads.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
         // A damaged file is reported, and what depends on it is left out too (it could not apply without it).
