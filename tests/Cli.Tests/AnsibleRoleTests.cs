@@ -8,7 +8,7 @@ namespace XenLivepatch.Cli.Tests;
 /// The Ansible role (packaging/ansible/roles/xen_livepatch) run by Debian's ansible-playbook against localhost,
 /// driving the sandbox over its socket: it copies a patch set and converges to it, reports "changed" only when
 /// something changed, moves to another set, changes nothing in check mode, and fails with converge's message on a
-/// set that cannot be applied.
+/// set that cannot be applied or that the signature policy refuses.
 /// </summary>
 [Collection("sandbox")]
 public sealed partial class AnsibleRoleTests(SocketSandbox sandbox) : IClassFixture<SocketSandbox>
@@ -24,7 +24,7 @@ public sealed partial class AnsibleRoleTests(SocketSandbox sandbox) : IClassFixt
     [GeneratedRegex(@"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")]
     private static partial Regex Recap();
 
-    private (int Changed, int Failed, string Output) Play(string set, string dest, string? manifest = null, bool check = false)
+    private (int Changed, int Failed, string Output) Play(string set, string dest, string? manifest = null, bool check = false, string? trustedKeys = null)
     {
         var psi = new ProcessStartInfo("ansible-playbook") { RedirectStandardOutput = true, RedirectStandardError = true };
         string[] args =
@@ -34,6 +34,7 @@ public sealed partial class AnsibleRoleTests(SocketSandbox sandbox) : IClassFixt
             "-e", $"xen_livepatch_hypervisor={sandbox.Socket}", "-e", $"xen_livepatch_timeout={SocketSandbox.TimeoutMs}",
             .. manifest == null ? Array.Empty<string>() : ["-e", $"xen_livepatch_manifest={manifest}"],
             .. check ? ["--check"] : Array.Empty<string>(),
+            .. trustedKeys == null ? Array.Empty<string>() : ["-e", $"xen_livepatch_trusted_keys={trustedKeys}"],
         ];
         foreach (string a in args)
             psi.ArgumentList.Add(a);
@@ -84,6 +85,12 @@ public sealed partial class AnsibleRoleTests(SocketSandbox sandbox) : IClassFixt
         var refused = Play(bad, dest);
         Assert.True(refused.Failed == 1, refused.Output);
         Assert.Contains("xen_bye_world depends on build-id", refused.Output, StringComparison.Ordinal);
+        Assert.Equal("xen_replace_world,xen_nop", sandbox.Applied);
+
+        // With trusted keys, an unsigned set is refused the same way.
+        var unsigned = Play(a, dest, trustedKeys: SigningKeys.A.Directory);
+        Assert.True(unsigned.Failed == 1, unsigned.Output);
+        Assert.Contains("signature check failed (unsigned)", unsigned.Output, StringComparison.Ordinal);
         Assert.Equal("xen_replace_world,xen_nop", sandbox.Applied);
     }
 }
