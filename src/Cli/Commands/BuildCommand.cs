@@ -42,9 +42,6 @@ internal static class BuildCommand
 
         """;
 
-    /// <summary>EX_CANTCREAT: the output file cannot be written.</summary>
-    private const int CantCreate = 73;
-
     private static readonly Dictionary<string, string> s_aliases = new(StringComparer.Ordinal) { ["-o"] = "--output" };
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -121,8 +118,8 @@ internal static class BuildCommand
             stderr.Write($"xen-livepatch build: {problem}\n");
             return OwnExitCodes.DataError;
         }
-        if (!TryWrite(output, result.Data, stderr))
-            return CantCreate;
+        if (!CommandInput.TryWriteWhole("build", output, result.Data, stderr))
+            return OwnExitCodes.CantCreate;
         stdout.Write(Summary(output, target, profile, result));
         return 0;
     }
@@ -182,26 +179,6 @@ internal static class BuildCommand
         s.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
             ? uint.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value)
             : uint.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out value);
-
-    // Written whole or not at all: a temporary file beside the output, then renamed over it.
-    private static bool TryWrite(string output, byte[] data, TextWriter stderr)
-    {
-        string full = Path.GetFullPath(output);
-        string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            File.WriteAllBytes(temporary, data);
-            File.Move(temporary, full, overwrite: true);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(temporary); }
-            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
-            stderr.Write($"xen-livepatch build: cannot write {output}: {e.Message}\n  check that its folder exists and is writable\n");
-            return false;
-        }
-    }
 
     private static string Summary(string output, OfflineTarget target, LivepatchProfile profile, PayloadBuildResult r)
     {

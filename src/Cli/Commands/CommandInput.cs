@@ -122,6 +122,30 @@ internal static class CommandInput
         return true;
     }
 
+    /// <summary>
+    /// Writes a file whole or not at all: a temporary file beside it, then renamed over it, so that a failure
+    /// leaves no half-written output (and an existing file untouched).
+    /// </summary>
+    public static bool TryWriteWhole(string command, string output, ReadOnlySpan<byte> data, TextWriter stderr)
+    {
+        string full = Path.GetFullPath(output);
+        string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            using (var f = File.Create(temporary))
+                f.Write(data);
+            File.Move(temporary, full, overwrite: true);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(temporary); }
+            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            stderr.Write($"xen-livepatch {command}: cannot write {output}: {e.Message}\n  check that its folder exists and is writable\n");
+            return false;
+        }
+    }
+
     /// <summary>Parses hex (spaces around it ignored).</summary>
     public static bool TryHex(string hex, out byte[] bytes)
     {
