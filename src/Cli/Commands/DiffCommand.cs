@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using XenLivepatch.Tooling.Diffing;
+using XenLivepatch.Tooling.Sources;
 
 namespace XenLivepatch.Cli;
 
@@ -12,7 +13,7 @@ namespace XenLivepatch.Cli;
 internal static class DiffCommand
 {
     public const string Help = """
-        Usage: xen-livepatch diff <original.o> <patched.o> -o <out.o> [--json]
+        Usage: xen-livepatch diff <original.o> <patched.o> -o <out.o> [--patch <file>]... [--json]
         Compares an object of the running hypervisor's build with the same object rebuilt from patched source
         (both compiled with -ffunction-sections -fdata-sections, as Xen builds with CONFIG_CC_SPLIT_SECTIONS)
         and writes an object holding the functions whose code changed and the new ones, with what they need:
@@ -23,6 +24,8 @@ internal static class DiffCommand
         Refused, naming object, section and symbol: changed initial data of existing variables, new or changed
         per-CPU data, changed __init code or data, changed assembly entry code, sections the tool does not know.
           -o, --output <file>    the object to write (only when something changed and nothing is refused)
+          --patch <file>         the source patch that made the difference: a function whose only change is a
+                                 __LINE__ argument that the patch's line moves explain is then no change
           --json                 print one JSON object instead of text
         Exit status: 0 when written; 64 for a wrong command line; 65 when a change is refused (the message
         names it); 66 when an input cannot be read; 73 when the output cannot be written; 82 when the objects
@@ -39,7 +42,7 @@ internal static class DiffCommand
             stdout.Write(Help);
             return 0;
         }
-        var a = ArgReader.Parse(args, ["--output"], ["--json"], [], out string? argError, s_aliases);
+        var a = ArgReader.Parse(args, ["--output", "--patch"], ["--json"], [], out string? argError, s_aliases);
         if (a == null)
             return CommandInput.Usage("diff", stderr, argError!);
         if (a.Positional.Count != 2)
@@ -52,7 +55,17 @@ internal static class DiffCommand
         {
             return OwnExitCodes.NoInput;
         }
-        var result = ObjectDiff.Run(new DiffInput(Path.GetFileName(a.Positional[0]), original), new DiffInput(Path.GetFileName(a.Positional[1]), patched));
+        var patches = new List<SourcePatch>();
+        foreach (string path in a.Values("--patch"))
+        {
+            if (!SourcePatch.TryRead(path, out var sp, out string? why))
+            {
+                stderr.Write($"xen-livepatch diff: {why}\n");
+                return OwnExitCodes.NoInput;
+            }
+            patches.Add(sp);
+        }
+        var result = ObjectDiff.Run(new DiffInput(Path.GetFileName(a.Positional[0]), original), new DiffInput(Path.GetFileName(a.Positional[1]), patched), patches);
         int exit = ExitCode(result);
         if (exit == 0 && !CommandInput.TryWriteWhole("diff", output, result.Output!, stderr))
             return OwnExitCodes.CantCreate;
@@ -89,9 +102,14 @@ internal static class DiffCommand
         foreach (var s in r.Changed)
             sb.Append(c, $"  changed function {s.HypervisorName}: {s.Reason}\n");
         foreach (var s in r.New)
-            sb.Append(c, $"  new function {s.HypervisorName}{(s.Reason == "new" ? "" : $": {s.Reason}")}\n");
+        {
+            if (s.Reason == "new")
+                sb.Append(c, $"  new function {s.HypervisorName}\n");
+            else
+                sb.Append(c, $"  carries {s.Name}: {s.Reason}\n");
+        }
         foreach (var s in r.NewData)
-            sb.Append(c, $"  new data {s.HypervisorName}{(s.Reason == "new" ? "" : $": {s.Reason}")}\n");
+            sb.Append(c, $"  new data {(s.HypervisorName.Length > 0 ? s.HypervisorName : s.Name)}{(s.Reason == "new" ? "" : $": {s.Reason}")}\n");
         if (r.References.Count > 0)
             sb.Append(c, $"  refers to {r.References.Count} hypervisor symbol{(r.References.Count == 1 ? "" : "s")} by name\n");
         foreach (string n in r.Notes)

@@ -189,7 +189,7 @@ internal sealed partial class DiffEngine
                     RefuseSection(p, b == null ? "new" : "changed", "");
                 continue;
             }
-            if (p.Kind == SectionKind.Unknown && (b == null || SectionContentKey(b) != SectionContentKey(p)))
+            if (p.Kind == SectionKind.Unknown && !_refusals.Exists(r => r.Section == p.Name) && (b == null || SectionContentKey(b) != SectionContentKey(p)))
             {
                 RefuseSection(p, b == null ? "new" : "changed", "");
                 continue;
@@ -202,6 +202,8 @@ internal sealed partial class DiffEngine
         int lineOnly = _patched.Entities.Count(e => e.Status == DiffStatus.Same && e.Twin != null && HasBugFrames(e) && BugFramesMoved(e));
         if (lineOnly > 0)
             _notes.Add($"{lineOnly} unchanged function{(lineOnly == 1 ? "" : "s")} only had line numbers of bug frames (WARN, BUG, ASSERT) move: not patched");
+        if (_lineOnly > 0)
+            _notes.Add($"{_lineOnly} function{(_lineOnly == 1 ? "" : "s")} only had __LINE__ arguments move with the patch's lines: not patched");
         foreach (var e in _patched.Entities.Where(e => e.Status == DiffStatus.New && e.Parent == null && !_included.Contains(e) && e.Section.Kind is SectionKind.Text or SectionKind.ReadOnly or SectionKind.Data))
             _notes.Add($"new {(e.IsFunction ? "function" : "object")} {e.Name} is not used by any changed function: left out");
     }
@@ -286,13 +288,13 @@ internal sealed partial class DiffEngine
             if (e.Parent != null)
             {
                 if (e.IsFunction)
-                    added.Add(new DiffSymbol(e.Name, OutName(e) ?? "(no symbol)", e.Section.Name, $"cold part of {e.Parent.Name}, carried with it"));
+                    added.Add(new DiffSymbol(e.Name, OutName(e) ?? "", e.Section.Name, $"cold part of {e.Parent.Name}, carried with it"));
                 continue;
             }
             if (e.Status == DiffStatus.New)
-                (e.IsFunction ? added : data).Add(new DiffSymbol(e.Name, OutName(e) ?? "(no symbol)", e.Section.Name, "new"));
+                (e.IsFunction ? added : data).Add(new DiffSymbol(e.Name, OutName(e) ?? "", e.Section.Name, "new"));
             else if (e.Status == DiffStatus.Changed && !e.IsFunction)
-                data.Add(new DiffSymbol(e.Name, OutName(e) ?? "(no symbol)", e.Section.Name, $"new copy of a changed constant ({e.Reason}); only the changed functions use it"));
+                data.Add(new DiffSymbol(e.Name, OutName(e) ?? "", e.Section.Name, $"new copy of a changed constant ({e.Reason}); only the changed functions use it"));
         }
     }
 }

@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
+using Iced.Intel;
+using XenLivepatch.Tooling.Sources;
 
 namespace XenLivepatch.Tooling.Diffing;
 
@@ -20,10 +22,14 @@ internal sealed partial class DiffEngine
     private readonly HashSet<SpecialGroup> _keptGroups = new(ReferenceEqualityComparer.Instance);
     private readonly SortedSet<string> _references = new(StringComparer.Ordinal);
 
-    public DiffEngine(DiffUnit original, DiffUnit patched)
+    private readonly IReadOnlyList<SourcePatch> _patches;
+    private int _lineOnly;
+
+    public DiffEngine(DiffUnit original, DiffUnit patched, IReadOnlyList<SourcePatch> patches)
     {
         _base = original;
         _patched = patched;
+        _patches = patches;
     }
 
     private static string Hex(long v) => v < 0 ? "-0x" + (-v).ToString("x", CultureInfo.InvariantCulture) : "0x" + v.ToString("x", CultureInfo.InvariantCulture);
@@ -300,7 +306,7 @@ internal sealed partial class DiffEngine
     }
 
     /// <summary>Why <paramref name="p"/> differs from its original <paramref name="b"/>, or null when it does not.</summary>
-    private static string? Difference(Entity b, Entity p)
+    private string? Difference(Entity b, Entity p)
     {
         if (b.Section.Kind != p.Section.Kind)
             return $"moved from {b.Section.Name} to {p.Section.Name}";
@@ -308,8 +314,22 @@ internal sealed partial class DiffEngine
             return p.IsFunction ? $"code differs ({b.Size} bytes, now {p.Size})" : $"size {b.Size}, now {p.Size}";
         if (b.Section.IsNoBits != p.Section.IsNoBits)
             return p.Section.IsNoBits ? "initial value differs (now zero)" : "initial value differs (was zero)";
+        string? references = ReferenceDifference(b, p);
         if (!p.Section.IsNoBits && !b.Section.Bytes.Slice((int)b.Start, (int)b.Size).SequenceEqual(p.Section.Bytes.Slice((int)p.Start, (int)p.Size)))
-            return p.IsFunction ? "code differs" : "initial value differs";
+        {
+            if (!p.IsFunction)
+                return "initial value differs";
+            if (references != null || !p.Section.IsExec)
+                return "code differs";
+            if (!LinesOnly(b, p, out string? why))
+                return why;
+            _lineOnly++;
+        }
+        return references;
+    }
+
+    private static string? ReferenceDifference(Entity b, Entity p)
+    {
         var rb = RelocationsIn(b.Section, b.Start, b.Size).ToList();
         var rp = RelocationsIn(p.Section, p.Start, p.Size).ToList();
         for (int i = 0; i < Math.Max(rb.Count, rp.Count); i++)
@@ -327,6 +347,57 @@ internal sealed partial class DiffEngine
             return "its bug frames, exception-table entries or alternatives differ";
         return null;
     }
+
+    /// <summary>
+    /// True when the two functions differ only in instruction immediates that the source patches' line moves
+    /// explain: each old value is a line that a patched file's line moved to the new value (<c>__LINE__</c>
+    /// passed as an argument, as <c>domain_crash()</c> does). Without the patches nothing is explained.
+    /// </summary>
+    private bool LinesOnly(Entity b, Entity p, out string? why)
+    {
+        why = "code differs";
+        if (_patches.Count == 0)
+            return false;
+        byte[] x = b.Section.Bytes.Slice((int)b.Start, (int)b.Size).ToArray();
+        byte[] y = p.Section.Bytes.Slice((int)p.Start, (int)p.Size).ToArray();
+        var dx = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(x));
+        var dy = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(y));
+        while (dx.IP < (ulong)x.Length)
+        {
+            int at = (int)dx.IP;
+            dx.Decode(out var ix);
+            dy.Decode(out var iy);
+            if (ix.IsInvalid || iy.IsInvalid || ix.Length != iy.Length || ix.Code != iy.Code)
+                return false;
+            var a = x.AsSpan(at, ix.Length);
+            var c = y.AsSpan(at, iy.Length);
+            if (a.SequenceEqual(c))
+                continue;
+            var offsets = dx.GetConstantOffsets(ix);
+            if (!offsets.HasImmediate || offsets.ImmediateSize is not (1 or 2 or 4) || offsets.HasImmediate2)
+                return false;
+            for (int k = 0; k < a.Length; k++)
+            {
+                if (a[k] != c[k] && (k < offsets.ImmediateOffset || k >= offsets.ImmediateOffset + offsets.ImmediateSize))
+                    return false;
+            }
+            long before = Immediate(a.Slice(offsets.ImmediateOffset, offsets.ImmediateSize));
+            long after = Immediate(c.Slice(offsets.ImmediateOffset, offsets.ImmediateSize));
+            if (before <= 0 || !_patches.Any(sp => sp.Files.Any(f => f.MapLine((int)before) == after)))
+            {
+                why = $"code differs (an immediate {before} became {after}, which no line move of the patches explains)";
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static long Immediate(ReadOnlySpan<byte> b) => b.Length switch
+    {
+        1 => (sbyte)b[0],
+        2 => System.Buffers.Binary.BinaryPrimitives.ReadInt16LittleEndian(b),
+        _ => System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(b),
+    };
 
     private static string DescribeReference(UnitRelocation x, UnitRelocation y)
     {

@@ -20,7 +20,7 @@ public enum DiffOutcome
 
 /// <summary>A function or object the diff reports.</summary>
 /// <param name="Name">Its name in the patched object.</param>
-/// <param name="HypervisorName">Its name in the running hypervisor's symbol table (<c>file#name</c> for a static one), or in the payload when new.</param>
+/// <param name="HypervisorName">Its name in the running hypervisor's symbol table (<c>file#name</c> for a static one), or in the payload when new; empty when the payload carries it without a name (a cold part, a copy of a changed constant).</param>
 /// <param name="Section">The section it is in.</param>
 /// <param name="Reason">Why it is listed ("code differs", "calls new function bar", "new").</param>
 public sealed record DiffSymbol(string Name, string HypervisorName, string Section, string Reason);

@@ -1,5 +1,6 @@
 using System.Text;
 using XenLivepatch.Elf;
+using XenLivepatch.Tooling.Sources;
 
 namespace XenLivepatch.Tooling.Diffing;
 
@@ -23,8 +24,12 @@ namespace XenLivepatch.Tooling.Diffing;
 /// </remarks>
 public static class ObjectDiff
 {
-    /// <summary>Compares <paramref name="original"/> with <paramref name="patched"/>.</summary>
-    public static DiffResult Run(DiffInput original, DiffInput patched)
+    /// <summary>
+    /// Compares <paramref name="original"/> with <paramref name="patched"/>. <paramref name="patches"/> are the
+    /// source patches that made the difference, when known: a function whose only change is an immediate that
+    /// the patches' line moves explain (a <c>__LINE__</c> passed to printk or domain_crash) is then unchanged.
+    /// </summary>
+    public static DiffResult Run(DiffInput original, DiffInput patched, IReadOnlyList<SourcePatch>? patches = null)
     {
         ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(patched);
@@ -34,7 +39,7 @@ public static class ObjectDiff
             return Mismatch(patched.Name, $"{original.Name}: {errorA}", "give the object as the compiler wrote it");
         if (!ElfObject.TryFromFile(patched.File, out var b, out var errorB))
             return Mismatch(patched.Name, $"{patched.Name}: {errorB}", "give the object as the compiler wrote it");
-        var engine = new DiffEngine(DiffUnit.Analyse(original.Name, a), DiffUnit.Analyse(patched.Name, b));
+        var engine = new DiffEngine(DiffUnit.Analyse(original.Name, a), DiffUnit.Analyse(patched.Name, b), patches ?? []);
         return engine.Run();
     }
 
