@@ -1,8 +1,7 @@
 using XenLivepatch.Elf;
-using XenLivepatch.TestKit;
 using XenLivepatch.Tooling.Sources;
 
-namespace XenLivepatch.Tooling.Tests.Diffing;
+namespace XenLivepatch.TestKit;
 
 /// <summary>
 /// The diff tests' small hypervisor source tree (tests/Data/diff: unit.c, other.c, xen.h, entry.S), built by
