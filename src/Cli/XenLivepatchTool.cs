@@ -27,6 +27,8 @@ public static class XenLivepatchTool
           check <payload> ...    the upload and apply checks offline, against a hypervisor image or symbol list
           build -o OUT ...       link replacement objects into a payload for a target
           diff ORIG PATCHED -o OUT  the changed and new functions of a rebuilt object (create-diff-object)
+          build-source --src TREE --patch FILE -o OUT
+                                 a payload from a source patch and the running hypervisor's tree (livepatch-build)
           info <payload>         what a payload holds and, with a target, what it would write
           sandbox                run the sandbox hypervisor in the foreground, serving its socket
           demo                   live-patch the sandbox while its vCPUs run, and show it
@@ -100,6 +102,8 @@ public static class XenLivepatchTool
                 return InfoCommand.Run(rest, stdout, stderr);
             case "diff":
                 return DiffCommand.Run(rest, stdout, stderr);
+            case "build-source":
+                return BuildSourceCommand.Run(rest, stdout, stderr);
             case "get":
                 if (rest is ["--help"] or ["-h"])
                 {

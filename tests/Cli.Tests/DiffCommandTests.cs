@@ -10,8 +10,8 @@ namespace XenLivepatch.Cli.Tests;
 /// </summary>
 public class DiffCommandTests
 {
-    private static readonly Lazy<DiffTree> s_string = new(() => DiffTree.Build("cli-string", DiffTree.Patch("string"), DiffTree.CFlags));
-    private static readonly Lazy<DiffTree> s_data = new(() => DiffTree.Build("cli-data", DiffTree.Patch("changed-data"), DiffTree.CFlags));
+    private static readonly Lazy<DiffTree> s_string = new(() => DiffTree.Build("cli-string", DiffTree.Patch("string")));
+    private static readonly Lazy<DiffTree> s_data = new(() => DiffTree.Build("cli-data", DiffTree.Patch("changed-data")));
 
     private static string Original => DiffTree.Original.Path("unit.o");
 

@@ -4,24 +4,19 @@ using XenLivepatch.Tooling.Sources;
 namespace XenLivepatch.TestKit;
 
 /// <summary>
-/// The diff tests' small hypervisor source tree (tests/Data/diff: unit.c, other.c, xen.h, entry.S), built by
-/// gcc with Xen's flags that matter here (-ffunction-sections -fdata-sections, -fpic, ENDBR64), as it stands
-/// and with one of cases/*.patch applied; and an image linked from the original objects, the "running
-/// hypervisor" that payloads are built and checked against.
+/// The diff tests' small hypervisor source tree (tests/Data/diff: unit.c, other.c, xen.h, entry.S and its
+/// Makefile), built by gcc with Xen's flags that matter here (-ffunction-sections -fdata-sections, -fpic,
+/// ENDBR64), as it stands and with one of cases/*.patch applied; its xen-syms is the "running hypervisor"
+/// that payloads are built and checked against.
 /// </summary>
 public sealed class DiffTree
 {
-    /// <summary>The C flags: Xen's code generation (x86 arch.mk, Rules.mk) as far as these sources need it.</summary>
-    public static readonly string[] CFlags =
-    [
-        "-O2", "-fpic", "-mno-red-zone", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections",
-        "-fcf-protection=branch", "-nostdinc", "-fno-builtin", "-fno-common", "-ffreestanding", "-mno-sse", "-mno-mmx",
-        "-fno-stack-protector", "-Wall", "-Werror",
-    ];
-
     public static readonly string[] Objects = ["unit.o", "other.o", "entry.o"];
 
-    private static readonly Lazy<DiffTree> s_original = new(() => Build("original", null, CFlags));
+    /// <summary>The files of the tree.</summary>
+    public static readonly string[] Sources = ["unit.c", "other.c", "xen.h", "entry.S", "Makefile"];
+
+    private static readonly Lazy<DiffTree> s_original = new(() => Build("original", null));
 
     private DiffTree(string directory) => Directory = directory;
 
@@ -39,44 +34,30 @@ public sealed class DiffTree
     public static SourcePatch Patch(string name) =>
         SourcePatch.TryRead(CasePatch(name), out var p, out string? error) ? p : throw new InvalidOperationException(error);
 
-    /// <summary>Copies the sources, applies <paramref name="patch"/> (when given) and compiles them with <paramref name="flags"/>.</summary>
-    public static DiffTree Build(string hint, SourcePatch? patch, string[] flags, string compiler = "gcc")
+    /// <summary>A copy of the sources (for build-source, which builds it itself).</summary>
+    public static string Copy(string hint)
     {
         string dir = Repo.TempDirectory("diff-" + hint);
-        foreach (string f in (string[])["unit.c", "other.c", "xen.h", "entry.S"])
+        foreach (string f in Sources)
             File.Copy(Repo.Path("tests", "Data", "diff", f), System.IO.Path.Combine(dir, f));
+        return dir;
+    }
+
+    /// <summary>
+    /// Copies the sources, applies <paramref name="patch"/> (when given) and builds them with the Makefile's flags
+    /// (plus <paramref name="extraFlags"/>, which come last and so win) and <paramref name="compiler"/>.
+    /// </summary>
+    public static DiffTree Build(string hint, SourcePatch? patch, string extraFlags = "", string compiler = "gcc")
+    {
+        string dir = Copy(hint);
         if (patch != null && !patch.TryApply(dir, out _, out var failure))
             throw new InvalidOperationException(failure.ToString());
-        foreach (string c in (string[])["unit", "other"])
-            Tool.Run(compiler, [.. flags, "-c", c + ".c", "-o", c + ".o"], dir).EnsureSuccess();
-        Tool.Run("gcc", ["-c", "entry.S", "-o", "entry.o"], dir).EnsureSuccess();
+        Tool.Run("make", ["-s", "CC=" + compiler, "EXTRA_CFLAGS=" + extraFlags], dir).EnsureSuccess();
         return new DiffTree(dir);
     }
 
-    private readonly object _imageLock = new();
-    private string? _image;
-
-    /// <summary>
-    /// The objects linked at Xen's address with a GNU build-id, as xen-syms is: the hypervisor that payloads
-    /// made from this tree's objects are built and checked against.
-    /// </summary>
-    public string Image
-    {
-        get
-        {
-            lock (_imageLock)
-            {
-                if (_image == null)
-                {
-                    string image = Path("xen-syms");
-                    Tool.Run("ld", ["-o", image, "-e", "xen_extra_version", "-Ttext-segment=0xffff82d040200000", "--build-id=sha1",
-                        "-z", "max-page-size=4096", "-z", "noexecstack", .. Objects.Select(Path)]).EnsureSuccess();
-                    _image = image;
-                }
-                return _image;
-            }
-        }
-    }
+    /// <summary>The objects linked at Xen's address with a GNU build-id, as xen-syms is (the Makefile's link).</summary>
+    public string Image => Path("xen-syms");
 
     public ElfFile Read(string obj) => ElfFile.Read(File.ReadAllBytes(Path(obj)));
 }

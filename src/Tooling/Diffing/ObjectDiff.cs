@@ -29,17 +29,21 @@ public static class ObjectDiff
     /// source patches that made the difference, when known: a function whose only change is an immediate that
     /// the patches' line moves explain (a <c>__LINE__</c> passed to printk or domain_crash) is then unchanged.
     /// </summary>
-    public static DiffResult Run(DiffInput original, DiffInput patched, IReadOnlyList<SourcePatch>? patches = null)
+    /// <remarks>A null <paramref name="original"/> is an object the patch adds (a new source file): everything in it is new.</remarks>
+    public static DiffResult Run(DiffInput? original, DiffInput patched, IReadOnlyList<SourcePatch>? patches = null)
     {
-        ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(patched);
-        if (CheckComparable(original, patched) is { } problem)
+        if (CheckComparable(original ?? patched, patched) is { } problem)
             return new DiffResult { Outcome = DiffOutcome.Mismatched, Object = patched.Name, Problem = problem };
-        if (!ElfObject.TryFromFile(original.File, out var a, out var errorA))
+        ElfObject? a;
+        ElfError? errorA = null;
+        if (original == null)
+            a = new ElfObject(patched.File.Header.Class, patched.File.Header.Encoding, patched.File.Header.Machine);
+        else if (!ElfObject.TryFromFile(original.File, out a, out errorA))
             return Mismatch(patched.Name, $"{original.Name}: {errorA}", "give the object as the compiler wrote it");
         if (!ElfObject.TryFromFile(patched.File, out var b, out var errorB))
             return Mismatch(patched.Name, $"{patched.Name}: {errorB}", "give the object as the compiler wrote it");
-        var engine = new DiffEngine(DiffUnit.Analyse(original.Name, a), DiffUnit.Analyse(patched.Name, b), patches ?? []);
+        var engine = new DiffEngine(DiffUnit.Analyse(original?.Name ?? patched.Name, a), DiffUnit.Analyse(patched.Name, b), patches ?? []);
         return engine.Run();
     }
 

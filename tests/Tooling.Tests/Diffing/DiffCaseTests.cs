@@ -48,7 +48,7 @@ public class DiffCaseTests
         lock (s_patched)
         {
             if (!s_patched.TryGetValue(name, out var t))
-                s_patched[name] = t = DiffTree.Build(name, DiffTree.Patch(name), DiffTree.CFlags);
+                s_patched[name] = t = DiffTree.Build(name, DiffTree.Patch(name));
             return t;
         }
     }

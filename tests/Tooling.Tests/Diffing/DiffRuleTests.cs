@@ -29,7 +29,7 @@ public class DiffRuleTests
     [Fact]
     public void A_clone_renumbered_by_gcc_is_paired_with_the_original()
     {
-        var patched = DiffTree.Build("clone-renumbered", DiffTree.Patch("clone"), DiffTree.CFlags);
+        var patched = DiffTree.Build("clone-renumbered", DiffTree.Patch("clone"));
         string renumbered = Objcopy(patched.Path("unit.o"),
             "--redefine-sym", "mul_add.constprop.0=mul_add.constprop.3", "--rename-section", ".text.mul_add.constprop.0=.text.mul_add.constprop.3",
             "--rename-section", ".rela.text.mul_add.constprop.0=.rela.text.mul_add.constprop.3");
@@ -45,7 +45,7 @@ public class DiffRuleTests
     [Fact]
     public void A_static_local_renumbered_by_gcc_keeps_the_original_storage()
     {
-        var patched = DiffTree.Build("static-renumbered", DiffTree.Patch("static-local"), DiffTree.CFlags);
+        var patched = DiffTree.Build("static-renumbered", DiffTree.Patch("static-local"));
         string renumbered = Objcopy(patched.Path("unit.o"), "--redefine-sym", "calls.0=calls.7", "--rename-section", ".bss.calls.0=.bss.calls.7");
         var r = Diff(DiffTree.Original.Path("unit.o"), renumbered, "static-local");
         Assert.Equal(DiffOutcome.Changed, r.Outcome);
@@ -62,7 +62,7 @@ public class DiffRuleTests
     [Fact]
     public void Unchanged_static_and_global_symbols_are_referred_to_by_the_hypervisors_names()
     {
-        var patched = DiffTree.Build("names", DiffTree.Patch("new-function"), DiffTree.CFlags);
+        var patched = DiffTree.Build("names", DiffTree.Patch("new-function"));
         var r = Diff(DiffTree.Original.Path("unit.o"), patched.Path("unit.o"), "new-function");
         // compute calls scale (static, unchanged) and the new twice; both read hits (static).
         Assert.Equal(ElfSpecialSection.Undefined, Symbol(r, "unit.c#scale").SpecialSection);
@@ -79,7 +79,7 @@ public class DiffRuleTests
     [Fact]
     public void A_moved_line_is_a_change_only_when_nothing_says_it_moved()
     {
-        var patched = DiffTree.Build("lines", DiffTree.Patch("line-only"), DiffTree.CFlags);
+        var patched = DiffTree.Build("lines", DiffTree.Patch("line-only"));
         var with = Diff(DiffTree.Original.Path("unit.o"), patched.Path("unit.o"), "line-only");
         Assert.Equal(DiffOutcome.NothingToPatch, with.Outcome);
         Assert.Contains(with.Notes, n => n.Contains("bug frames", StringComparison.Ordinal));
@@ -94,7 +94,7 @@ public class DiffRuleTests
     [Fact]
     public void An_immediate_the_patch_does_not_explain_is_a_change()
     {
-        var patched = DiffTree.Build("immediate", DiffTree.Patch("static-local"), DiffTree.CFlags);
+        var patched = DiffTree.Build("immediate", DiffTree.Patch("static-local"));
         var r = Diff(DiffTree.Original.Path("unit.o"), patched.Path("unit.o"), "static-local");
         var changed = Assert.Single(r.Changed);
         Assert.Contains("immediate 1 became 2", changed.Reason, StringComparison.Ordinal);
@@ -103,7 +103,7 @@ public class DiffRuleTests
     [Fact]
     public void Objects_built_with_other_flags_are_not_compared()
     {
-        var other = DiffTree.Build("flags", DiffTree.Patch("string"), [.. DiffTree.CFlags.Where(f => !f.StartsWith("-fcf-protection", StringComparison.Ordinal)), "-fcf-protection=none"]);
+        var other = DiffTree.Build("flags", DiffTree.Patch("string"), "-fcf-protection=none");
         var r = Diff(DiffTree.Original.Path("unit.o"), other.Path("unit.o"));
         Assert.Equal(DiffOutcome.Mismatched, r.Outcome);
         Assert.Contains("code-generation flags", r.Problem!.Message, StringComparison.Ordinal);
@@ -114,7 +114,7 @@ public class DiffRuleTests
     public void Objects_from_another_compiler_are_not_compared()
     {
         // ./build.sh installs clang (the ELF corpus uses it too).
-        var other = DiffTree.Build("clang", DiffTree.Patch("string"), DiffTree.CFlags, "clang");
+        var other = DiffTree.Build("clang", DiffTree.Patch("string"), compiler: "clang");
         var r = Diff(DiffTree.Original.Path("unit.o"), other.Path("unit.o"));
         Assert.Equal(DiffOutcome.Mismatched, r.Outcome);
         Assert.Contains("compilers", r.Problem!.Message, StringComparison.Ordinal);
