@@ -14,14 +14,20 @@ namespace XenLivepatch.Cli;
 internal static class DemoCommand
 {
     public const string Help = """
-        Usage: xen-livepatch demo [--vcpus <n>] [--image <file>] [--payload <file>] [--timeout <ms>] [--verbose]
+        Usage: xen-livepatch demo [--vcpus <n>] [--image <file>] [--payload <file> | --from-source [--patch <file>]]
+                                  [--timeout <ms>] [--verbose]
         Boots the sandbox hypervisor with <n> vCPU threads (default 2) that call its xen_version hypercall in a
         loop, then, while they run: uploads and applies xen_hello_world (which replaces xen_extra_version),
         shows the vCPUs reading the new extraversion, reverts and unloads it, and prints how long each action
         held the vCPUs still. Needs ./build.sh to have built artifacts/sandbox.
+        With --from-source the payload is made first, as a vendor makes one: a source patch to the sandbox
+        hypervisor's tree (src/Sandbox/image) goes through 'build-source' against the build the image came from.
           --vcpus <n>        vCPU threads (default 2)
           --image <file>     the image (default artifacts/sandbox/xen-syms)
           --payload <file>   the payload (default: xen_hello_world.livepatch beside the image)
+          --from-source      make the payload from a source patch (default src/Sandbox/patches/extra-version.patch)
+          --patch <file>     with --from-source: the source patch (one that changes what XENVER_extraversion says)
+          --src <tree>       with --from-source: the sandbox's source tree (default src/Sandbox/image)
           --timeout <ms>     how long the vCPUs have to reach their safe point (default 1000; Xen's default is 30:
                              the demo allows for a machine busy with other work, where a thread can wait that long)
           --verbose          also print the hypervisor's log lines (what Xen prints on its console)
@@ -35,7 +41,7 @@ internal static class DemoCommand
             stdout.Write(Help);
             return 0;
         }
-        var a = ArgReader.Parse(args, ["--vcpus", "--image", "--payload", "--timeout"], ["--verbose"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--vcpus", "--image", "--payload", "--timeout", "--patch", "--src"], ["--verbose", "--from-source"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
         int vcpus = 2;
@@ -45,8 +51,17 @@ internal static class DemoCommand
         if (a.Value("--timeout") is { } t && (!uint.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out timeoutMs) || timeoutMs is 0 or > 4000))
             return Usage(stderr, $"--timeout takes milliseconds from 1 to 4000, not '{t}'");
         string image = a.Value("--image") ?? SandboxImage.DefaultPath();
-        string payload = a.Value("--payload") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(image))!, "payloads", "xen_hello_world.livepatch");
-        foreach (string f in new[] { image, payload })
+        bool fromSource = a.Flag("--from-source");
+        if (!fromSource && (a.Value("--patch") != null || a.Value("--src") != null))
+            return Usage(stderr, "--patch and --src go with --from-source");
+        if (fromSource && a.Value("--payload") != null)
+            return Usage(stderr, "--payload and --from-source each give the payload: give one");
+        string imageDirectory = Path.GetDirectoryName(Path.GetFullPath(image))!;
+        string payload = a.Value("--payload") ?? Path.Combine(imageDirectory, "payloads", "xen_hello_world.livepatch");
+        string? repo = FindRepository(imageDirectory) ?? FindRepository(AppContext.BaseDirectory) ?? FindRepository(Directory.GetCurrentDirectory());
+        string tree = a.Value("--src") ?? (repo != null ? Path.Combine(repo, "src", "Sandbox", "image") : "src/Sandbox/image");
+        string patch = a.Value("--patch") ?? (repo != null ? Path.Combine(repo, "src", "Sandbox", "patches", "extra-version.patch") : "src/Sandbox/patches/extra-version.patch");
+        foreach (string f in fromSource ? new[] { image, patch } : [image, payload])
         {
             if (!File.Exists(f))
             {
@@ -55,7 +70,30 @@ internal static class DemoCommand
             }
         }
         var demo = new Demo(stdout, stderr, a.Flag("--verbose"), timeoutMs * 1_000_000);
-        return demo.Run(image, payload, vcpus);
+        if (!fromSource)
+            return demo.Run(image, CheckCommand.NameOf(payload), File.ReadAllBytes(payload), Path.GetFileName(payload), vcpus);
+        if (!Directory.Exists(tree))
+        {
+            stderr.Write($"xen-livepatch demo: the sandbox's source tree {tree} does not exist: give it with --src\n");
+            return OwnExitCodes.NoInput;
+        }
+        // The base build is the tree the image was built from (build.sh keeps it beside the image).
+        string baseBuild = Path.Combine(imageDirectory, "build");
+        var made = demo.FromSource(tree, patch, Directory.Exists(baseBuild) ? baseBuild : null, image);
+        if (made == null)
+            return ExitCodes.Failure;
+        return demo.Run(image, made.Value.Name, made.Value.Data, $"{made.Value.Name}.livepatch (built from {Path.GetFileName(patch)})", vcpus, firstStep: 2);
+    }
+
+    // The checkout above the image (artifacts/sandbox/xen-syms) or the tool: where src/Sandbox lives.
+    private static string? FindRepository(string from)
+    {
+        for (var d = new DirectoryInfo(from); d != null; d = d.Parent)
+        {
+            if (Directory.Exists(Path.Combine(d.FullName, "src", "Sandbox", "image")))
+                return d.FullName;
+        }
+        return null;
     }
 
     private static int Usage(TextWriter stderr, string problem)
@@ -71,12 +109,53 @@ internal static class DemoCommand
         private readonly List<(string Action, RendezvousTiming Timing)> _pauses = [];
         private bool _hooks;
 
-        public int Run(string image, string payloadPath, int vcpus)
+        private int _first = 1;
+        private int _steps = 6;
+
+        private string Step(int k) => $"[{k + _first - 1}/{_steps + _first - 1}]";
+
+        /// <summary>Step 1 of --from-source: build-source on the sandbox's tree; the payload's name and bytes, or null.</summary>
+        public (string Name, byte[] Data)? FromSource(string tree, string patch, string? baseBuild, string image)
         {
-            string name = CheckCommand.NameOf(payloadPath);
-            byte[] payload = File.ReadAllBytes(payloadPath);
+            o.WriteLine($"[1/7] Building a live patch from {Path.GetFileName(patch)}, a source patch to {tree}");
+            string work = Path.Combine(Path.GetTempPath(), $"xen-livepatch-demo-{Environment.ProcessId}");
+            Directory.CreateDirectory(work);
+            try
+            {
+                var request = new Tooling.SourceBuildRequest
+                {
+                    Tree = tree,
+                    Patches = [patch],
+                    Output = Path.Combine(work, "payload.livepatch"),
+                    BaseBuild = baseBuild,
+                    Jobs = Math.Min(Environment.ProcessorCount, 4),
+                };
+                var r = Tooling.SourceBuild.Run(request, new PrefixWriter(o, "      "));
+                if (r.Outcome != Tooling.SourceBuildOutcome.Built)
+                {
+                    Fail($"build-source failed: {r.Problem}");
+                    return null;
+                }
+                var built = r.Payload!;
+                var running = SandboxImage.Load(image).BuildId;
+                if (!built.Depends.BuildId.Span.SequenceEqual(running))
+                {
+                    Fail($"the payload was built for {r.BaseImage} (build-id {Convert.ToHexStringLower(built.Depends.BuildId.Span)}), not for {image} ({Convert.ToHexStringLower(running)}): run ./build.sh again");
+                    return null;
+                }
+                return (r.Name, built.Data);
+            }
+            finally
+            {
+                Directory.Delete(work, recursive: true);
+            }
+        }
+
+        public int Run(string image, string name, byte[] payload, string payloadLabel, int vcpus, int firstStep = 1)
+        {
+            _first = firstStep;
             var log = verbose ? TextWriter.Synchronized(new PrefixWriter(o, "      ")) : null;
-            o.WriteLine($"[1/6] Booting the sandbox hypervisor {image} with {vcpus} vCPU{(vcpus == 1 ? "" : "s")}");
+            o.WriteLine($"{Step(1)} Booting the sandbox hypervisor {image} with {vcpus} vCPU{(vcpus == 1 ? "" : "s")}");
             try
             {
                 _host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Log = log });
@@ -96,7 +175,7 @@ internal static class DemoCommand
                     return Fail("the vCPUs are not running");
                 o.WriteLine($"      the vCPUs read \"{before}\"");
 
-                o.Write($"[2/6] Uploading {Path.GetFileName(payloadPath)} ({payload.Length:N0} bytes) as {name} ... ");
+                o.Write($"{Step(2)} Uploading {payloadLabel} ({payload.Length:N0} bytes) as {name} ... ");
                 int rc = _sysctl.Upload(name, payload);
                 if (rc != 0)
                     return Fail($"failed: {ErrnoText(rc)}");
@@ -116,13 +195,13 @@ internal static class DemoCommand
                     return Fail("the vCPUs stopped running");
                 o.WriteLine($"      the vCPUs read \"{reverted}\" again");
 
-                o.Write($"[5/6] Unloading {name} ... ");
+                o.Write($"{Step(5)} Unloading {name} ... ");
                 rc = _sysctl.Action(name, LivepatchAction.Unload);
                 if (rc != 0)
                     return Fail($"failed: {ErrnoText(rc)}");
                 o.WriteLine("completed");
 
-                o.WriteLine("[6/6] What the vCPUs read, all along:");
+                o.WriteLine($"{Step(6)} What the vCPUs read, all along:");
                 var totals = new Dictionary<string, long>(StringComparer.Ordinal);
                 foreach (var s in _host.Vcpus.Stats)
                 {
@@ -153,7 +232,7 @@ internal static class DemoCommand
 
         private bool Act(int step, string verb, string name, LivepatchAction action)
         {
-            o.Write($"[{step}/6] {verb} {name} while the vCPUs run ... ");
+            o.Write($"{Step(step)} {verb} {name} while the vCPUs run ... ");
             int before = _host.Vcpus.Timings.Count;
             int rc = _sysctl.Action(name, action, timeoutNs);
             if (rc != 0)
@@ -238,10 +317,16 @@ internal static class DemoCommand
     /// <summary>Indents every line written through it.</summary>
     private sealed class PrefixWriter(TextWriter inner, string prefix) : TextWriter
     {
+        private bool _lineStart = true;
+
         public override System.Text.Encoding Encoding => inner.Encoding;
 
-        public override void WriteLine(string? value) => inner.WriteLine(prefix + value);
-
-        public override void Write(char value) => inner.Write(value);
+        public override void Write(char value)
+        {
+            if (_lineStart)
+                inner.Write(prefix);
+            inner.Write(value);
+            _lineStart = value == '\n';
+        }
     }
 }

@@ -298,6 +298,10 @@ internal sealed class DiffUnit
         long reached = at + adjust;
         if (target.Kind is not (SectionKind.Strings or SectionKind.Constants) && Cover(target, reached) is { } e)
             return new Target(e, target, at - (long)e.Start, null, adjust);
+        // A section of one function or object (-ffunction-sections, -fdata-sections): every reference into it is
+        // a reference to it, even one whose addend lies outside it (a jump table's entries are relative to the table).
+        if (target.Entities is [{ OwnsSection: true } only])
+            return new Target(only, target, at - (long)only.Start, null, adjust);
         return new Target(null, target, at, null, adjust);
     }
 
