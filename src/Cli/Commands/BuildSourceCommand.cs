@@ -189,29 +189,16 @@ internal static class BuildSourceCommand
             w.WriteString("outcome", Outcome(r.Outcome));
             if (r.Outcome == SourceBuildOutcome.Built) w.WriteString("output", request.Output); else w.WriteNull("output");
             w.WriteString("tree", request.Tree);
-            if (request.BaseBuild == null) w.WriteNull("base_build"); else w.WriteString("base_build", request.BaseBuild);
-            w.WriteStartArray("patches");
-            foreach (string patch in request.Patches)
-                w.WriteStringValue(patch);
-            w.WriteEndArray();
-            if (r.Problem == null)
-            {
-                w.WriteNull("problem");
-            }
-            else
-            {
-                w.WriteStartObject("problem");
-                w.WriteString("message", r.Problem.Message);
-                w.WriteString("advice", r.Problem.Advice);
-                w.WriteEndObject();
-            }
+            JsonReport.StringOrNull(w, "base_build", request.BaseBuild);
+            JsonReport.Strings(w, "patches", request.Patches);
+            JsonReport.Problem(w, r.Problem);
             if (r.PatchFailure is { } f)
             {
                 w.WriteStartObject("patch_failure");
                 w.WriteString("patch", f.Patch);
                 w.WriteString("file", f.File);
                 w.WriteNumber("hunk", f.Hunk);
-                if (f.Header == null) w.WriteNull("header"); else w.WriteString("header", f.Header);
+                JsonReport.StringOrNull(w, "header", f.Header);
                 w.WriteString("reason", f.Reason);
                 w.WriteEndObject();
             }
@@ -243,15 +230,12 @@ internal static class BuildSourceCommand
                     w.WriteStartObject();
                     w.WriteString("name", fn.Name);
                     w.WriteNumber("old_size", fn.OldSize);
-                    if (fn.NewSymbol == null) w.WriteNull("new_symbol"); else w.WriteString("new_symbol", fn.NewSymbol);
+                    JsonReport.StringOrNull(w, "new_symbol", fn.NewSymbol);
                     w.WriteNumber("new_size", fn.NewSize);
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
-                w.WriteStartArray("notes");
-                foreach (string n in p.Notes)
-                    w.WriteStringValue(n);
-                w.WriteEndArray();
+                JsonReport.Strings(w, "notes", p.Notes);
                 w.WriteEndObject();
             }
             else

@@ -150,7 +150,7 @@ internal static class DiffCommand
             w.WriteStartObject();
             w.WriteString("command", "diff");
             w.WriteNumber("exit_code", exit);
-            if (output == null) w.WriteNull("output"); else w.WriteString("output", output);
+            JsonReport.StringOrNull(w, "output", output);
             WriteResult(w, r);
             w.WriteEndObject();
         }
@@ -161,7 +161,7 @@ internal static class DiffCommand
     public static void WriteResult(Utf8JsonWriter w, DiffResult r)
     {
         w.WriteString("object", r.Object);
-        if (r.SourceFile == null) w.WriteNull("source_file"); else w.WriteString("source_file", r.SourceFile);
+        JsonReport.StringOrNull(w, "source_file", r.SourceFile);
         w.WriteString("outcome", r.Outcome switch
         {
             DiffOutcome.Changed => "changed",
@@ -177,30 +177,14 @@ internal static class DiffCommand
         {
             w.WriteStartObject();
             w.WriteString("section", x.Section);
-            if (x.Symbol == null) w.WriteNull("symbol"); else w.WriteString("symbol", x.Symbol);
+            JsonReport.StringOrNull(w, "symbol", x.Symbol);
             w.WriteString("reason", x.Reason);
             w.WriteEndObject();
         }
         w.WriteEndArray();
-        w.WriteStartArray("references");
-        foreach (string s in r.References)
-            w.WriteStringValue(s);
-        w.WriteEndArray();
-        w.WriteStartArray("notes");
-        foreach (string n in r.Notes)
-            w.WriteStringValue(n);
-        w.WriteEndArray();
-        if (r.Problem == null)
-        {
-            w.WriteNull("problem");
-        }
-        else
-        {
-            w.WriteStartObject("problem");
-            w.WriteString("message", r.Problem.Message);
-            w.WriteString("advice", r.Problem.Advice);
-            w.WriteEndObject();
-        }
+        JsonReport.Strings(w, "references", r.References);
+        JsonReport.Strings(w, "notes", r.Notes);
+        JsonReport.Problem(w, r.Problem);
     }
 
     private static void Symbols(Utf8JsonWriter w, string name, IReadOnlyList<DiffSymbol> list)

@@ -3,34 +3,15 @@
 kind of change a live patch made from source can or cannot carry. Run it after changing the image's sources
 (the patches' line numbers follow them), then review the patches' diff."""
 import os
-import subprocess
-import tempfile
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-IMAGE = os.path.join(HERE, '..', 'image')
+sys.path.insert(0, os.path.join(HERE, '..', '..', '..', 'tools'))
+source_patches = __import__('source-patches')
 
 
 def patch(name, note, *edits):
-    out = ''
-    files = sorted({f for (f, _, _) in edits})
-    with tempfile.TemporaryDirectory() as d:
-        for f in files:
-            base = open(os.path.join(IMAGE, f)).read()
-            new = base
-            for (ef, old, rep) in edits:
-                if ef == f:
-                    assert old in new, (name, old)
-                    new = new.replace(old, rep, 1)
-            os.makedirs(os.path.join(d, 'a'), exist_ok=True)
-            os.makedirs(os.path.join(d, 'b'), exist_ok=True)
-            open(os.path.join(d, 'a', f), 'w').write(base)
-            open(os.path.join(d, 'b', f), 'w').write(new)
-            r = subprocess.run(['diff', '-u', 'a/' + f, 'b/' + f], cwd=d, capture_output=True, text=True)
-            lines = r.stdout.split('\n')
-            lines[0], lines[1] = '--- a/' + f, '+++ b/' + f
-            out += '\n'.join(lines)
-    with open(os.path.join(HERE, name + '.patch'), 'w') as p:
-        p.write(note + '\n\n' + out)
+    source_patches.write_patch(os.path.join(HERE, name + '.patch'), note, os.path.join(HERE, '..', 'image'), edits)
 
 
 V, L = 'version.c', 'limits.c'

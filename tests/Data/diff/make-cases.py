@@ -3,35 +3,15 @@
 Run it after changing those files (the patches' line numbers follow them), then review the patches' diff."""
 import os
 import shutil
-import subprocess
-import tempfile
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FILES = ['unit.c', 'other.c', 'xen.h', 'entry.S']
-BASE = {n: open(os.path.join(HERE, n)).read() for n in FILES}
+sys.path.insert(0, os.path.join(HERE, '..', '..', '..', 'tools'))
+source_patches = __import__('source-patches')
 
 
 def case(name, note, *edits):
-    out = ''
-    with tempfile.TemporaryDirectory() as d:
-        for f in FILES:
-            new = BASE[f]
-            for (ef, old, rep) in edits:
-                if ef == f:
-                    assert old in new, (name, old)
-                    new = new.replace(old, rep, 1)
-            if new == BASE[f]:
-                continue
-            os.makedirs(os.path.join(d, 'a'), exist_ok=True)
-            os.makedirs(os.path.join(d, 'b'), exist_ok=True)
-            open(os.path.join(d, 'a', f), 'w').write(BASE[f])
-            open(os.path.join(d, 'b', f), 'w').write(new)
-            r = subprocess.run(['diff', '-u', 'a/' + f, 'b/' + f], cwd=d, capture_output=True, text=True)
-            lines = r.stdout.split('\n')
-            lines[0], lines[1] = '--- a/' + f, '+++ b/' + f
-            out += '\n'.join(lines)
-    with open(os.path.join(HERE, 'cases', name + '.patch'), 'w') as p:
-        p.write('# ' + note + '\n' + out)
+    source_patches.write_patch(os.path.join(HERE, 'cases', name + '.patch'), '# ' + note, HERE, edits)
 
 
 shutil.rmtree(os.path.join(HERE, 'cases'), ignore_errors=True)
