@@ -54,6 +54,30 @@ internal sealed partial class DiffEngine
 
     private sealed record Piece(ulong OldStart, ulong Size, ulong NewStart);
 
+    private readonly record struct Range(ulong Start, ulong Size);
+
+    /// <summary>
+    /// The ranges to copy for the kept entries or chunks of one section, in order, overlapping ones merged:
+    /// several alternatives may share a replacement's start with different lengths (an empty one among them),
+    /// and a chunk may lie inside another.
+    /// </summary>
+    private static List<Range> Ranges(IEnumerable<SpecialGroup> groups)
+    {
+        var result = new List<Range>();
+        foreach (var g in groups.OrderBy(g => g.Start).ThenByDescending(g => g.Size))
+        {
+            if (result.Count > 0 && g.Start <= result[^1].Start + result[^1].Size)
+            {
+                var last = result[^1];
+                ulong end = Math.Max(last.Start + last.Size, g.Start + g.Size);
+                result[^1] = new Range(last.Start, end - last.Start);
+                continue;
+            }
+            result.Add(new Range(g.Start, g.Size));
+        }
+        return result;
+    }
+
     private byte[] Write()
     {
         var obj = new ElfObject(ElfClass.Elf64, ElfEncoding.LittleEndian, ElfMachine.X86_64);
@@ -111,15 +135,13 @@ internal sealed partial class DiffEngine
         // Special sections: the kept entries, and the chunks (.fixup, replacements) they point at.
         foreach (var sec in _patched.Sections.Where(s => SectionKinds.IsSpecial(s.Kind)).OrderBy(s => s.Kind is SectionKind.Fixup or SectionKind.AltReplacement ? 0 : 1))
         {
-            var kept = _keptGroups.Where(g => ReferenceEquals(g.Section, sec)).OrderBy(g => g.Start).ToList();
+            var kept = Ranges(_keptGroups.Where(g => ReferenceEquals(g.Section, sec)));
             if (kept.Count == 0)
                 continue;
             var pieces = new List<Piece>();
             var bytes = new MemoryStream();
             foreach (var g in kept)
             {
-                if (pieces.Exists(p => p.OldStart == g.Start))
-                    continue;
                 // Code chunks keep their alignment within the section as the assembler laid it out.
                 if (sec.IsExec)
                 {
