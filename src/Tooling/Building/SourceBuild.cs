@@ -258,6 +258,8 @@ public sealed partial class SourceBuild
         {
             baseTree = Path.Combine(work, "original");
             Step($"Building the original tree (make -j{_r.Jobs}; the running hypervisor must be this build)");
+            if (File.Exists(Path.Combine(tree, layout.Image)))
+                Note($"note: {_r.Tree} holds a built {layout.Image}; if that is the running hypervisor, give --base-build {_r.Tree} (this build's stamps, and so its build-id, may differ)");
             if (!Copy(tree, baseTree, out string? copyError))
                 return Fail(SourceBuildOutcome.BadInput, $"cannot copy {_r.Tree}: {copyError}", "check the tree is readable and there is room in the temporary folder");
             int rc = Make(baseTree, layout, stamps, Path.Combine(work, "build-original.log"));

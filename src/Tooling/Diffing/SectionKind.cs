@@ -80,8 +80,9 @@ internal static class SectionKinds
             return SectionKind.Hooks;
         bool exec = (s.Flags & ElfSectionFlags.ExecInstr) != 0;
         bool write = (s.Flags & ElfSectionFlags.Write) != 0;
-        if (n.StartsWith(".init", StringComparison.Ordinal) || n.StartsWith(".exit.", StringComparison.Ordinal) || n.StartsWith(".text.init", StringComparison.Ordinal) ||
-            n.StartsWith(".text.exit", StringComparison.Ordinal))
+        // Xen's __init and __exit sections (.init.text, .init.data, .init.setup, .initcall*, .exit.*); not
+        // .text.init_8259A, which is -ffunction-sections' section of a function named init_8259A.
+        if (n.StartsWith(".init", StringComparison.Ordinal) || n.StartsWith(".exit.", StringComparison.Ordinal))
         {
             return exec ? SectionKind.InitText : SectionKind.InitData;
         }

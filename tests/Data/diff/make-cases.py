@@ -31,6 +31,7 @@ case('extable', 'a changed function with an exception-table entry and its fixup'
 case('alternative', 'only the replacement of an alternative changes', (U, '"lfence", 5)', '"mfence", 5)'))
 case('changed-data', 'the initial value of an existing variable', (U, 'int tunable = 5;', 'int tunable = 6;'))
 case('init-code', '__init code', (U, 'boot_flag = 2;', 'boot_flag = 3;'))
+case('init-named', 'a function whose name begins with init, which is no __init function', (U, 'return x + hits;\n}\n\nint __init', 'return x - hits;\n}\n\nint __init'))
 case('init-data', '__init data', (U, 'int __initdata boot_flag = 1;', 'int __initdata boot_flag = 4;'))
 case('percpu-new', 'a new per-CPU variable', (U, 'DEFINE_PER_CPU(int, ticks);', 'DEFINE_PER_CPU(int, ticks);\nDEFINE_PER_CPU(int, tocks);'),
      (U, 'this_cpu(ticks)++;', 'this_cpu(ticks)++;\n    this_cpu(tocks)++;'))
