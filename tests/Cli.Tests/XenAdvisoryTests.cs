@@ -71,11 +71,7 @@ public class XenAdvisoryTests
             // No payload: it must be the tool's considered answer, never a failure of the build or of the tool.
             Assert.True(run.ExitCode is 65 or 83, $"build-source exited {run.ExitCode}:\n{run.Stderr}");
             Assert.False(File.Exists(output));
-            string why = run.ExitCode == 83 ? "nothing to patch: no function's code changes in this configuration"
-                : "refused: " + string.Join("; ", root.GetProperty("objects").EnumerateArray()
-                    .SelectMany(o => o.TryGetProperty("refused", out var r) ? r.EnumerateArray() : [])
-                    .Select(r => $"{r.GetProperty("section").GetString()}{(r.GetProperty("symbol").GetString() is { } s ? $" ({s})" : "")}: {r.GetProperty("reason").GetString()}")
-                    .DefaultIfEmpty(root.GetProperty("problem").GetProperty("message").GetString()!));
+            string why = run.ExitCode == 83 ? "nothing to patch: no function's code changes in this configuration" : "refused: " + Refusals(root);
             Record(a, commits, tree, $"not built: {why}", "-", "-");
             return;
         }
@@ -100,6 +96,35 @@ public class XenAdvisoryTests
         Assert.Contains($"livepatch: {name} finished REVERT with rc=0", booted.SerialLog, StringComparison.Ordinal);
         Record(a, commits, tree, $"built: {functions.Count} function{(functions.Count == 1 ? "" : "s")} ({string.Join(", ", functions.Take(6))}{(functions.Count > 6 ? ", ..." : "")}) from {objects}",
             "applied", "reverted");
+    }
+
+    // The refusals by kind (the reason up to its first colon), each with the symbols (or sections) it names.
+    private static string Refusals(JsonElement root)
+    {
+        var byKind = new SortedDictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var o in root.GetProperty("objects").EnumerateArray())
+        {
+            if (!o.TryGetProperty("refused", out var refused))
+                continue;
+            string file = Path.GetFileNameWithoutExtension(o.GetProperty("path").GetString()!);
+            foreach (var r in refused.EnumerateArray())
+            {
+                string reason = r.GetProperty("reason").GetString()!;
+                int colon = reason.IndexOf(':', StringComparison.Ordinal);
+                string kind = colon > 0 ? reason[..colon] : reason;
+                int paren = kind.IndexOf(" (", StringComparison.Ordinal);
+                if (paren > 0)
+                    kind = kind[..paren];
+                string what = r.GetProperty("symbol").GetString() ?? $"{file} {r.GetProperty("section").GetString()}";
+                if (!byKind.TryGetValue(kind, out var list))
+                    byKind[kind] = list = [];
+                list.Add(what);
+            }
+        }
+        if (byKind.Count == 0)
+            return root.GetProperty("problem").GetProperty("message").GetString()!;
+        return string.Join("; ", byKind.Select(kv =>
+            $"{kv.Key} ({string.Join(", ", kv.Value.Take(3))}{(kv.Value.Count > 3 ? $", {kv.Value.Count - 3} more" : "")})"));
     }
 
     private static void Record(XenAdvisory a, string commits, string tree, string built, string applied, string reverted)

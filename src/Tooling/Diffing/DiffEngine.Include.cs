@@ -30,13 +30,17 @@ internal sealed partial class DiffEngine
                         Refuse(sec, e.Name, $"data inside code changed ({e.Reason})");
                     break;
                 case SectionKind.InitText:
-                    Refuse(sec, e.Name, $"{what} __init code: it ran at boot and Xen has freed it; a live patch cannot redo boot-time work");
+                    Refuse(sec, e.Name, e.Status == DiffStatus.New
+                        ? "new __init code: it would run only at boot, which is over; a live patch cannot redo boot-time work"
+                        : "changed __init code: it ran at boot and Xen has freed it; a live patch cannot redo boot-time work");
                     break;
                 case SectionKind.EntryText:
                     Refuse(sec, e.Name, $"{what} assembly entry code: exception and system-call entry paths cannot be redirected by a live patch");
                     break;
                 case SectionKind.InitData:
-                    Refuse(sec, e.Name, $"{what} __init data ({e.Reason}): it was used at boot and Xen has freed it");
+                    Refuse(sec, e.Name, e.Status == DiffStatus.New
+                        ? "new __init data: only boot-time code would use it, and boot is over"
+                        : $"changed __init data ({e.Reason}): it was used at boot and Xen has freed it");
                     break;
                 case SectionKind.PerCpu:
                     Refuse(sec, e.Name, $"{what} per-CPU data: Xen's loader places no per-CPU data for a payload");
