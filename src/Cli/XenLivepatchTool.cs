@@ -29,6 +29,7 @@ public static class XenLivepatchTool
           diff ORIG PATCHED -o OUT  the changed and new functions of a rebuilt object (create-diff-object)
           build-source --src TREE --patch FILE -o OUT
                                  a payload from a source patch and the running hypervisor's tree (livepatch-build)
+          sign <payload> ...     sign a payload (appended PKCS#7 or ELF note), for hypervisors that check signatures
           info <payload>         what a payload holds and, with a target, what it would write
           sandbox                run the sandbox hypervisor in the foreground, serving its socket
           demo                   live-patch the sandbox while its vCPUs run, and show it
@@ -70,7 +71,7 @@ public static class XenLivepatchTool
             return ExitCodes.Success;
         }
 
-        string? xen = Lookup(s_mainCommands, command) ?? Lookup(s_actionCommands, command);
+        string? xen = XenCommand(command);
         if (xen != null)
         {
             if (xen == "help")
@@ -104,6 +105,8 @@ public static class XenLivepatchTool
                 return DiffCommand.Run(rest, stdout, stderr);
             case "build-source":
                 return BuildSourceCommand.Run(rest, stdout, stderr);
+            case "sign":
+                return SignCommand.Run(rest, stdout, stderr);
             case "get":
                 if (rest is ["--help"] or ["-h"])
                 {
@@ -163,8 +166,11 @@ public static class XenLivepatchTool
         return false;
     }
 
-    /// <summary>The first name of which <paramref name="arg"/> is a prefix, as Xen's strncmp lookup finds it.</summary>
-    internal static string? Lookup(string[] names, string arg) =>
+    /// <summary>The Xen command <paramref name="arg"/> names: the first of which it is a prefix, main commands first.</summary>
+    private static string? XenCommand(string arg) => Lookup(s_mainCommands, arg) ?? Lookup(s_actionCommands, arg);
+
+    // The first name of which arg is a prefix, as Xen's strncmp lookup finds it.
+    private static string? Lookup(string[] names, string arg) =>
         Array.Find(names, n => n.StartsWith(arg, StringComparison.Ordinal));
 
     private static async Task<int> RunHypervisorCommand(string command, string[] args, ToolOptions options, TextWriter stdout, TextWriter stderr,

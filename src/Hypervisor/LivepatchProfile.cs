@@ -1,4 +1,5 @@
 using XenLivepatch.Abi;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Hypervisor;
 
@@ -54,6 +55,22 @@ public sealed record LivepatchProfile
     /// LIVEPATCH_FLAG_FORCE. Earlier (4.17, the seed) it is <c>pad</c> and must be 0.
     /// </summary>
     public bool AcceptsOpFlags { get; init; }
+
+    /// <summary>
+    /// What UPLOAD does with payload signatures when the target sets no policy of its own. Xen 4.17 and the seed's
+    /// Xen 4.7 verify nothing (the design's "Signature checking requirements" were never built): none.
+    /// </summary>
+    public SignaturePolicy SignaturePolicy { get; init; } = SignaturePolicy.None;
+
+    /// <summary>
+    /// The order of UPLOAD's steps after the ELF checks (<c>load_payload_data</c>). Xen 4.15 to 4.19 check
+    /// <c>.livepatch.xen_depends</c> after <c>prepare_payload</c>; newer Xen checks it first.
+    /// </summary>
+    public IReadOnlyList<LoadStep> LoadOrder { get; init; } =
+    [
+        LoadStep.MovePayload, LoadStep.ResolveSymbols, LoadStep.PerformRelocations, LoadStep.CheckSpecialSections,
+        LoadStep.CheckPatchingSections, LoadStep.PreparePayload, LoadStep.CheckXenBuildId, LoadStep.BuildSymbolTable,
+    ];
 
     /// <summary>Debian's Xen 4.17.7.</summary>
     public static LivepatchProfile Xen417 { get; } = new()

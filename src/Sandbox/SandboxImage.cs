@@ -5,9 +5,10 @@ namespace XenLivepatch.Sandbox;
 
 /// <summary>
 /// The sandbox hypervisor image (xen-syms built from src/Sandbox/image): an ELF executable linked at the
-/// address it runs at, with its symbols and GNU build-id. Read with our ELF reader.
+/// address it runs at, with its symbols and GNU build-id. Read with our ELF reader. It is what the livepatch
+/// core looks symbols and the build-id up in (<see cref="IHypervisorSymbols"/>).
 /// </summary>
-public sealed class SandboxImage
+public sealed class SandboxImage : IHypervisorSymbols
 {
     private SandboxImage(ElfFile file, HypervisorSymbolTable symbols, byte[] buildId, ulong start, ulong end)
     {
@@ -26,6 +27,22 @@ public sealed class SandboxImage
 
     /// <summary>Its GNU build-id.</summary>
     public byte[] BuildId { get; }
+
+    ReadOnlyMemory<byte> IHypervisorSymbols.BuildId => BuildId;
+
+    /// <inheritdoc/>
+    public ulong TextStart => Symbols.TextStart;
+
+    /// <inheritdoc/>
+    public ulong TextEnd => Symbols.TextEnd;
+
+    /// <inheritdoc/>
+    public bool TryLookup(string name, out ulong address)
+    {
+        bool found = Symbols.TryGet(name, out var s);
+        address = found ? s.Address : 0;
+        return found;
+    }
 
     /// <summary>The lowest address of its loadable segments (page aligned).</summary>
     public ulong Start { get; }

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using XenLivepatch.Abi;
 using XenLivepatch.Hypervisor;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Sandbox;
 
@@ -33,8 +34,8 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _listener.Bind(new UnixDomainSocketEndPoint(path));
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
-        if (group is uint g && Native.chown(path, uint.MaxValue, g) != 0)
-            throw new IOException($"cannot give {path} to group {g}: {Native.LastError()}");
+        if (group is uint g && LibC.chown(path, uint.MaxValue, g) != 0)
+            throw new IOException($"cannot give {path} to group {g}: {LibC.LastError()}");
         _listener.Listen(16);
         _accepting = Task.Run(AcceptLoop);
     }
@@ -45,7 +46,7 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     {
         if (!File.Exists(path))
             return;
-        if (!Native.IsSocket(path))
+        if (!LibC.IsSocket(path))
             throw new IOException($"{path} exists and is not a socket");
         using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
@@ -164,14 +165,27 @@ public sealed class SysctlSocketServer : IAsyncDisposable
                 {
                     return;
                 }
-                if (!SocketWire.TryDecodeRequest(message, out byte[] sysctl, out var buffers, out string why))
+                byte[] reply;
+                if (SocketWire.IsStatusRequest(message))
                 {
-                    _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
-                    return;
+                    if (!SocketWire.TryDecodeStatusRequest(message, out string name, out string bad))
+                    {
+                        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {bad}; closing");
+                        return;
+                    }
+                    reply = StatusReply(name, privileged);
                 }
-                int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged);
-                Log(peer, privileged, sysctl, rc);
-                byte[] reply = SocketWire.EncodeReply(rc, sysctl, buffers);
+                else
+                {
+                    if (!SocketWire.TryDecodeRequest(message, out byte[] sysctl, out var buffers, out string why))
+                    {
+                        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
+                        return;
+                    }
+                    int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged);
+                    Log(peer, privileged, sysctl, rc);
+                    reply = SocketWire.EncodeReply(rc, sysctl, buffers);
+                }
                 var prefix = new byte[4];
                 BinaryPrimitives.WriteInt32LittleEndian(prefix, reply.Length);
                 try
@@ -185,6 +199,18 @@ public sealed class SysctlSocketServer : IAsyncDisposable
                 }
             }
         }
+    }
+
+    // A payload's signature check, for the privileged: what the registry recorded at its upload.
+    private byte[] StatusReply(string name, bool privileged)
+    {
+        if (!privileged)
+            return SocketWire.EncodeStatusReply(-(int)XenErrno.EPERM, []);
+        var core = _handler.Core;
+        var payload = core.Find(name);
+        return payload == null
+            ? SocketWire.EncodeStatusReply(-(int)XenErrno.ENOENT, [])
+            : SocketWire.EncodeStatusReply(0, SignatureCheck.Status(core.Trust, payload.Signature));
     }
 
     private void Log(in PeerCredentials peer, bool privileged, byte[] sysctl, int rc)

@@ -288,10 +288,15 @@ public class HypervisorCommandTests
         Assert.Equal(new CliRun(1, "", "xen-livepatch: --xen and --sandbox exclude each other: give one\n"), CliRun.Ours("--xen", "--sandbox", "/x", "list"));
         Assert.Equal(new CliRun(1, "", "xen-livepatch: --sandbox needs the socket's path: --sandbox PATH <command> ...\n"), CliRun.Ours("--sandbox"));
         Assert.Equal(new CliRun(1, "", Usage.Help), CliRun.Ours("--xen"));
-        Assert.StartsWith("/dev/xen/privcmd is absent", CliRun.Ours("--xen", "list").Stderr["xen-livepatch: ".Length..], StringComparison.Ordinal);
         // After the command they are Xen's arguments: a name, a flag.
         var xen = OfflineXen.Create();
         Assert.Equal(new CliRun(1, "", "Failed to get status of --xen.\nError 2: No such file or directory\n"), CliRun.With(xen, "apply", "--xen"));
         Assert.Equal(new CliRun(1, "", Usage.Help), CliRun.With(xen, "list", "--json"));
+    }
+
+    [OutsideXenFact]
+    public void Xen_chosen_outside_a_xen_domain_says_privcmd_is_absent()
+    {
+        Assert.StartsWith("/dev/xen/privcmd is absent", CliRun.Ours("--xen", "list").Stderr["xen-livepatch: ".Length..], StringComparison.Ordinal);
     }
 }

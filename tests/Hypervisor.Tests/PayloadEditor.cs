@@ -49,17 +49,3 @@ internal sealed class PayloadEditor
     /// <summary>File offset of relocation <paramref name="entry"/> of a relocation section.</summary>
     public int Rela(string section, int entry) => Data(section) + entry * 24;
 }
-
-/// <summary>Edits through the ELF object model and writes the payload again.</summary>
-internal static class PayloadModel
-{
-    public static byte[] Edit(byte[] payload, Action<ElfObject> edit)
-    {
-        var obj = ElfObject.FromFile(ElfFile.Read(payload));
-        edit(obj);
-        return obj.Write();
-    }
-
-    public static ElfObjectSection Section(this ElfObject obj, string name) =>
-        obj.FindSection(name) ?? throw new KeyNotFoundException(name);
-}

@@ -1,3 +1,4 @@
+using XenLivepatch.Abi;
 using XenLivepatch.Elf;
 using XenLivepatch.Hypervisor;
 using XenLivepatch.TestKit;
@@ -12,10 +13,32 @@ public class PatchPreviewTests
 {
     private static string Fixture(string name) => Repo.Path("tests", "Data", "tooling", name);
 
-    private static TargetPreview Preview(string payload, string image)
+    private static OfflineTarget Target(string image)
     {
         Assert.True(OfflineTarget.TryFromImage("image", ElfFile.Load(Fixture(image)), out var target, out string? why), why);
-        return TargetPreview.Create("greeting", File.ReadAllBytes(Fixture(payload)), target, LivepatchProfile.Xen417);
+        return target;
+    }
+
+    private static TargetPreview Preview(string payload, string image) =>
+        TargetPreview.Create("greeting", File.ReadAllBytes(Fixture(payload)), Target(image), LivepatchProfile.Xen417);
+
+    // The code of a fresh copy of the target once the payload is uploaded and applied there.
+    private static OfflineHypervisor Applied(string payload, string image)
+    {
+        var target = Target(image);
+        var hypervisor = target.Create();
+        var core = new LivepatchCore(LivepatchProfile.Xen417, LivepatchArch.Get(target.Machine), hypervisor, hypervisor);
+        Assert.Null(core.Upload("greeting", File.ReadAllBytes(Fixture(payload))));
+        Assert.Equal(0, core.Action("greeting", LivepatchAction.Apply));
+        Assert.Equal(LivepatchState.Applied, core.Find("greeting")!.State);
+        return hypervisor;
+    }
+
+    private static byte[] Code(OfflineHypervisor hypervisor, ulong address, int length)
+    {
+        var code = new byte[length];
+        Assert.Equal(MemoryReadStatus.Ok, hypervisor.Read(address, code));
+        return code;
     }
 
     [Fact]
@@ -28,13 +51,17 @@ public class PatchPreviewTests
         var last = jump.After[^1];
         Assert.Equal($"jmp 0x{jump.NewAddress:x}", last.Text);
         Assert.Equal(jump.OldAddress, last.Address);
-        Assert.Equal(jump.Patch, last.Bytes);
         Assert.Equal(jump.Before.Sum(i => i.Bytes.Length) - 5, jump.Leftover);
 
         var nop = p.Functions[1];
         Assert.Equal(0UL, nop.NewAddress);
         Assert.All(nop.After, i => Assert.StartsWith("nop", i.Text, StringComparison.Ordinal));
         Assert.Equal(5, nop.After.Sum(i => i.Bytes.Length));
+
+        // What it shows is what an APPLY writes.
+        var applied = Applied("greeting.livepatch", "xen-syms");
+        foreach (var f in p.Functions)
+            Assert.Equal(Code(applied, f.OldAddress + (ulong)f.PatchOffset, f.Patch.Length), f.Patch);
     }
 
     [Fact]

@@ -29,7 +29,14 @@ public static class TableGenerator
         foreach (string file in Directory.GetFiles(tables, "*.tbl").Order(StringComparer.Ordinal))
         {
             string rel = Path.GetRelativePath(root, file).Replace('\\', '/');
-            var table = Parse(File.ReadAllLines(file), rel);
+            string[] lines = File.ReadAllLines(file);
+            if (CheckTableGenerator.IsCheckTable(lines))
+            {
+                var checks = CheckTableGenerator.Parse(lines, rel);
+                yield return (checks.Output, CheckTableGenerator.Render(checks, rel));
+                continue;
+            }
+            var table = Parse(lines, rel);
             yield return (table.Output, Render(table, rel));
         }
     }

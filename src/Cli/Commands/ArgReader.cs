@@ -1,26 +1,5 @@
 namespace XenLivepatch.Cli;
 
-/// <summary>Our own commands' exit codes where they are not an errno.</summary>
-internal static class OwnExitCodes
-{
-    /// <summary>EX_USAGE: the command line is wrong.</summary>
-    public const int Usage = 64;
-    /// <summary>EX_DATAERR: the inputs were read, but what they ask for cannot be made (a payload Xen would refuse).</summary>
-    public const int DataError = 65;
-    /// <summary>EX_NOINPUT: an input file cannot be read.</summary>
-    public const int NoInput = 66;
-    /// <summary>EX_CANTCREAT: the output file cannot be written.</summary>
-    public const int CantCreate = 73;
-    /// <summary>build-source: a patch does not apply to the tree (the tree is left as it was).</summary>
-    public const int PatchDoesNotApply = 80;
-    /// <summary>build-source: the tree (original or patched) does not build.</summary>
-    public const int TreeDoesNotBuild = 81;
-    /// <summary>diff, build-source: the objects were built by different compilers or flags, or cannot be compared.</summary>
-    public const int Mismatched = 82;
-    /// <summary>diff, build-source: the patch changes no function (an empty patch, comments, line numbers only).</summary>
-    public const int NothingToPatch = 83;
-}
-
 /// <summary>
 /// A small option reader for our own commands: <c>--name value</c>, <c>--flag</c>, repeated options, and
 /// positional arguments, with errors that say what is wrong.

@@ -36,6 +36,7 @@ internal static class BuildCommand
           --old-size <func>=<n>     the size of the hypervisor's <func>, where its listing has none
           --metadata <key>=<value>  a .modinfo string, shown by 'xen-livepatch list'
           --resolve                 store the old functions' addresses (default: 0, Xen resolves the names)
+        """ + PayloadSigning.Help + """
         Options naming functions or metadata may be repeated.
         Exit status: 0 when written; 64 for a wrong command line; 65 when the payload cannot be made (the
         message says why and what to do); 66 when an input cannot be read; 73 when the output cannot be written.
@@ -49,10 +50,10 @@ internal static class BuildCommand
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
-            return 0;
+            return OwnExitCodes.Success;
         }
         var a = ArgReader.Parse(args,
-            [.. CommandInput.TargetOptions, "--output", "--name", "--profile", "--depends", "--depends-on", "--replace", "--nop", "--expect", "--old-size", "--metadata"],
+            [.. CommandInput.TargetOptions, .. PayloadSigning.Options, "--output", "--name", "--profile", "--depends", "--depends-on", "--replace", "--nop", "--expect", "--old-size", "--metadata"],
             ["--resolve"], [], out string? argError, s_aliases);
         if (a == null)
             return Usage(stderr, argError!);
@@ -70,6 +71,9 @@ internal static class BuildCommand
         if (!TryOptions(a, stderr, out var replace, out var nops, out var expect, out var oldSizes, out int code))
             return code;
 
+        if (!PayloadSigning.TryCreate("build", a, stderr, out var signing, out code))
+            return code;
+        using var signingKey = signing;
         if (!CommandInput.TryTarget("build", a, stderr, out var target, out code))
             return code;
         ReadOnlyMemory<byte>? depends = null;
@@ -118,10 +122,18 @@ internal static class BuildCommand
             stderr.Write($"xen-livepatch build: {problem}\n");
             return OwnExitCodes.DataError;
         }
-        if (!CommandInput.TryWriteWhole("build", output, result.Data, stderr))
+        byte[] written = result.Data;
+        if (signing != null)
+        {
+            if (!signing.TrySign("build", written, stderr, out written))
+                return OwnExitCodes.DataError;
+        }
+        if (!CommandInput.TryWrite("build", output, written, stderr))
             return OwnExitCodes.CantCreate;
         stdout.Write(Summary(output, target, profile, result));
-        return 0;
+        if (signing != null)
+            stdout.Write($"  {signing.Describe(written)}\n");
+        return OwnExitCodes.Success;
     }
 
     private static int Usage(TextWriter stderr, string problem) => CommandInput.Usage("build", stderr, problem);
@@ -133,7 +145,7 @@ internal static class BuildCommand
         nops = [];
         expect = [];
         oldSizes = new Dictionary<string, uint>(StringComparer.Ordinal);
-        code = 0;
+        code = OwnExitCodes.Success;
         foreach (string r in a.Values("--replace"))
         {
             int eq = r.IndexOf('=', StringComparison.Ordinal);

@@ -33,6 +33,7 @@ internal static class BuildSourceCommand
           --keep <dir>              keep the trees, build logs and compared objects there (a new or empty folder)
           --json                    print one JSON object on stdout: per object, the changed, new and refused
                                     symbols with the reason
+        """ + PayloadSigning.Help + """
         Exit status: 0 when written; 64 for a wrong command line; 65 when a change cannot be live-patched (the
         message names object, section and symbol) or the payload cannot be made; 66 when an input cannot be read;
         73 when the output cannot be written; 80 when a patch does not apply (the hunk is named); 81 when the
@@ -52,7 +53,7 @@ internal static class BuildSourceCommand
         }
         // make's spelling: -j4 as well as -j 4.
         args = [.. args.Select(x => x.StartsWith("-j", StringComparison.Ordinal) && x.Length > 2 && char.IsAsciiDigit(x[2]) ? "--jobs=" + x[2..] : x)];
-        var a = ArgReader.Parse(args, ["--src", "--patch", "--output", "--name", "--base-build", "--depends-on", "--depends", "--metadata", "--jobs", "--keep"],
+        var a = ArgReader.Parse(args, ["--src", "--patch", "--output", "--name", "--base-build", "--depends-on", "--depends", "--metadata", "--jobs", "--keep", .. PayloadSigning.Options],
             ["--replace", "--json"], [], out string? argError, s_aliases);
         if (a == null)
             return Usage(stderr, argError!);
@@ -102,6 +103,9 @@ internal static class BuildSourceCommand
                 return OwnExitCodes.NoInput;
             }
         }
+        if (!PayloadSigning.TryCreate("build-source", a, stderr, out var signing, out int code))
+            return code;
+        using var signingKey = signing;
         var request = new SourceBuildRequest
         {
             Tree = tree,
@@ -115,6 +119,11 @@ internal static class BuildSourceCommand
             Metadata = a.Values("--metadata"),
             Jobs = jobs,
             Keep = a.Value("--keep"),
+            Seal = signing == null ? null : (byte[] payload, out byte[] written, out string? problem) =>
+            {
+                written = signing.SignOrNull(payload, out problem) ?? [];
+                return problem == null;
+            },
         };
         var result = SourceBuild.Run(request, stderr);
         int exit = ExitCode(result.Outcome);
@@ -126,7 +135,11 @@ internal static class BuildSourceCommand
             return exit;
         }
         if (!a.Flag("--json"))
+        {
             stdout.Write(Summary(request, result));
+            if (signing != null)
+                stdout.Write($"  {signing.Describe(result.Written!)}\n");
+        }
         return 0;
     }
 
@@ -149,7 +162,7 @@ internal static class BuildSourceCommand
         var p = r.Payload!;
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.Append(c, $"{request.Output}: {r.Name}, {p.Data.Length} bytes, build-id {Convert.ToHexStringLower(p.BuildId)}, for {r.BaseImage}\n");
+        sb.Append(c, $"{request.Output}: {r.Name}, {r.Written!.Length} bytes, build-id {Convert.ToHexStringLower(p.BuildId)}, for {r.BaseImage}\n");
         foreach (var o in r.Objects.Where(o => o.Diff != null))
         {
             foreach (var s in o.Diff!.Changed)
@@ -219,7 +232,8 @@ internal static class BuildSourceCommand
             if (r.Payload is { } p)
             {
                 w.WriteStartObject("payload");
-                w.WriteNumber("size", p.Data.Length);
+                w.WriteNumber("size", r.Written!.Length);
+                w.WriteBoolean("signed", request.Seal != null);
                 w.WriteString("build_id", Convert.ToHexStringLower(p.BuildId));
                 w.WriteString("hypervisor", r.BaseImage);
                 w.WriteString("depends", Convert.ToHexStringLower(p.Depends.BuildId.Span));

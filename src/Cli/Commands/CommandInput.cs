@@ -38,6 +38,30 @@ internal static class CommandInput
         }
     }
 
+    /// <summary>
+    /// Writes <paramref name="data"/> to <paramref name="output"/> whole or not at all (a temporary file beside it,
+    /// then renamed over it), or reports why it cannot.
+    /// </summary>
+    public static bool TryWrite(string command, string output, ReadOnlySpan<byte> data, TextWriter stderr)
+    {
+        string full = Path.GetFullPath(output);
+        string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            using (var f = File.Create(temporary))
+                f.Write(data);
+            File.Move(temporary, full, overwrite: true);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(temporary); }
+            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            stderr.Write($"xen-livepatch {command}: cannot write {output}: {e.Message}\n  check that its folder exists and is writable\n");
+            return false;
+        }
+    }
+
     /// <summary>Reads a file as ELF, or reports why it cannot be.</summary>
     public static bool TryReadElf(string command, string path, TextWriter stderr, [NotNullWhen(true)] out ElfFile? file)
     {
@@ -54,7 +78,7 @@ internal static class CommandInput
     public static bool TryTarget(string command, ArgReader a, TextWriter stderr, [NotNullWhen(true)] out OfflineTarget? target, out int code)
     {
         target = null;
-        code = 0;
+        code = OwnExitCodes.Success;
         string? image = a.Value("--target");
         string? symbols = a.Value("--symbols");
         if ((image == null) == (symbols == null))
@@ -120,30 +144,6 @@ internal static class CommandInput
             return false;
         }
         return true;
-    }
-
-    /// <summary>
-    /// Writes a file whole or not at all: a temporary file beside it, then renamed over it, so that a failure
-    /// leaves no half-written output (and an existing file untouched).
-    /// </summary>
-    public static bool TryWriteWhole(string command, string output, ReadOnlySpan<byte> data, TextWriter stderr)
-    {
-        string full = Path.GetFullPath(output);
-        string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            using (var f = File.Create(temporary))
-                f.Write(data);
-            File.Move(temporary, full, overwrite: true);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(temporary); }
-            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
-            stderr.Write($"xen-livepatch {command}: cannot write {output}: {e.Message}\n  check that its folder exists and is writable\n");
-            return false;
-        }
     }
 
     /// <summary>Parses hex (spaces around it ignored).</summary>

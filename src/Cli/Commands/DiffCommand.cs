@@ -67,7 +67,7 @@ internal static class DiffCommand
         }
         var result = ObjectDiff.Run(new DiffInput(Path.GetFileName(a.Positional[0]), original), new DiffInput(Path.GetFileName(a.Positional[1]), patched), patches);
         int exit = ExitCode(result);
-        if (exit == 0 && !CommandInput.TryWriteWhole("diff", output, result.Output!, stderr))
+        if (exit == 0 && !CommandInput.TryWrite("diff", output, result.Output!, stderr))
             return OwnExitCodes.CantCreate;
         if (a.Flag("--json"))
         {

@@ -14,8 +14,8 @@ internal static class XenCommands
     /// <summary>The tool's wait between an action and the GET that reads its outcome: twice the hypervisor's 30 ms.</summary>
     public static readonly TimeSpan ActionWait = TimeSpan.FromTicks(2 * LivepatchClient.ToolTimeoutNs / 100);
 
-    private const int EINVAL = 22;
-    private const int EAGAIN = 11;
+    private const int EINVAL = (int)XenErrno.EINVAL;
+    private const int EAGAIN = (int)XenErrno.EAGAIN;
 
     /// <summary>The actions, in Xen's <c>action_options</c> order: name, the state it needs, the outcome it expects, the verb.</summary>
     private static readonly (string Name, LivepatchAction Action, uint Allow, int Expected, string Verb)[] s_actions =
@@ -266,6 +266,11 @@ internal static class XenCommands
         s.Out(text.ToString());
         step.Outcome = "completed";
         s.Listed = list.Entries;
+        if (s.Json)
+        {
+            foreach (var e in list.Entries)
+                s.Signatures[e.Name] = await s.SignatureAsync(client, e.Name).ConfigureAwait(false);
+        }
         return 0;
     }
 

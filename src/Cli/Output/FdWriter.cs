@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using System.Text;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Cli;
 
@@ -7,7 +7,7 @@ namespace XenLivepatch.Cli;
 /// A text writer straight onto a file descriptor: each write is one <c>write(2)</c> of its UTF-8 bytes, as the C
 /// tool's unbuffered stdout does, and nothing of the console or file-stream machinery runs at start-up.
 /// </summary>
-internal sealed partial class FdWriter : TextWriter
+internal sealed class FdWriter : TextWriter
 {
     private readonly int _fd;
 
@@ -34,10 +34,10 @@ internal sealed partial class FdWriter : TextWriter
             int done = 0;
             while (done < n)
             {
-                nint w = SysWrite(_fd, p + done, (nuint)(n - done));
+                nint w = LibC.write(_fd, p + done, (nuint)(n - done));
                 if (w < 0)
                 {
-                    if (Marshal.GetLastPInvokeError() == 4) // EINTR
+                    if (LibC.Errno == LibC.EINTR)
                         continue;
                     return; // a closed pipe: nothing useful to do, as printf would not either
                 }
@@ -45,7 +45,4 @@ internal sealed partial class FdWriter : TextWriter
             }
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
-    private static unsafe partial nint SysWrite(int fd, byte* buffer, nuint count);
 }

@@ -1,5 +1,7 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
 using XenLivepatch.Abi;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Control;
 
@@ -20,12 +22,29 @@ public sealed class PrivcmdTransport : ISysctlTransport
     /// <summary>The hypercall buffer device (Linux 4.18+).</summary>
     public const string HypercallBufferPath = "/dev/xen/hypercall";
 
+    /// <summary>
+    /// IOCTL_PRIVCMD_HYPERCALL (Linux include/uapi/xen/privcmd.h): <c>_IOC(_IOC_NONE, 'P', 0, sizeof(privcmd_hypercall_t))</c>,
+    /// the struct being <c>{ __u64 op; __u64 arg[5]; }</c>, 48 bytes.
+    /// </summary>
+    private const nuint IOCTL_PRIVCMD_HYPERCALL = (48u << 16) | ((nuint)'P' << 8) | 0;
+
+    /// <summary><c>__HYPERVISOR_sysctl</c> (xen/include/public/xen.h).</summary>
+    private const ulong HYPERVISOR_sysctl = 35;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct privcmd_hypercall
+    {
+        public ulong op;
+        public ulong arg0, arg1, arg2, arg3, arg4;
+    }
+
     private const int Page = 4096;
     private readonly Lock _lock = new();
-    private int _privcmd;
-    private readonly int _bufferDevice;
+    private readonly SafeFileDescriptor _privcmd;
+    // /dev/xen/hypercall; invalid when the kernel lacks it.
+    private readonly SafeFileDescriptor _bufferDevice;
 
-    private PrivcmdTransport(int privcmd, int bufferDevice)
+    private PrivcmdTransport(SafeFileDescriptor privcmd, SafeFileDescriptor bufferDevice)
     {
         _privcmd = privcmd;
         _bufferDevice = bufferDevice;
@@ -39,7 +58,7 @@ public sealed class PrivcmdTransport : ISysctlTransport
     public LivepatchAbi Abi { get; private set; }
 
     /// <summary>True when hypercall buffers come from <c>/dev/xen/hypercall</c> (false: mmap + mlock).</summary>
-    public bool UsesHypercallDevice => _bufferDevice >= 0;
+    public bool UsesHypercallDevice => !_bufferDevice.IsInvalid;
 
     /// <summary>
     /// Opens <c>/dev/xen/privcmd</c> and probes the hypervisor's sysctl interface version (or uses
@@ -52,15 +71,15 @@ public sealed class PrivcmdTransport : ISysctlTransport
             return Task.FromResult(TransportOpenResult.Failed($"{PrivcmdPath} is absent: this is not a Xen domain, or the xen-privcmd driver is not loaded",
                 "run in Xen's control domain (dom0) as root (modprobe xen-privcmd if needed), or use the sandbox hypervisor ('xen-livepatch sandbox')"));
         }
-        int fd = PrivcmdNative.Open(PrivcmdPath, PrivcmdNative.O_RDWR | PrivcmdNative.O_CLOEXEC);
-        if (fd < 0)
+        var privcmd = SafeFileDescriptor.Open(PrivcmdPath, LibC.O_RDWR | LibC.O_CLOEXEC);
+        if (privcmd.IsInvalid)
         {
-            int e = PrivcmdNative.Errno;
-            string advice = e is 13 or 1 ? "run as root in Xen's control domain (dom0)" : "check that the xen-privcmd driver works (dmesg)";
-            return Task.FromResult(TransportOpenResult.Failed($"cannot open {PrivcmdPath}: {PrivcmdNative.Describe(e)}", advice));
+            int e = LibC.Errno;
+            string advice = e is LibC.EACCES or LibC.EPERM ? "run as root in Xen's control domain (dom0)" : "check that the xen-privcmd driver works (dmesg)";
+            return Task.FromResult(TransportOpenResult.Failed($"cannot open {PrivcmdPath}: {LibC.StrError(e)}", advice));
         }
-        int buffers = PrivcmdNative.Open(HypercallBufferPath, PrivcmdNative.O_RDWR | PrivcmdNative.O_CLOEXEC);
-        var transport = new PrivcmdTransport(fd, buffers);
+        var buffers = SafeFileDescriptor.Open(HypercallBufferPath, LibC.O_RDWR | LibC.O_CLOEXEC);
+        var transport = new PrivcmdTransport(privcmd, buffers);
         return Finish(transport, abi, cancellationToken);
     }
 
@@ -82,19 +101,19 @@ public sealed class PrivcmdTransport : ISysctlTransport
 
     private unsafe int Call(byte[] sysctl, IReadOnlyList<WireBuffer> buffers)
     {
-        ObjectDisposedException.ThrowIf(_privcmd < 0, this);
+        ObjectDisposedException.ThrowIf(_privcmd.IsClosed, this);
         // Layout: [xen_sysctl][guard]([buffer][guard])*, every part page-aligned. The mapped pages of the last call
         // are reused when this call needs the same number of pages per buffer (GET, ACTION, GET of one action; the
         // size probe and LIST): mapping hypercall pages costs page-table hypercalls in a PV dom0.
         var pages = new long[buffers.Count];
         for (int i = 0; i < buffers.Count; i++)
             pages[i] = Pages(buffers[i].Data.Length);
-        if (_region == 0 || !pages.AsSpan().SequenceEqual(_regionPages))
+        if (_region == null || !pages.AsSpan().SequenceEqual(_regionPages))
         {
             ReleaseRegion();
             MapRegion(pages);
         }
-        nint region = _region;
+        nint region = _region!.Address;
         nint sysctlPage = region;
         var placed = new ulong[buffers.Count];
         for (int i = 0; i < buffers.Count; i++)
@@ -116,18 +135,18 @@ public sealed class PrivcmdTransport : ISysctlTransport
         SysctlHandles.Map(op, SysctlHandles.Forward(buffers, placed)).Write(moved.AsSpan(XenSysctl.UnionOffset), layout);
         moved.CopyTo(new Span<byte>((void*)sysctlPage, XenSysctl.SizeOf));
 
-        var hypercall = new PrivcmdNative.PrivcmdHypercall { Op = PrivcmdNative.HYPERVISOR_sysctl, Arg0 = (ulong)sysctlPage };
+        var hypercall = new privcmd_hypercall { op = HYPERVISOR_sysctl, arg0 = (ulong)sysctlPage };
         int rc;
         do
         {
-            rc = PrivcmdNative.Ioctl(_privcmd, PrivcmdNative.IOCTL_PRIVCMD_HYPERCALL, &hypercall);
+            rc = LibC.ioctl(_privcmd, IOCTL_PRIVCMD_HYPERCALL, &hypercall);
         }
-        while (rc < 0 && PrivcmdNative.Errno == PrivcmdNative.EINTR);
+        while (rc < 0 && LibC.Errno == LibC.EINTR);
         if (rc < 0)
         {
-            int e = PrivcmdNative.Errno;
+            int e = LibC.Errno;
             // privcmd passes Xen's negative result through as errno; ENOTTY would mean this is not privcmd.
-            if (e == 25)
+            if (e == LibC.ENOTTY)
                 throw new LivepatchTransportException($"{PrivcmdPath} does not take IOCTL_PRIVCMD_HYPERCALL (ENOTTY): is it Xen's privcmd device?");
             rc = -e;
         }
@@ -144,8 +163,8 @@ public sealed class PrivcmdTransport : ISysctlTransport
         return rc;
     }
 
-    private nint _region;
-    private long _regionSize;
+    // The hypercall pages of the last call, kept for the next (see Call).
+    private SafeMapping? _region;
     private long[] _regionPages = [];
     private long[] _regionOffsets = [];
 
@@ -158,7 +177,7 @@ public sealed class PrivcmdTransport : ISysctlTransport
             offsets[i] = size;
             size += pages[i] + (pages[i] == 0 ? 0 : Page);
         }
-        nint region = Reserve(size);
+        var region = Reserve(size);
         try
         {
             Commit(region, 0, Page);
@@ -170,20 +189,18 @@ public sealed class PrivcmdTransport : ISysctlTransport
         }
         catch
         {
-            _ = PrivcmdNative.Munmap(region, (nuint)size);
+            region.Dispose();
             throw;
         }
         _region = region;
-        _regionSize = size;
         _regionPages = pages;
         _regionOffsets = offsets;
     }
 
     private void ReleaseRegion()
     {
-        if (_region != 0)
-            _ = PrivcmdNative.Munmap(_region, (nuint)_regionSize);
-        _region = 0;
+        _region?.Dispose();
+        _region = null;
     }
 
     // The hypervisor never changes a handle; put the caller's back (the OUT fields keep the hypervisor's values).
@@ -201,38 +218,37 @@ public sealed class PrivcmdTransport : ISysctlTransport
     private static long Pages(int length) => ((long)length + Page - 1) / Page * Page;
 
     // An inaccessible reservation: what is not committed stays a guard.
-    private static nint Reserve(long size)
+    private static SafeMapping Reserve(long size)
     {
-        nint region = PrivcmdNative.Mmap(0, (nuint)size, PrivcmdNative.PROT_NONE,
-            PrivcmdNative.MAP_PRIVATE | PrivcmdNative.MAP_ANONYMOUS | PrivcmdNative.MAP_NORESERVE, -1, 0);
-        if (region == PrivcmdNative.MapFailed)
-            throw new LivepatchTransportException($"cannot reserve {size} bytes for hypercall buffers: {PrivcmdNative.Describe(PrivcmdNative.Errno)}");
+        var region = SafeMapping.MapAnonymous((nuint)size, LibC.PROT_NONE, LibC.MAP_PRIVATE | LibC.MAP_NORESERVE);
+        if (region.IsInvalid)
+            throw new LivepatchTransportException($"cannot reserve {size} bytes for hypercall buffers: {LibC.LastError()}");
         return region;
     }
 
-    // Hypercall-safe pages at region+offset: /dev/xen/hypercall pages, or anonymous pages locked in memory.
-    private nint Commit(nint region, long offset, long length)
+    // Hypercall-safe pages at region+offset, in place of the reservation's (MAP_FIXED): /dev/xen/hypercall pages, or
+    // anonymous pages locked in memory. They stay part of the reservation, and go with it.
+    private void Commit(SafeMapping region, long offset, long length)
     {
-        nint at = region + (nint)offset;
-        nint got = _bufferDevice >= 0
-            ? PrivcmdNative.Mmap(at, (nuint)length, PrivcmdNative.PROT_READ | PrivcmdNative.PROT_WRITE, PrivcmdNative.MAP_SHARED | PrivcmdNative.MAP_FIXED, _bufferDevice, 0)
-            : PrivcmdNative.Mmap(at, (nuint)length, PrivcmdNative.PROT_READ | PrivcmdNative.PROT_WRITE, PrivcmdNative.MAP_PRIVATE | PrivcmdNative.MAP_ANONYMOUS | PrivcmdNative.MAP_FIXED, -1, 0);
-        if (got == PrivcmdNative.MapFailed)
+        nint at = region.Address + (nint)offset;
+        nint got = UsesHypercallDevice
+            ? LibC.mmap(at, (nuint)length, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED | LibC.MAP_FIXED, _bufferDevice, 0)
+            : LibC.mmap(at, (nuint)length, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_FIXED, -1, 0);
+        if (got == LibC.MAP_FAILED)
         {
             throw new LivepatchTransportException(
-                $"cannot map {length} bytes of hypercall buffers from {(_bufferDevice >= 0 ? HypercallBufferPath : "anonymous memory")}: {PrivcmdNative.Describe(PrivcmdNative.Errno)}");
+                $"cannot map {length} bytes of hypercall buffers from {(UsesHypercallDevice ? HypercallBufferPath : "anonymous memory")}: {LibC.LastError()}");
         }
-        if (_bufferDevice < 0)
+        if (!UsesHypercallDevice)
         {
             // libxencall's fallback: the pages must stay resident (and out of a forked child) while Xen uses them.
-            if (PrivcmdNative.Mlock(at, (nuint)length) != 0)
+            if (LibC.mlock(at, (nuint)length) != 0)
             {
                 throw new LivepatchTransportException(
-                    $"cannot lock {length} bytes of hypercall buffers in memory: {PrivcmdNative.Describe(PrivcmdNative.Errno)}; run as root (or raise RLIMIT_MEMLOCK)");
+                    $"cannot lock {length} bytes of hypercall buffers in memory: {LibC.LastError()}; run as root (or raise RLIMIT_MEMLOCK)");
             }
-            _ = PrivcmdNative.Madvise(at, (nuint)length, PrivcmdNative.MADV_DONTFORK);
+            _ = LibC.madvise(at, (nuint)length, LibC.MADV_DONTFORK);
         }
-        return at;
     }
 
     /// <inheritdoc/>
@@ -240,14 +256,9 @@ public sealed class PrivcmdTransport : ISysctlTransport
     {
         lock (_lock)
         {
-            if (_privcmd >= 0)
-            {
-                ReleaseRegion();
-                _ = PrivcmdNative.Close(_privcmd);
-                _privcmd = -1;
-                if (_bufferDevice >= 0)
-                    _ = PrivcmdNative.Close(_bufferDevice);
-            }
+            ReleaseRegion();
+            _privcmd.Dispose();
+            _bufferDevice.Dispose();
         }
         return ValueTask.CompletedTask;
     }

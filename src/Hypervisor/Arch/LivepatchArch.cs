@@ -77,6 +77,26 @@ public abstract class LivepatchArch
     /// <summary>Bytes at the start of an old function that this architecture patches after (ENDBR64); empty when none.</summary>
     public virtual bool StartsWithEndbr(ReadOnlySpan<byte> first4) => false;
 
+    /// <summary>
+    /// Whether the hypervisor has an exception table a payload's <c>.ex_table</c> extends (<c>CONFIG_HAS_EX_TABLE</c>:
+    /// x86 only); where it has none, a payload with the section is refused with -EOPNOTSUPP.
+    /// </summary>
+    public virtual bool HasExceptionTable => true;
+
+    /// <summary>
+    /// Where a patch starts in the old function (<c>arch_livepatch_apply</c>'s <c>patch_offset</c>): 4 bytes in
+    /// when the function starts with ENDBR64 (or its poison) and the profile handles CET-IBT (Xen 4.17); else 0.
+    /// <paramref name="head"/> is the function's first bytes (shorter when they are not known).
+    /// </summary>
+    public int PatchOffset(LivepatchProfile profile, ReadOnlySpan<byte> head)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        return profile.HandlesEndbr && head.Length >= 4 && StartsWithEndbr(head[..4]) ? 4 : 0;
+    }
+
+    /// <summary>How many bytes a function's patch writes after <paramref name="patchOffset"/>, at most what Xen saves.</summary>
+    public int PatchBytes(in LivepatchFunc func, int patchOffset) => Math.Min(PatchLength(func, patchOffset), Livepatch.OpaqueSize);
+
     /// <summary>Size of the patch a jump needs (x86 <c>E9 rel32</c>: 5; arm64 <c>B</c>: 4).</summary>
     public abstract int JumpSize { get; }
 
@@ -93,5 +113,13 @@ public abstract class LivepatchArch
     /// </summary>
     public abstract void EncodePatch(in LivepatchFunc func, ulong place, Span<byte> dest);
 
-    private protected static LivepatchError Fail(string payload, XenErrno errno, string message) => LivepatchError.For(payload, errno, message);
+    /// <summary>
+    /// Why the branch from <paramref name="place"/> to <c>new_addr</c> cannot be encoded although the upload checks
+    /// pass it (what the patch is then), or null when it can: <c>check</c> tells its user.
+    /// </summary>
+    public virtual string? UnencodablePatch(in LivepatchFunc func, ulong place) => null;
+
+    // A relocation whose place runs past the section it relocates (both architectures).
+    private protected static LivepatchError PastEnd(in RelocationSite site) =>
+        Refuse.RelocationPastEnd(site.Payload, site.Index, site.RelocationSection, site.Offset, site.TargetSection, site.Section.Length);
 }

@@ -30,12 +30,12 @@ public sealed class X86_64Arch : LivepatchArch
     /// <inheritdoc/>
     public override LivepatchError? VerifyElf(string payload, byte elfClass, byte elfData, ushort machine) =>
         machine != (ushort)ElfMachine.X86_64 || elfClass != (byte)ElfClass.Elf64 || elfData != (byte)ElfEncoding.LittleEndian
-            ? Fail(payload, XenErrno.EOPNOTSUPP, $"unsupported ELF machine, class or data encoding ({machine}, {elfClass}, {elfData}); x86-64 payloads are ELF64 little-endian EM_X86_64")
+            ? Refuse.X86ElfMachine(payload, machine, elfClass, elfData)
             : null;
 
     /// <inheritdoc/>
     public override LivepatchError PerformRel(string payload, string section) =>
-        Fail(payload, XenErrno.EOPNOTSUPP, $"SHT_REL relocations are not supported ({section}); x86-64 payloads use SHT_RELA");
+        Refuse.X86Rel(payload, section);
 
     /// <inheritdoc/>
     public override LivepatchError? Relocate(ref RelocationSite site)
@@ -58,17 +58,14 @@ public sealed class X86_64Arch : LivepatchArch
                 long value = (long)(site.Value - site.Place);
                 BinaryPrimitives.WriteInt32LittleEndian(site.Section[(int)site.Offset..], (int)value);
                 if (value != (int)value)
-                    return Fail(site.Payload, XenErrno.EOVERFLOW, $"overflow in relocation {site.Index} in {site.RelocationSection} for {site.TargetSection}: 0x{value:x} does not fit in 32 bits");
+                    return Refuse.X86RelocationOverflow(site.Payload, site.Index, site.RelocationSection, site.TargetSection, value);
                 return null;
             }
             default:
-                return Fail(site.Payload, XenErrno.EOPNOTSUPP,
-                    $"unhandled relocation {((X86_64RelocationType)site.Type).GetSpecName() ?? site.Type.ToString(System.Globalization.CultureInfo.InvariantCulture)} (entry {site.Index} of {site.RelocationSection}); supported are R_X86_64_NONE, _64, _PC32 and _PLT32");
+                return Refuse.X86RelocationType(site.Payload, ((X86_64RelocationType)site.Type).GetSpecName() ?? site.Type.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    site.Index, site.RelocationSection);
         }
     }
-
-    private static LivepatchError PastEnd(in RelocationSite site) =>
-        Fail(site.Payload, XenErrno.EINVAL, $"relocation {site.Index} of {site.RelocationSection} at offset 0x{site.Offset:x} is past the end of {site.TargetSection} ({site.Section.Length} bytes)");
 
     /// <inheritdoc/>
     public override LivepatchError? VerifyFunc(string payload, in LivepatchFunc func, bool hasEndbr)
@@ -76,14 +73,14 @@ public sealed class X86_64Arch : LivepatchArch
         if (func.NewAddr == 0)
         {
             if (func.NewSize > Livepatch.OpaqueSize)
-                return Fail(payload, XenErrno.EOPNOTSUPP, $"a NOP patch of {func.NewSize} bytes is larger than the {Livepatch.OpaqueSize} bytes Xen can save");
+                return Refuse.X86NopTooLarge(payload, func.NewSize, Livepatch.OpaqueSize);
             if (func.OldSize < func.NewSize)
-                return Fail(payload, XenErrno.EINVAL, $"a NOP patch of {func.NewSize} bytes is larger than the {func.OldSize}-byte function");
+                return Refuse.X86NopLongerThanFunction(payload, func.NewSize, func.OldSize);
             return null;
         }
         int needed = JumpSize + (hasEndbr ? Endbr64.Length : 0);
         if (func.OldSize < needed)
-            return Fail(payload, XenErrno.EINVAL, $"the function is {func.OldSize} bytes; a jump needs {needed}{(hasEndbr ? " (after its ENDBR64)" : "")}");
+            return Refuse.X86FunctionTooSmall(payload, func.OldSize, needed, hasEndbr ? " (after its ENDBR64)" : "");
         return null;
     }
 

@@ -1,50 +1,36 @@
 using System.Buffers.Binary;
-using XenLivepatch.Abi;
 
 namespace XenLivepatch.Hypervisor;
 
 /// <summary>
 /// Xen's <c>xen_build_id_check</c> (xen/common/version.c): a build-id section holds one <c>Elf64_Note</c>
-/// (12-byte header), the name "GNU" and the descriptor, which is the build-id.
+/// (12-byte header), the name "GNU" and the descriptor, which is the build-id. Xen answers ENODATA for a
+/// note of another type or owner and EINVAL otherwise; <c>prepare_payload</c> turns every failure into
+/// EINVAL, which is what these refusals carry.
 /// </summary>
 internal static class BuildIdNote
 {
     public const int HeaderSize = 12;
     private const uint NtGnuBuildId = 3;
 
-    /// <summary>Parses a build-id note; the error is Xen's errno for each failure.</summary>
-    public static XenErrno? TryParse(ReadOnlySpan<byte> note, out byte[] id, out string why)
+    /// <summary>Parses the build-id note of <paramref name="section"/>; the refusal names the payload and the section.</summary>
+    public static LivepatchError? TryParse(string payload, string section, ReadOnlySpan<byte> note, out byte[] id)
     {
         id = [];
         if (note.Length <= HeaderSize)
-        {
-            why = $"the note is {note.Length} bytes, no larger than its 12-byte header";
-            return XenErrno.EINVAL;
-        }
+            return Refuse.NoteTooShort(payload, section, note.Length);
         uint namesz = BinaryPrimitives.ReadUInt32LittleEndian(note);
         uint descsz = BinaryPrimitives.ReadUInt32LittleEndian(note[4..]);
         uint type = BinaryPrimitives.ReadUInt32LittleEndian(note[8..]);
         if (type != NtGnuBuildId)
-        {
-            why = $"the note's type is {type}, not NT_GNU_BUILD_ID";
-            return XenErrno.ENODATA;
-        }
+            return Refuse.NoteNotBuildId(payload, section, type);
         ulong sum = (ulong)namesz + descsz;
         if (sum > uint.MaxValue)
-        {
-            why = "the note's name and descriptor sizes overflow";
-            return XenErrno.EINVAL;
-        }
+            return Refuse.NoteSizesOverflow(payload, section);
         if (namesz < 4)
-        {
-            why = $"the note's name size is {namesz}, less than the 4 of \"GNU\"";
-            return XenErrno.EINVAL;
-        }
+            return Refuse.NoteNameTooShort(payload, section, namesz);
         if (sum > (ulong)(note.Length - HeaderSize))
-        {
-            why = $"the note's name ({namesz}) and descriptor ({descsz}) run past its {note.Length} bytes";
-            return XenErrno.EINVAL;
-        }
+            return Refuse.NoteTooLong(payload, section, namesz, descsz, note.Length);
         // strncmp over namesz: "GNU\0" and then whatever follows must match too, up to the first NUL.
         var name = note.Slice(HeaderSize, (int)namesz);
         ReadOnlySpan<byte> gnu = "GNU\0"u8;
@@ -52,26 +38,16 @@ internal static class BuildIdNote
         {
             byte want = i < gnu.Length ? gnu[i] : (byte)0;
             if (name[i] != want)
-            {
-                why = "the note's owner is not \"GNU\"";
-                return XenErrno.ENODATA;
-            }
+                return Refuse.NoteNotGnu(payload, section);
             if (want == 0)
                 break;
         }
         if (descsz == 0)
-        {
-            why = "the note's build-id is empty";
-            return XenErrno.EINVAL;
-        }
+            return Refuse.NoteEmptyBuildId(payload, section);
         int descAt = HeaderSize + (int)((namesz + 3) & ~3u);
         if (descAt + (long)descsz > note.Length)
-        {
-            why = $"the note's descriptor runs past its {note.Length} bytes";
-            return XenErrno.EINVAL;
-        }
+            return Refuse.NoteDescriptorPastEnd(payload, section, note.Length);
         id = note.Slice(descAt, (int)descsz).ToArray();
-        why = "";
         return null;
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text;
 using XenLivepatch.Abi;
 using XenLivepatch.Elf;
@@ -45,8 +44,6 @@ internal sealed class PayloadElf
     public LoaderSymbol[] Symbols { get; private set; } = [];
     public ElfMachine Machine { get; private set; }
 
-    private LivepatchError Fail(XenErrno errno, string message) => LivepatchError.For(Name, errno, message);
-
     /// <summary><c>livepatch_elf_sec_by_name</c>: the first section with that name (duplicates resolve to the first).</summary>
     public LoaderSection? SectionByName(string name)
     {
@@ -65,7 +62,7 @@ internal sealed class PayloadElf
     public static LivepatchError? Load(string name, ReadOnlyMemory<byte> data, LivepatchArch arch, out PayloadElf elf)
     {
         elf = new PayloadElf(name, data);
-        return elf.HeaderCheck(arch) ?? elf.ResolveSections() ?? elf.ResolveSectionNames() ?? elf.GetSymbols(arch);
+        return elf.HeaderCheck(arch) ?? elf.ResolveSections() ?? elf.ResolveSectionNames() ?? elf.GetSymbols();
     }
 
     // livepatch_header_check
@@ -73,9 +70,9 @@ internal sealed class PayloadElf
     {
         var d = Data.Span;
         if (d.Length < ElfHeader.Layout64.Size)
-            return Fail(XenErrno.EINVAL, $"the payload is {d.Length} bytes, smaller than an ELF header");
+            return Refuse.ElfTooShort(Name, d.Length);
         if (!d[..4].SequenceEqual(ElfIdent.Magic))
-            return Fail(XenErrno.EINVAL, "not an ELF payload (bad magic)");
+            return Refuse.ElfMagic(Name);
         var l = s_layout;
         uint version = l.U32(d, ElfHeader.Layout64.Version);
         ushort type = l.U16(d, ElfHeader.Layout64.Type);
@@ -84,8 +81,7 @@ internal sealed class PayloadElf
         if (version != 1 || d[ElfIdent.VersionIndex] != 1 || d[ElfIdent.AbiVersionIndex] != 0 ||
             (osabi != (byte)ElfOsAbi.SystemV && osabi != (byte)ElfOsAbi.FreeBsd) || type != (ushort)ElfType.Relocatable || phnum != 0)
         {
-            return Fail(XenErrno.EOPNOTSUPP,
-                $"invalid ELF payload: a payload is a relocatable object (ET_REL, EV_CURRENT, OS ABI none or FreeBSD, ABI version 0, no program headers); this one has e_type {type}, e_version {version}, EI_OSABI {osabi}, {phnum} program headers");
+            return Refuse.ElfNotRelocatable(Name, type, version, osabi, phnum);
         }
         ushort machine = l.U16(d, ElfHeader.Layout64.Machine);
         if (arch.VerifyElf(Name, d[ElfIdent.ClassIndex], d[ElfIdent.DataIndex], machine) is { } e)
@@ -96,17 +92,17 @@ internal sealed class PayloadElf
         ulong shoff = l.U64(d, ElfHeader.Layout64.ShOff);
         ushort shentsize = l.U16(d, ElfHeader.Layout64.ShEntSize);
         if (shstrndx == 0)
-            return Fail(XenErrno.EINVAL, "the section name table index (e_shstrndx) is undefined");
+            return Refuse.ElfNoSectionNames(Name);
         if (shnum >= Livepatch.MaxSections)
-            return Fail(XenErrno.EOPNOTSUPP, $"too many ({shnum}) sections; the limit is {Livepatch.MaxSections - 1}");
+            return Refuse.ElfTooManySections(Name, shnum, Livepatch.MaxSections - 1);
         if (shstrndx >= shnum)
-            return Fail(XenErrno.EINVAL, $"the section name table index ({shstrndx}) is past the end of the {shnum} sections");
+            return Refuse.ElfSectionNamesPastEnd(Name, shstrndx, shnum);
         if (shoff >= (ulong)d.Length)
-            return Fail(XenErrno.EINVAL, $"bogus e_shoff 0x{shoff:x}: the payload is {d.Length} bytes");
+            return Refuse.ElfSectionHeadersOffset(Name, shoff, d.Length);
         if (shentsize < ElfSectionHeader.Layout64.EntrySize)
-            return Fail(XenErrno.EINVAL, $"the section header size is {shentsize}, expected {ElfSectionHeader.Layout64.EntrySize}");
+            return Refuse.ElfSectionHeaderSize(Name, shentsize, ElfSectionHeader.Layout64.EntrySize);
         if (((ulong)d.Length - shoff) / shentsize < shnum)
-            return Fail(XenErrno.EINVAL, $"{shnum} section headers of {shentsize} bytes at 0x{shoff:x} do not fit in the {d.Length}-byte payload");
+            return Refuse.ElfSectionHeadersPastEnd(Name, shnum, shentsize, shoff, d.Length);
         ShNum = shnum;
         Sections = new LoaderSection[shnum];
         for (int i = 0; i < shnum; i++)
@@ -123,33 +119,33 @@ internal sealed class PayloadElf
         {
             var h = Sections[i].Header;
             if (h.Offset < ElfHeader.Layout64.Size)
-                return Fail(XenErrno.EINVAL, $"section [{i}] data is at the ELF header (offset 0x{h.Offset:x})");
+                return Refuse.SectionAtHeader(Name, i, h.Offset);
             // Xen computes sh_offset + sh_size, which can wrap; a wrapped sum is past the end too.
             if (h.Type != ElfSectionType.NoBits && (h.Offset > len || h.Size > len - h.Offset))
-                return Fail(XenErrno.EINVAL, $"section [{i}] data is past the end of the payload (offset 0x{h.Offset:x}, size 0x{h.Size:x}, payload {len} bytes)");
+                return Refuse.SectionPastEnd(Name, i, h.Offset, h.Size, len);
             if (h.AddressAlign != 0 && (h.AddressAlign & (h.AddressAlign - 1)) != 0)
-                return Fail(XenErrno.EOPNOTSUPP, $"section [{i}] alignment {h.AddressAlign} is not a power of two");
+                return Refuse.SectionAlignment(Name, i, h.AddressAlign);
             if (h.AddressAlign != 0 && h.Address % h.AddressAlign != 0)
-                return Fail(XenErrno.EINVAL, $"section [{i}] address 0x{h.Address:x} is not aligned to {h.AddressAlign}");
+                return Refuse.SectionUnaligned(Name, i, h.Address, h.AddressAlign);
             if ((h.Flags & (ElfSectionFlags.Write | ElfSectionFlags.Alloc)) != 0 && h.Type == ElfSectionType.NoBits && h.Size > Livepatch.MaxPayloadSize)
-                return Fail(XenErrno.EINVAL, $"section [{i}] is a {h.Size}-byte SHT_NOBITS section, larger than {Livepatch.MaxPayloadSize}");
+                return Refuse.SectionNobitsTooLarge(Name, i, h.Size, Livepatch.MaxPayloadSize);
             if (h.Type == ElfSectionType.SymbolTable)
             {
                 if (symtab != null)
-                    return Fail(XenErrno.EOPNOTSUPP, "unsupported multiple symbol tables");
+                    return Refuse.SymtabMultiple(Name);
                 symtab = Sections[i];
                 SymtabIndex = i;
                 if (h.Link >= ShNum)
-                    return Fail(XenErrno.EINVAL, $"the symbol table's string table index ({h.Link}) is past the end of the {ShNum} sections");
+                    return Refuse.SymtabLinkPastEnd(Name, h.Link, ShNum);
             }
         }
         if (symtab == null)
-            return Fail(XenErrno.EINVAL, "no symbol table found");
+            return Refuse.SymtabMissing(Name);
         var sh = symtab.Header;
         if (sh.Size == 0 || sh.EntrySize < ElfSymbol.Layout64.EntrySize || sh.Size % sh.EntrySize != 0)
-            return Fail(XenErrno.EINVAL, $"the symbol table header is corrupted (size {sh.Size}, entry size {sh.EntrySize})");
+            return Refuse.SymtabCorrupt(Name, sh.Size, sh.EntrySize);
         Strtab = Sections[sh.Link];
-        return VerifyStrtab(Strtab) ? null : Fail(XenErrno.EINVAL, $"the string table (section {sh.Link}) is corrupted");
+        return VerifyStrtab(Strtab) ? null : Refuse.StrtabCorrupt(Name, sh.Link);
     }
 
     // elf_verify_strtab: an SHT_STRTAB with contents that start and end with NUL.
@@ -167,22 +163,21 @@ internal sealed class PayloadElf
     {
         var shstrtab = Sections[s_layout.U16(Data.Span, ElfHeader.Layout64.ShStrNdx)];
         if (shstrtab.Index == 0 || !VerifyStrtab(shstrtab))
-            return Fail(XenErrno.EINVAL, "the section name string table is corrupted");
+            return Refuse.SectionNamesCorrupt(Name);
         var names = FileData(shstrtab);
         for (int i = 1; i < ShNum; i++)
         {
             uint at = Sections[i].Header.NameOffset;
             if (at >= (ulong)names.Length)
-                return Fail(XenErrno.EINVAL, $"section {i}'s name is not within the section name table");
+                return Refuse.SectionNamePastEnd(Name, i);
             Sections[i].Name = CString(names[(int)at..]);
         }
         return null;
     }
 
     // elf_get_sym
-    private LivepatchError? GetSymbols(LivepatchArch arch)
+    private LivepatchError? GetSymbols()
     {
-        _ = arch;
         var symtab = Sections[SymtabIndex].Header;
         var data = FileData(Sections[SymtabIndex]);
         var strings = FileData(Strtab);
@@ -192,7 +187,7 @@ internal sealed class PayloadElf
         {
             var s = ElfSymbol.Read(data[(int)((ulong)i * symtab.EntrySize)..], s_layout);
             if (s.NameOffset >= (ulong)strings.Length)
-                return Fail(XenErrno.EINVAL, $"symbol [{i}]'s name is not within the string table");
+                return Refuse.SymbolNamePastEnd(Name, i);
             symbols[i] = new LoaderSymbol { Raw = s, Name = CString(strings[(int)s.NameOffset..]), Value = s.Value };
         }
         Symbols = symbols;
@@ -205,7 +200,4 @@ internal sealed class PayloadElf
         int end = s.IndexOf((byte)0);
         return Encoding.Latin1.GetString(end < 0 ? s : s[..end]);
     }
-
-    /// <summary>Reads a little-endian 64-bit word.</summary>
-    public static ulong U64(ReadOnlySpan<byte> s) => BinaryPrimitives.ReadUInt64LittleEndian(s);
 }

@@ -41,14 +41,14 @@ public sealed class SysctlHandler
     public int Handle(Span<byte> sysctl, IGuestMemory guest, bool privileged)
     {
         if (sysctl.Length < XenSysctl.SizeOf)
-            return -(int)XenErrno.EFAULT;
+            return LivepatchCheck.SysctlTooShort.Rc();
         var header = XenSysctl.ReadHeader(sysctl);
         if (header.InterfaceVersion != Profile.Abi.InterfaceVersion)
-            return -(int)XenErrno.EACCES;
+            return LivepatchCheck.SysctlInterfaceVersion.Rc();
         if (!privileged)
-            return -(int)XenErrno.EPERM;
+            return LivepatchCheck.SysctlNotPrivileged.Rc();
         if (header.Cmd != Livepatch.SysctlCommand)
-            return -(int)XenErrno.ENOSYS;
+            return LivepatchCheck.SysctlNotLivepatch.Rc();
         var layout = Profile.Abi.Layout;
         var op = XenSysctl.ReadLivepatch(sysctl, layout);
         int rc = LivepatchOp(ref op, guest);
@@ -63,11 +63,11 @@ public sealed class SysctlHandler
         {
             // Unknown bits pass as long as FORCE is set too (Xen's quirk).
             if ((op.Flags & ~(uint)LivepatchOpFlags.Force) != 0 && (op.Flags & (uint)LivepatchOpFlags.Force) == 0)
-                return -(int)XenErrno.EINVAL;
+                return LivepatchCheck.OpFlagsUnknown.Rc();
         }
         else if (op.Flags != 0)
         {
-            return -(int)XenErrno.EINVAL;
+            return LivepatchCheck.OpPadNotZero.Rc();
         }
         switch (op.Cmd)
         {
@@ -95,14 +95,14 @@ public sealed class SysctlHandler
             {
                 var action = op.Action;
                 if (Profile.Abi.Layout == SysctlLayout.Xen414 && action.Pad != 0)
-                    return -(int)XenErrno.EINVAL;
+                    return LivepatchCheck.ActionPadNotZero.Rc();
                 int rc = GetName(action.Name, guest, out string name);
                 if (rc != 0)
                     return rc;
                 return Core.Action(name, (LivepatchAction)action.Cmd, action.Timeout, (LivepatchActionFlags)action.Flags);
             }
             default:
-                return -(int)XenErrno.EOPNOTSUPP;
+                return LivepatchCheck.OpUnknown.Rc();
         }
     }
 
@@ -111,15 +111,15 @@ public sealed class SysctlHandler
     {
         name = "";
         if (n.Size == 0 || n.Size > Livepatch.NameSize)
-            return -(int)XenErrno.EINVAL;
+            return LivepatchCheck.NameSize.Rc();
         if (!n.PadIsZero)
-            return -(int)XenErrno.EINVAL;
+            return LivepatchCheck.NamePadNotZero.Rc();
         Span<byte> buffer = stackalloc byte[Livepatch.NameSize];
         var bytes = buffer[..n.Size];
         if (!guest.Read(n.Name, bytes))
-            return -(int)XenErrno.EFAULT;
+            return LivepatchCheck.NameFault.Rc();
         if (bytes[^1] != 0)
-            return -(int)XenErrno.EINVAL;
+            return LivepatchCheck.NameNotTerminated.Rc();
         name = Encoding.Latin1.GetString(bytes[..bytes.IndexOf((byte)0)]);
         return 0;
     }
@@ -128,16 +128,16 @@ public sealed class SysctlHandler
     private int Upload(in SysctlLivepatchUpload upload, IGuestMemory guest)
     {
         if (GetName(upload.Name, guest, out string name) != 0)
-            return -(int)XenErrno.EINVAL;
-        if (upload.Size == 0 || upload.Size > Livepatch.MaxPayloadSize)
-            return -(int)XenErrno.EINVAL;
+            return LivepatchCheck.UploadName.Rc();
+        if (LivepatchCore.CheckUploadSize(name, upload.Size) is { } size)
+            return size.Rc;
         if (!guest.Okay(upload.Payload, upload.Size))
-            return -(int)XenErrno.EFAULT;
-        if (Core.Find(name) != null)
-            return -(int)XenErrno.EEXIST;
+            return LivepatchCheck.UploadFault.Rc();
+        if (Core.CheckNameUnused(name) is { } used)
+            return used.Rc;
         var data = new byte[upload.Size];
         if (!guest.Read(upload.Payload, data))
-            return -(int)XenErrno.EFAULT;
+            return LivepatchCheck.UploadFault.Rc();
         return Core.Upload(name, data) is { } e ? e.Rc : 0;
     }
 
@@ -146,18 +146,18 @@ public sealed class SysctlHandler
     {
         bool seed = Profile.Abi.Layout == SysctlLayout.Seed2016;
         if (list.Nr > Livepatch.ListMaxBatch)
-            return -(int)XenErrno.E2BIG;
+            return LivepatchCheck.ListBatchTooLarge.Rc();
         if (list.Pad != 0)
-            return -(int)XenErrno.EINVAL;
+            return LivepatchCheck.ListPadNotZero.Rc();
         if (list.Nr != 0 && (!guest.Okay(list.Status, (ulong)list.Nr * XenLivepatchStatus.SizeOf) || !guest.Okay(list.Len, (ulong)list.Nr * 4) ||
             (seed ? !guest.Okay(list.Name, (ulong)list.Nr * Livepatch.NameSize) : !guest.Okay(list.MetadataLen, (ulong)list.Nr * 4))))
-            return -(int)XenErrno.EINVAL;
+            return LivepatchCheck.ListBuffers.Rc();
         var l = list;
         int result = Core.Read((payloads, version) =>
         {
             int count = payloads.Count;
             if (l.Idx >= count && count != 0)
-                return -(int)XenErrno.EINVAL;
+                return LivepatchCheck.ListIndex.Rc();
             uint nameIn = l.NameTotalSize, metaIn = l.MetadataTotalSize;
             uint nameTotal = 0, metaTotal = 0;
             int rc = 0, idx = 0, i = 0;
@@ -180,7 +180,7 @@ public sealed class SysctlHandler
                         if (!guest.Write(l.Name + (ulong)idx * Livepatch.NameSize, nameBytes) || !guest.Write(l.Len + (ulong)idx * 4, word[..4]) ||
                             !WriteStatus(guest, l.Status + (ulong)idx * 8, p))
                         {
-                            rc = -(int)XenErrno.EFAULT;
+                            rc = LivepatchCheck.ListFault.Rc();
                             break;
                         }
                     }
@@ -190,12 +190,12 @@ public sealed class SysctlHandler
                         metaTotal += metaLen;
                         if (Profile.Abi.ListSizesAreInputs && (nameTotal > nameIn || metaTotal > metaIn))
                         {
-                            rc = -(int)XenErrno.ENOBUFS;
+                            rc = LivepatchCheck.ListNoBufferSpace.Rc();
                             break;
                         }
                         if (!guest.Okay(l.Name + nameOffset, nameLen) || (metaLen != 0 && !guest.Okay(l.Metadata + metaOffset, metaLen)))
                         {
-                            rc = -(int)XenErrno.EINVAL;
+                            rc = LivepatchCheck.ListEntryBuffers.Rc();
                             break;
                         }
                         BinaryPrimitives.WriteUInt32LittleEndian(word, nameLen);
@@ -204,7 +204,7 @@ public sealed class SysctlHandler
                             !WriteStatus(guest, l.Status + (ulong)idx * 8, p) || !guest.Write(l.Metadata + metaOffset, meta) ||
                             !guest.Write(l.MetadataLen + (ulong)idx * 4, word[4..]))
                         {
-                            rc = -(int)XenErrno.EFAULT;
+                            rc = LivepatchCheck.ListFault.Rc();
                             break;
                         }
                         nameOffset += nameLen;

@@ -118,16 +118,6 @@ public sealed class SequentialWrites(IHypervisorMemory memory, IReadOnlyList<Tex
     public void Dispose() => cleanup?.Dispose();
 }
 
-/// <summary>An <see cref="IDisposable"/> that does nothing.</summary>
-public sealed class NoCleanup : IDisposable
-{
-    /// <summary>The instance.</summary>
-    public static NoCleanup Instance { get; } = new();
-
-    /// <inheritdoc/>
-    public void Dispose() { }
-}
-
 /// <summary>Runs a payload's hooks: native code in the payload's text.</summary>
 public interface IHookRunner
 {

@@ -43,7 +43,13 @@ public sealed class SourceBuildRequest
 
     /// <summary>Where to keep the trees, logs and intermediate objects (otherwise a temporary folder, removed at the end).</summary>
     public string? Keep { get; init; }
+
+    /// <summary>Applied to the linked payload before it is written (the CLI signs it here, as <c>build --sign-key</c> does).</summary>
+    public PayloadSeal? Seal { get; init; }
 }
+
+/// <summary>Turns a linked payload into the bytes to write (a signed payload); false with the reason when it cannot.</summary>
+public delegate bool PayloadSeal(byte[] payload, out byte[] written, out string? problem);
 
 /// <summary>How build-source ended.</summary>
 public enum SourceBuildOutcome
@@ -91,6 +97,9 @@ public sealed class SourceBuildResult
 
     /// <summary>The payload, when built.</summary>
     public PayloadBuildResult? Payload { get; init; }
+
+    /// <summary>The bytes written: the payload's, or with <see cref="SourceBuildRequest.Seal"/> what it made of them.</summary>
+    public byte[]? Written { get; init; }
 
     /// <summary>The running hypervisor it was built for (the base build's xen-syms).</summary>
     public string? BaseImage { get; init; }
@@ -368,13 +377,21 @@ public sealed partial class SourceBuild
         foreach (var f in payload.Functions)
             Note($"{f.Name}: {f.OldSize} bytes replaced by {f.NewSize}");
 
+        byte[] bytes = payload.Data;
+        if (_r.Seal is { } seal)
+        {
+            Step($"Signing {_name}");
+            if (!seal(payload.Data, out bytes, out string? why))
+                return Fail(SourceBuildOutcome.Refused, $"cannot sign {_name}: {why}", "check the key and certificate ('xen-livepatch sign --help')", objects);
+        }
+
         // [6] Written whole or not at all.
         Step($"Writing {_r.Output}");
         string full = Path.GetFullPath(_r.Output);
         string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
         {
-            File.WriteAllBytes(temporary, payload.Data);
+            File.WriteAllBytes(temporary, bytes);
             File.Move(temporary, full, overwrite: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -383,10 +400,10 @@ public sealed partial class SourceBuild
             catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
             return Fail(SourceBuildOutcome.CannotWrite, $"cannot write {_r.Output}: {e.Message}", "check that its folder exists and is writable", objects);
         }
-        Note($"{payload.Data.Length} bytes, build-id {Convert.ToHexStringLower(payload.BuildId)}, in {Seconds(_clock.Elapsed.TotalSeconds)}");
+        Note($"{bytes.Length} bytes, build-id {Convert.ToHexStringLower(payload.BuildId)}, in {Seconds(_clock.Elapsed.TotalSeconds)}");
         return new SourceBuildResult
         {
-            Outcome = SourceBuildOutcome.Built, Name = _name, Objects = objects, Payload = payload, BaseImage = image, Timings = _timings, KeptIn = _r.Keep,
+            Outcome = SourceBuildOutcome.Built, Name = _name, Objects = objects, Payload = payload, Written = bytes, BaseImage = image, Timings = _timings, KeptIn = _r.Keep,
         };
     }
 

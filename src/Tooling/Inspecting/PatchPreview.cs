@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using Iced.Intel;
-using XenLivepatch.Abi;
 using XenLivepatch.Elf;
 using XenLivepatch.Hypervisor;
 
@@ -68,14 +67,14 @@ public sealed class TargetPreview
         if (core.Upload(name, data) is { } refused)
             return new TargetPreview { Target = target.Description, BuildId = target.BuildId, Profile = profile, UploadError = refused };
         var payload = core.Find(name)!;
-        string? expectation = profile.SupportsExpectations && core.VerifyExpectations(payload) is { } ee ? ee.ToString() : null;
+        string? expectation = profile.SupportsExpectations && core.CheckExpectations(payload) is { } ee ? ee.ToString() : null;
         var functions = new List<FunctionPreview>();
         foreach (var f in payload.Functions)
         {
             byte[]? code = target.ReadCode(f.OldAddress, (int)Math.Min(f.Entry.OldSize, MaxBytes));
             // arch_livepatch_apply: after an ENDBR64 (or its poison) on x86 with CET-IBT handling.
-            int offset = code != null && code.Length >= 4 && profile.HandlesEndbr && arch.StartsWithEndbr(code.AsSpan(0, 4)) ? 4 : 0;
-            int length = Math.Min(arch.PatchLength(f.Entry, offset), Livepatch.OpaqueSize);
+            int offset = arch.PatchOffset(profile, code);
+            int length = arch.PatchBytes(f.Entry, offset);
             var patch = new byte[length];
             arch.EncodePatch(f.Entry, f.OldAddress + (ulong)offset, patch);
             ulong end = f.OldAddress + (ulong)(offset + length);
