@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using XenLivepatch.Elf;
 using XenLivepatch.Hypervisor;
+using XenLivepatch.Signing;
 using XenLivepatch.TestKit;
 
 namespace XenLivepatch.Cli.Tests;
@@ -148,6 +149,94 @@ public class BuildSourceCommandTests
             Path.Combine(Repo.TempDirectory("bs-mismatch"), "m.livepatch"));
         Assert.Equal(82, run.ExitCode);
         Assert.Contains("was not built from", run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_file_an_earlier_patch_creates_may_be_changed_by_a_later_one_on_a_base_build()
+    {
+        // As XSA-456 does: its fourth commit adds bhb-thunk.S, its sixth changes it. The base build has no such file.
+        var original = DiffTree.Build("bs-created", null);
+        string dir = Repo.TempDirectory("bs-created");
+        string first = Path.Combine(dir, "1-add-header.patch");
+        string second = Path.Combine(dir, "2-change-header.patch");
+        File.WriteAllText(first, """
+            --- /dev/null
+            +++ b/version.h
+            @@ -0,0 +1 @@
+            +#define EXTRA "-first"
+            --- a/unit.c
+            +++ b/unit.c
+            @@ -1,5 +1,6 @@
+             /* A hypervisor-like source file: what the diff tests patch. */
+             #include "xen.h"
+            +#include "version.h"
+             
+             int tunable = 5;
+             int __initdata boot_flag = 1;
+            @@ -9,7 +10,7 @@
+             
+             const char *xen_extra_version(void)
+             {
+            -    return "-base";
+            +    return EXTRA;
+             }
+             
+             static noinline int scale(int x)
+
+            """);
+        File.WriteAllText(second, """
+            --- a/version.h
+            +++ b/version.h
+            @@ -1 +1 @@
+            -#define EXTRA "-first"
+            +#define EXTRA "-second"
+
+            """);
+        string output = Path.Combine(dir, "p.livepatch");
+        var run = CliRun.Ours("build-source", "--src", original.Directory, "--base-build", original.Directory, "--patch", first, "--patch", second, "-o", output);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Contains("unit.o: xen_extra_version changed", run.Stdout, StringComparison.Ordinal);
+        byte[] payload = File.ReadAllBytes(output);
+        Assert.Null(Check(payload, original.Image, "p").Error);
+        Assert.Contains("-second", System.Text.Encoding.ASCII.GetString(payload), StringComparison.Ordinal);
+        Assert.DoesNotContain("-first", System.Text.Encoding.ASCII.GetString(payload), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_signing_key_signs_the_payload_as_build_does()
+    {
+        var original = DiffTree.Build("bs-signed", null);
+        string dir = Repo.TempDirectory("bs-signed");
+        string output = Path.Combine(dir, "p.livepatch");
+        var run = CliRun.Ours("build-source", "--src", original.Directory, "--base-build", original.Directory, "--patch", DiffTree.CasePatch("new-function"),
+            "-o", output, "--sign-key", SigningKeys.A.Key, "--sign-cert", SigningKeys.A.Cert);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Contains("[6/7] Signing new-function", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("[7/7] Writing", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("signed: appended PKCS#7", run.Stdout, StringComparison.Ordinal);
+        byte[] signed = File.ReadAllBytes(output);
+        Assert.True(PayloadSignatures.Verify(signed, TrustStore.Load(SigningKeys.A.Cert)).Verified);
+        Assert.False(PayloadSignatures.Verify(signed, TrustStore.Load(SigningKeys.B.Cert)).Verified);
+        // A hypervisor that requires signatures and trusts that key takes it; one that trusts another key does not.
+        var check = CliRun.Ours("check", output, "--target", original.Image, "--trusted-keys", SigningKeys.A.Directory);
+        Assert.True(check.ExitCode == 0, check.Stdout + check.Stderr);
+        Assert.NotEqual(0, CliRun.Ours("check", output, "--target", original.Image, "--trusted-keys", SigningKeys.B.Directory).ExitCode);
+
+        // The note format without a certificate; a certificate without its key is a wrong command line, before any build.
+        string note = Path.Combine(dir, "n.livepatch");
+        var noted = CliRun.Ours("build-source", "--src", original.Directory, "--base-build", original.Directory, "--patch", DiffTree.CasePatch("new-function"),
+            "-o", note, "--sign-key", SigningKeys.B.Key, "--json");
+        Assert.True(noted.ExitCode == 0, noted.Stderr);
+        using (var doc = JsonDocument.Parse(noted.Stdout))
+            Assert.True(doc.RootElement.GetProperty("payload").GetProperty("signed").GetBoolean());
+        Assert.True(PayloadSignatures.TryInspect(File.ReadAllBytes(note), out var info));
+        Assert.Equal(SignatureFormat.Note, info!.Format);
+        string none = Path.Combine(dir, "none.livepatch");
+        var bad = CliRun.Ours("build-source", "--src", original.Directory, "--patch", DiffTree.CasePatch("new-function"), "-o", none, "--sign-cert", SigningKeys.A.Cert);
+        Assert.Equal(64, bad.ExitCode);
+        Assert.Contains("give the private key with --sign-key", bad.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Building", bad.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(none));
     }
 
     [Fact]

@@ -137,7 +137,7 @@ public sealed partial class SourceBuild
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private string _name = "";
     private int _step;
-    private const int Steps = 6;
+    private int Steps => _r.Seal == null ? 6 : 7;
 
     private SourceBuild(SourceBuildRequest request, TextWriter progress)
     {
@@ -256,7 +256,7 @@ public sealed partial class SourceBuild
                 return Fail(SourceBuildOutcome.BadInput, $"--base-build {_r.BaseBuild} has no {layout.Image}", "give the folder of the tree the running hypervisor was built in (after its build)");
             if (layout.IsXen && ReadStamps(Path.Combine(baseTree, "xen", "include", "xen", "compile.h")) is { } found)
                 stamps = found;
-            foreach (var f in patches.SelectMany(p => p.Files).Where(f => f.OldPath != null).Select(f => f.OldPath!).Distinct())
+            foreach (string f in FilesBeforePatching(patches))
             {
                 if (!SameFile(Path.Combine(tree, f), Path.Combine(baseTree, f)))
                     return Fail(SourceBuildOutcome.Mismatched, $"the base build {_r.BaseBuild} was not built from {_r.Tree}: {f} differs",
@@ -452,6 +452,27 @@ public sealed partial class SourceBuild
         }
         result.Sort(StringComparer.Ordinal);
         return result;
+    }
+
+    // The files the patches change that must be in the tree before them: not those an earlier patch creates
+    // (an advisory's later commit may change a file its first one adds).
+    private static List<string> FilesBeforePatching(List<SourcePatch> patches)
+    {
+        var created = new HashSet<string>(StringComparer.Ordinal);
+        var files = new List<string>();
+        foreach (var f in patches.SelectMany(p => p.Files))
+        {
+            if (f.OldPath == null)
+            {
+                if (f.NewPath != null)
+                    created.Add(f.NewPath);
+            }
+            else if (!created.Contains(f.OldPath) && !files.Contains(f.OldPath, StringComparer.Ordinal))
+            {
+                files.Add(f.OldPath);
+            }
+        }
+        return files;
     }
 
     private static bool SameFile(string a, string b)
