@@ -33,6 +33,9 @@ public static class XenLivepatchTool
           converge <dir|manifest>  make the loaded and applied payloads exactly a desired set
           check <payload> ...    the upload and apply checks offline, against a hypervisor image or symbol list
           build -o OUT ...       link replacement objects into a payload for a target
+          diff ORIG PATCHED -o OUT  the changed and new functions of a rebuilt object (create-diff-object)
+          build-source --src TREE --patch FILE -o OUT
+                                 a payload from a source patch and the running hypervisor's tree (livepatch-build)
           sign <payload> ...     sign a payload (appended PKCS#7 or ELF note), for hypervisors that check signatures
           info <payload>         what a payload holds and, with a target, what it would write
           sandbox                run the sandbox hypervisor in the foreground, serving its socket
@@ -138,6 +141,10 @@ public static class XenLivepatchTool
                 return BuildCommand.Run(rest, stdout, stderr, options);
             case "info":
                 return InfoCommand.Run(rest, stdout, stderr, options);
+            case "diff":
+                return DiffCommand.Run(rest, stdout, stderr);
+            case "build-source":
+                return BuildSourceCommand.Run(rest, stdout, stderr);
             case "sign":
                 return SignCommand.Run(rest, stdout, stderr);
             case "get":

@@ -124,7 +124,7 @@ public class XenParityTests
         string[] commands = [.. added[added.IndexOf("Our commands", StringComparison.Ordinal)..].Split('\n')
             .Where(line => line.StartsWith("  ", StringComparison.Ordinal) && line.Length > 2 && line[2] != ' ')
             .Select(line => line.Trim().Split(' ')[0])];
-        Assert.Equal(["get", "buildid", "dump", "install", "uninstall", "list", "apply-installed", "converge", "check", "build", "sign", "info", "sandbox", "demo",
+        Assert.Equal(["get", "buildid", "dump", "install", "uninstall", "list", "apply-installed", "converge", "check", "build", "diff", "build-source", "sign", "info", "sandbox", "demo",
             "completion", "man"], commands);
         foreach (string command in commands)
         {

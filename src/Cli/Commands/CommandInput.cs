@@ -45,13 +45,14 @@ internal static class CommandInput
     /// Writes <paramref name="data"/> to <paramref name="output"/> whole or not at all (a temporary file beside it,
     /// then renamed over it), or reports why it cannot.
     /// </summary>
-    public static bool TryWrite(string command, string output, byte[] data, TextWriter stderr)
+    public static bool TryWrite(string command, string output, ReadOnlySpan<byte> data, TextWriter stderr)
     {
         string full = Path.GetFullPath(output);
         string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
         {
-            File.WriteAllBytes(temporary, data);
+            using (var f = File.Create(temporary))
+                f.Write(data);
             File.Move(temporary, full, overwrite: true);
             return true;
         }
