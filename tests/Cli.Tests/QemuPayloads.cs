@@ -19,11 +19,15 @@ internal static class QemuPayloads
         return Path.Combine(directory, "xen_hello_world.livepatch");
     }
 
+    /// <summary>Builds the hello world for the hypervisor <paramref name="image"/> (with symbols) into <paramref name="directory"/>.</summary>
+    public static string HelloFor(string image, string directory) => XenQemu.BuildHello(directory, image);
+
     /// <summary>
     /// A copy of <paramref name="hello"/> at <paramref name="output"/> whose symbols carry <paramref name="suffix"/>; with
-    /// <paramref name="wrongDepends"/> its <c>.livepatch.depends</c> names a build-id no hypervisor or payload has.
+    /// <paramref name="wrongDepends"/> its <c>.livepatch.depends</c> names a build-id no hypervisor or payload has, with
+    /// <paramref name="wrongXenDepends"/> its <c>.livepatch.xen_depends</c> another hypervisor's.
     /// </summary>
-    public static string Variant(string hello, string output, string suffix, bool wrongDepends = false)
+    public static string Variant(string hello, string output, string suffix, bool wrongDepends = false, bool wrongXenDepends = false)
     {
         var args = new List<string>
         {
@@ -40,6 +44,12 @@ internal static class QemuPayloads
             string bin = output + ".depends.bin";
             File.WriteAllBytes(bin, BuildIdNote(Enumerable.Repeat((byte)0xab, 20).ToArray()));
             args.AddRange(["--update-section", $".livepatch.depends={bin}"]);
+        }
+        if (wrongXenDepends)
+        {
+            string bin = output + ".xen_depends.bin";
+            File.WriteAllBytes(bin, BuildIdNote(Enumerable.Repeat((byte)0xcd, 20).ToArray()));
+            args.AddRange(["--update-section", $".livepatch.xen_depends={bin}"]);
         }
         args.AddRange([hello, output]);
         Tool.Run("objcopy", args).EnsureSuccess();

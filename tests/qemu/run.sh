@@ -3,7 +3,7 @@
 # dom0 running a busybox initramfs, runs a shell script inside dom0 and brings its output files back.
 #
 #   usage: tests/qemu/run.sh --script FILE --out OUTDIR [--files DIR] [--timeout SECONDS] [--smp N]
-#                            [--memory MB] [--dom0-memory MB] [--cpu MODEL] [--cache DIR] [--keep]
+#                            [--memory MB] [--dom0-memory MB] [--cpu MODEL] [--cache DIR] [--xen IMAGE] [--keep]
 #
 #   --script FILE      shell script run in dom0 as `sh /work/run.sh`, in /work, with stdin from /dev/null.
 #                      Its stdout+stderr go to the console and to /work/out/run.log, its exit code to
@@ -25,6 +25,8 @@
 #                      dom0 crashes at its first instructions (`max,-smap` works).
 #   --cache DIR        what fetch.sh downloaded (default <repo>/artifacts/qemu, or $XEN_QEMU_CACHE);
 #                      fetch.sh runs first when DIR/READY is missing.
+#   --xen IMAGE        boot this hypervisor instead of Debian's (a Xen 4.17 build's xen/xen, the multiboot image;
+#                      Debian's 4.17.7 dom0 tools speak to any 4.17).
 #   --keep             keep the temporary work directory (initramfs, raw console) and print its path.
 #   Extra Xen / dom0 kernel command-line options: $XEN_QEMU_XEN_ARGS / $XEN_QEMU_DOM0_ARGS.
 #
@@ -41,7 +43,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2
 say() { echo "xen-qemu: $*"; }
 die() { echo "xen-qemu: error: $1" >&2; exit "${2:-1}"; }   # MESSAGE [STATUS]
 
-files='' script='' out='' timeout=300 smp=2 memory=2048 dom0_mb='' keep=0
+files='' script='' out='' timeout=300 smp=2 memory=2048 dom0_mb='' keep=0 xen=
 cpu=${XEN_QEMU_CPU:-qemu64}
 cache=${XEN_QEMU_CACHE:-$repo/artifacts/qemu}
 while [ $# -gt 0 ]; do
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
     --dom0-memory) dom0_mb=${2:?--dom0-memory needs megabytes}; shift 2 ;;
     --cpu) cpu=${2:?--cpu needs a model}; shift 2 ;;
     --cache) cache=${2:?--cache needs a directory}; shift 2 ;;
+    --xen) xen=${2:?--xen needs a hypervisor image}; shift 2 ;;
     --keep) keep=1; shift ;;
     -h|--help) usage ;;
     *) echo "xen-qemu: unknown argument '$1'" >&2; usage ;;
@@ -63,6 +66,7 @@ done
 [ -n "$script" ] && [ -n "$out" ] || { echo "xen-qemu: --script and --out are required" >&2; usage; }
 [ -f "$script" ] || die "script '$script' not found" 2
 [ -z "$files" ] || [ -d "$files" ] || die "--files '$files' is not a directory" 2
+[ -z "$xen" ] || [ -f "$xen" ] || die "--xen '$xen' is not a file" 2
 for n in "$timeout" "$smp" "$memory" ${dom0_mb:+"$dom0_mb"}; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive integer" 2
 done
@@ -177,10 +181,10 @@ dom0_args="console=hvc0 earlyprintk=xen loglevel=7 panic=1 ${XEN_QEMU_DOM0_ARGS:
 [[ "$dom0_args" != *,* ]] || die "dom0 kernel arguments must not contain commas (QEMU's multiboot module separator)" 2
 qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu "$cpu" -smp "$smp" -m "$memory"
       -nographic -no-reboot -monitor none -serial stdio -nic none
-      -kernel "$cache/xen" -append "$xen_args"
+      -kernel "${xen:-$cache/xen}" -append "$xen_args"
       -initrd "$cache/vmlinuz $dom0_args,$work/initrd")
 printf '%q ' "${qemu[@]}" > "$work/qemu.cmd"; echo >> "$work/qemu.cmd"
-say "booting Xen $(sed -n 's/^xen: .*=//p' "$cache/READY") with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, dom0 ${dom0_mb} MB, timeout ${timeout}s)"
+say "booting Xen ${xen:-$(sed -n 's/^xen: .*=//p' "$cache/READY")} with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, dom0 ${dom0_mb} MB, timeout ${timeout}s)"
 start=$(date +%s%N)
 rc=0
 timeout --kill-after=10 "$timeout" "${qemu[@]}" < /dev/null > "$work/serial.raw" 2> "$work/qemu.err" || rc=$?
