@@ -26,6 +26,7 @@ public static class XenLivepatchTool
           get <name>             one payload's state, rc and metadata
           check <payload> ...    the upload and apply checks offline, against a hypervisor image or symbol list
           build -o OUT ...       link replacement objects into a payload for a target
+          sign <payload> ...     sign a payload (appended PKCS#7 or ELF note), for hypervisors that check signatures
           info <payload>         what a payload holds and, with a target, what it would write
           sandbox                run the sandbox hypervisor in the foreground, serving its socket
           demo                   live-patch the sandbox while its vCPUs run, and show it
@@ -97,6 +98,8 @@ public static class XenLivepatchTool
                 return BuildCommand.Run(rest, stdout, stderr);
             case "info":
                 return InfoCommand.Run(rest, stdout, stderr);
+            case "sign":
+                return SignCommand.Run(rest, stdout, stderr);
             case "get":
                 if (rest is ["--help"] or ["-h"])
                 {

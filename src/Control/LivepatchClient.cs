@@ -39,6 +39,13 @@ public sealed class LivepatchClient : IAsyncDisposable
     public ValueTask DisposeAsync() => _ownsTransport ? Transport.DisposeAsync() : ValueTask.CompletedTask;
 
     /// <summary>
+    /// Whether and how the hypervisor verified payload <paramref name="name"/>'s signature at upload. Not a sysctl:
+    /// null when the transport's hypervisor reports no such thing (real Xen) or has no such payload.
+    /// </summary>
+    public async Task<PayloadSignatureStatus?> GetSignatureStatusAsync(string name, CancellationToken cancellationToken = default) =>
+        Transport is IPayloadSignatureQuery query ? await query.GetSignatureStatusAsync(name, cancellationToken).ConfigureAwait(false) : null;
+
+    /// <summary>
     /// XEN_SYSCTL_LIVEPATCH_UPLOAD (<c>xc_livepatch_upload</c>): uploads <paramref name="payload"/> under
     /// <paramref name="name"/>; the hypervisor checks and loads it synchronously. With <paramref name="force"/> the
     /// op carries LIVEPATCH_FLAG_FORCE, as newer Xen's tool sends for <c>--force</c> (hypervisors before 4.19 have a

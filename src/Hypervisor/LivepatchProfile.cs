@@ -1,4 +1,5 @@
 using XenLivepatch.Abi;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Hypervisor;
 
@@ -62,6 +63,12 @@ public sealed record LivepatchProfile
     /// LIVEPATCH_FLAG_FORCE. Earlier (4.17, the seed) it is <c>pad</c> and must be 0.
     /// </summary>
     public bool AcceptsOpFlags { get; init; }
+
+    /// <summary>
+    /// What UPLOAD does with payload signatures when the target sets no policy of its own. Xen 4.17 and the seed's
+    /// Xen 4.7 verify nothing (the design's "Signature checking requirements" were never built): none.
+    /// </summary>
+    public SignaturePolicy SignaturePolicy { get; init; } = SignaturePolicy.None;
 
     /// <summary>
     /// The steps of <see cref="LoadOrder"/> that an upload with LIVEPATCH_FLAG_FORCE skips (only where

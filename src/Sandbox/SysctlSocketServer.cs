@@ -165,14 +165,27 @@ public sealed class SysctlSocketServer : IAsyncDisposable
                 {
                     return;
                 }
-                if (!SocketWire.TryDecodeRequest(message, out byte[] sysctl, out var buffers, out string why))
+                byte[] reply;
+                if (SocketWire.IsStatusRequest(message))
                 {
-                    _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
-                    return;
+                    if (!SocketWire.TryDecodeStatusRequest(message, out string name, out string bad))
+                    {
+                        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {bad}; closing");
+                        return;
+                    }
+                    reply = StatusReply(name, privileged);
                 }
-                int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged);
-                Log(peer, privileged, sysctl, rc);
-                byte[] reply = SocketWire.EncodeReply(rc, sysctl, buffers);
+                else
+                {
+                    if (!SocketWire.TryDecodeRequest(message, out byte[] sysctl, out var buffers, out string why))
+                    {
+                        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
+                        return;
+                    }
+                    int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged);
+                    Log(peer, privileged, sysctl, rc);
+                    reply = SocketWire.EncodeReply(rc, sysctl, buffers);
+                }
                 var prefix = new byte[4];
                 BinaryPrimitives.WriteInt32LittleEndian(prefix, reply.Length);
                 try
@@ -186,6 +199,18 @@ public sealed class SysctlSocketServer : IAsyncDisposable
                 }
             }
         }
+    }
+
+    // A payload's signature check, for the privileged: what the registry recorded at its upload.
+    private byte[] StatusReply(string name, bool privileged)
+    {
+        if (!privileged)
+            return SocketWire.EncodeStatusReply(-(int)XenErrno.EPERM, []);
+        var core = _handler.Core;
+        var payload = core.Find(name);
+        return payload == null
+            ? SocketWire.EncodeStatusReply(-(int)XenErrno.ENOENT, [])
+            : SocketWire.EncodeStatusReply(0, SignatureCheck.Status(core.Trust, payload.Signature));
     }
 
     private void Log(in PeerCredentials peer, bool privileged, byte[] sysctl, int rc)

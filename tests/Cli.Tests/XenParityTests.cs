@@ -124,7 +124,7 @@ public class XenParityTests
         string[] commands = [.. added[added.IndexOf("Our commands", StringComparison.Ordinal)..].Split('\n')
             .Where(line => line.StartsWith("  ", StringComparison.Ordinal) && line.Length > 2 && line[2] != ' ')
             .Select(line => line.Trim().Split(' ')[0])];
-        Assert.Equal(["get", "check", "build", "info", "sandbox", "demo"], commands);
+        Assert.Equal(["get", "check", "build", "sign", "info", "sandbox", "demo"], commands);
         foreach (string command in commands)
         {
             var help = CliRun.Ours(command, "--help");

@@ -3,8 +3,8 @@
 #
 #   1. mounts proc, sysfs, devtmpfs; loads the Xen kernel modules listed in /etc/xen-qemu/modules (in that
 #      order, dependencies first); mounts xenfs on /proc/xen;
-#   2. writes /work/out/xensyms (copy of /proc/xen/xensyms) and /work/out/build-id (the hypervisor's build-id
-#      in hex, from /sys/hypervisor/properties/buildid);
+#   2. writes /work/out/xensyms (copy of /proc/xen/xensyms; empty on arm, which has none) and
+#      /work/out/build-id (the hypervisor's build-id in hex, from /sys/hypervisor/properties/buildid);
 #   3. runs `sh /work/run.sh` (the caller's script) in /work with stdin from /dev/null, its stdout and stderr
 #      tee'd to the console and to /work/out/run.log; its exit code goes to /work/out/run.rc;
 #   4. streams every file under /work/out back over the console, each one as
@@ -52,7 +52,11 @@ mkdir -p /proc/xen
 mount -t xenfs xenfs /proc/xen || log "mount -t xenfs xenfs /proc/xen FAILED"
 
 mkdir -p /work/out
-cat /proc/xen/xensyms > /work/out/xensyms || log "cannot read /proc/xen/xensyms"
+if [ -e /proc/xen/xensyms ]; then   # x86 only: Linux lists no hypervisor symbols on arm
+  cat /proc/xen/xensyms > /work/out/xensyms || log "cannot read /proc/xen/xensyms"
+else
+  : > /work/out/xensyms
+fi
 od -An -tx1 /sys/hypervisor/properties/buildid | tr -d ' \n' > /work/out/build-id \
   || log "cannot read /sys/hypervisor/properties/buildid"
 log "hypervisor: $(cat /sys/hypervisor/type) $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra), build-id $(cat /work/out/build-id)"

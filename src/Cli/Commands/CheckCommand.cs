@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using XenLivepatch.Hypervisor;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Cli;
 
@@ -27,6 +28,11 @@ internal static class CheckCommand
           --name <name>          the payload's name (default: its file name without the extension)
           --nodeps               skip the payload-to-payload build-id check, as 'apply --nodeps' does
           --json                 print one JSON object instead of text
+        """ + SignatureOptions.Help + """
+        With a signature policy, the signature is checked first, as the hypervisor checks it at upload: a refusal
+        is "error 22 (EINVAL): <payload>: signature check failed (<reason>): ...", the reason one of unsigned,
+        unknown key, bad signature, malformed signature block, unsupported algorithm. The --applied payloads
+        were uploaded to the same hypervisor: the policy checks them too.
 
         """;
 
@@ -37,14 +43,16 @@ internal static class CheckCommand
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, ["--target", "--symbols", "--build-id", "--arch", "--profile", "--name"], ["--nodeps", "--json"], ["--applied"], out string? argError);
+        var a = ArgReader.Parse(args, ["--target", "--symbols", "--build-id", "--arch", "--profile", "--name", .. SignatureOptions.Options], ["--nodeps", "--json"], ["--applied"], out string? argError);
         if (a == null || a.Positional.Count != 1)
             return Usage(stderr, argError ?? (a!.Positional.Count == 0 ? "which payload? give its file" : $"one payload at a time (got {a.Positional.Count})"));
         string file = a.Positional[0];
         if (!CommandInput.TryProfile("check", a.Value("--profile"), stderr, out var profile, out int profileError))
             return profileError;
 
-        if (!CommandInput.TryTarget("check", a, stderr, out var target, out int code))
+        if (!SignatureOptions.TryTrust("check", a, stderr, profile, out var trust, out int code))
+            return code;
+        if (!CommandInput.TryTarget("check", a, stderr, out var target, out code))
             return code;
         if (!TryRead(file, stderr, out byte[] data))
             return OwnExitCodes.NoInput;
@@ -56,7 +64,7 @@ internal static class CheckCommand
             applied.Add(new StackedPayload(NameOf(under), d));
         }
         string name = a.Value("--name") ?? NameOf(file);
-        var report = PayloadCheck.Run(name, data, target.Create(), profile, applied, a.Flag("--nodeps"));
+        var report = PayloadCheck.Run(name, data, target.Create(), profile, applied, a.Flag("--nodeps"), trust);
         if (a.Flag("--json"))
             stdout.Write(Json(report));
         else if (report.Error is { } e)
@@ -89,6 +97,8 @@ internal static class CheckCommand
         sb.Append(CultureInfo.InvariantCulture, $"{r.Payload}: accepted by {r.Profile.Name} (hypervisor build-id {Hex(r.HypervisorBuildId)})\n");
         if (r.AppliedUnder.Count > 0)
             sb.Append(CultureInfo.InvariantCulture, $"  stacked on: {string.Join(" -> ", r.AppliedUnder)}\n");
+        if (r.Signature is { } v)
+            sb.Append(CultureInfo.InvariantCulture, $"  signature: {SignatureOptions.Verdict(v)} (signature policy {r.Trust.Policy.Name()})\n");
         sb.Append(CultureInfo.InvariantCulture, $"  functions: {p.Functions.Count}\n");
         foreach (var f in p.Functions)
         {
@@ -142,6 +152,10 @@ internal static class CheckCommand
                 w.WriteString("message", "accepted");
             }
             w.WriteString("hypervisor_build_id", Hex(r.HypervisorBuildId));
+            w.WriteString("signature_policy", r.Trust.Policy.Name());
+            SignatureOptions.WriteJson(w, r.Signature?.Signature, r.Signature);
+            if (r.Signature is { Signature: null } unsigned)
+                SignatureOptions.WriteVerification(w, unsigned);
             if (p != null)
             {
                 w.WriteString("build_id", Hex(p.BuildId));

@@ -50,6 +50,29 @@ internal static class CommandInput
         }
     }
 
+    /// <summary>
+    /// Writes <paramref name="data"/> to <paramref name="output"/> whole or not at all (a temporary file beside it,
+    /// then renamed over it), or reports why it cannot.
+    /// </summary>
+    public static bool TryWrite(string command, string output, byte[] data, TextWriter stderr)
+    {
+        string full = Path.GetFullPath(output);
+        string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            File.WriteAllBytes(temporary, data);
+            File.Move(temporary, full, overwrite: true);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(temporary); }
+            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            stderr.Write($"xen-livepatch {command}: cannot write {output}: {e.Message}\n  check that its folder exists and is writable\n");
+            return false;
+        }
+    }
+
     /// <summary>Reads a file as ELF, or reports why it cannot be.</summary>
     public static bool TryReadElf(string command, string path, TextWriter stderr, [NotNullWhen(true)] out ElfFile? file)
     {

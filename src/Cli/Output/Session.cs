@@ -21,6 +21,8 @@ internal sealed class StepRecord
     public uint? State { get; set; }
     public int? Rc { get; set; }
     public List<string> Messages { get; } = [];
+    /// <summary>The hypervisor's signature check of the payload (get), when it reports one.</summary>
+    public PayloadSignatureStatus? Signature { get; set; }
 }
 
 /// <summary>
@@ -61,6 +63,23 @@ internal sealed class Session : IAsyncDisposable
 
     /// <summary>The list a <c>list</c> printed, for <c>--json</c>.</summary>
     public IReadOnlyList<LivepatchListEntry>? Listed { get; set; }
+
+    /// <summary>The listed payloads' signature checks, as the hypervisor reports them (list --json).</summary>
+    public Dictionary<string, PayloadSignatureStatus?> Signatures { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The hypervisor's record of <paramref name="name"/>'s signature check; null when it reports none.</summary>
+    public async Task<PayloadSignatureStatus?> SignatureAsync(LivepatchClient client, string name)
+    {
+        try
+        {
+            return await client.GetSignatureStatusAsync(name, CancellationToken).ConfigureAwait(false);
+        }
+        catch (LivepatchTransportException)
+        {
+            // A sandbox of an older build closes the connection on a request it does not know: no report.
+            return null;
+        }
+    }
 
     public StepRecord Begin(string op, string? name = null)
     {

@@ -14,7 +14,7 @@ public delegate int SysctlEntryPoint(Span<byte> sysctl, IReadOnlyList<WireBuffer
 /// same bytes as the hypercall: for tests, and for tools that host the core themselves. The buffers are handed
 /// over as they are; the hypervisor reads and writes them through the guest handles.
 /// </summary>
-public sealed class InProcessTransport : ISysctlTransport
+public sealed class InProcessTransport : ISysctlTransport, IPayloadSignatureQuery
 {
     private readonly SysctlEntryPoint _entry;
 
@@ -63,6 +63,16 @@ public sealed class InProcessTransport : ISysctlTransport
         cancellationToken.ThrowIfCancellationRequested();
         return ValueTask.FromResult(_entry(sysctl, buffers));
     }
+
+    /// <summary>
+    /// Where <see cref="GetSignatureStatusAsync"/> reads payload signature checks (the hypervisor in this process);
+    /// null when it reports none.
+    /// </summary>
+    public Func<string, PayloadSignatureStatus?>? SignatureStatus { get; set; }
+
+    /// <inheritdoc/>
+    public ValueTask<PayloadSignatureStatus?> GetSignatureStatusAsync(string name, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(SignatureStatus?.Invoke(name));
 
     /// <inheritdoc/>
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;

@@ -9,7 +9,7 @@ namespace XenLivepatch.Control;
 /// 136-byte <c>xen_sysctl</c> and the caller buffers), each message preceded by its length (u32, little-endian);
 /// the reply brings back the structure, the hypercall's result and the buffers the hypervisor wrote.
 /// </summary>
-public sealed class SocketTransport : ISysctlTransport
+public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
 {
     private readonly Socket _socket;
     private readonly byte[] _header = new byte[4];
@@ -72,21 +72,7 @@ public sealed class SocketTransport : ISysctlTransport
         byte[] framed = new byte[4 + request.Length];
         BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
         request.CopyTo(framed, 4);
-        byte[] reply;
-        try
-        {
-            await SendAllAsync(framed, cancellationToken).ConfigureAwait(false);
-            await ReceiveExactlyAsync(_header, cancellationToken).ConfigureAwait(false);
-            int length = BinaryPrimitives.ReadInt32LittleEndian(_header);
-            if (length is <= 0 or > SocketWire.MaxMessage)
-                throw new LivepatchTransportException($"the sandbox at {Path} sent a reply of {length} bytes; is this socket a livepatch sandbox?");
-            reply = new byte[length];
-            await ReceiveExactlyAsync(reply, cancellationToken).ConfigureAwait(false);
-        }
-        catch (SocketException e)
-        {
-            throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
-        }
+        byte[] reply = await ExchangeAsync(framed, cancellationToken).ConfigureAwait(false);
         if (!SocketWire.TryDecodeReply(reply, out int rc, out byte[] back, out var outs, out string error))
             throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed reply ({error})");
         back.AsSpan(0, Math.Min(back.Length, sysctl.Length)).CopyTo(sysctl);
@@ -97,6 +83,39 @@ public sealed class SocketTransport : ISysctlTransport
             data.CopyTo(target.Data, 0);
         }
         return rc;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<PayloadSignatureStatus?> GetSignatureStatusAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        byte[] request = SocketWire.EncodeStatusRequest(name);
+        byte[] framed = new byte[4 + request.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
+        request.CopyTo(framed, 4);
+        byte[] reply = await ExchangeAsync(framed, cancellationToken).ConfigureAwait(false);
+        if (!SocketWire.TryDecodeStatusReply(reply, out int rc, out var fields, out string error))
+            throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed status reply ({error})");
+        return rc == 0 ? PayloadSignatureStatus.FromFields(fields) : null;
+    }
+
+    private async Task<byte[]> ExchangeAsync(byte[] framed, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await SendAllAsync(framed, cancellationToken).ConfigureAwait(false);
+            await ReceiveExactlyAsync(_header, cancellationToken).ConfigureAwait(false);
+            int length = BinaryPrimitives.ReadInt32LittleEndian(_header);
+            if (length is <= 0 or > SocketWire.MaxMessage)
+                throw new LivepatchTransportException($"the sandbox at {Path} sent a reply of {length} bytes; is this socket a livepatch sandbox?");
+            var reply = new byte[length];
+            await ReceiveExactlyAsync(reply, cancellationToken).ConfigureAwait(false);
+            return reply;
+        }
+        catch (SocketException e)
+        {
+            throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
+        }
     }
 
     private async Task SendAllAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)

@@ -63,6 +63,8 @@ public enum LivepatchCheck : ushort
     UploadFault = 204,
     /// <summary>Xen refuses a payload whose name is already loaded. EEXIST; Xen: <c>livepatch_upload (find_payload)</c>; ours: LivepatchCore.CheckNameUnused.</summary>
     NameInUse = 205,
+    /// <summary>Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none). EINVAL; Xen: <c>check_signature (the 2025 series "livepatch: Verify livepatch signatures"; not in Xen 4.17)</c>; ours: SignatureCheck.Run.</summary>
+    SignatureRefused = 206,
     /// <summary>Xen refuses a payload shorter than an ELF64 header (64 bytes). EINVAL; Xen: <c>livepatch_header_check</c>; ours: PayloadElf.HeaderCheck.</summary>
     ElfTooShort = 301,
     /// <summary>A payload starts with the ELF magic (7f 45 4c 46). EINVAL; Xen: <c>livepatch_header_check</c>; ours: PayloadElf.HeaderCheck.</summary>
@@ -233,7 +235,9 @@ public enum LivepatchCheck : ushort
     AltReplacementOutside = 632,
     /// <summary>.ex_table is an array of 8-byte exception table entries. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
     ExTableSize = 633,
-    /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
+    /// <summary>Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all. EOPNOTSUPP; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
+    ExTableUnsupported = 639,
+    /// <summary>Our guard: an empty .modinfo (Xen 4.17 does not place it and refuses it as empty; Xen 4.22 places it and reads the byte before it). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoEmpty = 634,
     /// <summary>.modinfo (the metadata) ends with NUL. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoNotTerminated = 635,
@@ -244,7 +248,7 @@ public enum LivepatchCheck : ushort
     /// <summary>A symbol a payload exports must be new to the hypervisor and to loaded payloads, unless it is a replacement overriding the function it patches. EEXIST; Xen: <c>build_symbol_table</c>; ours: PayloadRules.IsExported, PayloadLoader.BuildSymbolTable.</summary>
     SymbolDuplicate = 638,
     /// <summary>Xen 4.20+ refuses a .note.gnu.build-id or .livepatch.depends note whose type is not NT_GNU_BUILD_ID with xen_build_id_check's ENODATA. ENODATA; Xen: <c>parse_buildid, xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
-    NoteNotBuildIdNoData = 639,
+    NoteNotBuildIdNoData = 649,
     /// <summary>Xen 4.20+ refuses a .note.gnu.build-id or .livepatch.depends note whose owner is not "GNU" with xen_build_id_check's ENODATA. ENODATA; Xen: <c>parse_buildid, xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteNotGnuNoData = 640,
     /// <summary>Xen 4.21+ (x86): .alt_call_sites is an array of 4-byte entries, each a site's offset from the entry. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAltCalls.</summary>
@@ -342,6 +346,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge,
         LivepatchCheck.UploadFault,
         LivepatchCheck.NameInUse,
+        LivepatchCheck.SignatureRefused,
         LivepatchCheck.ElfTooShort,
         LivepatchCheck.ElfMagic,
         LivepatchCheck.ElfNotRelocatable,
@@ -427,6 +432,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText,
         LivepatchCheck.AltReplacementOutside,
         LivepatchCheck.ExTableSize,
+        LivepatchCheck.ExTableUnsupported,
         LivepatchCheck.ModinfoEmpty,
         LivepatchCheck.ModinfoNotTerminated,
         LivepatchCheck.XenBuildIdMissing,
@@ -495,6 +501,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => XenErrno.EINVAL,
         LivepatchCheck.UploadFault => XenErrno.EFAULT,
         LivepatchCheck.NameInUse => XenErrno.EEXIST,
+        LivepatchCheck.SignatureRefused => XenErrno.EINVAL,
         LivepatchCheck.ElfTooShort => XenErrno.EINVAL,
         LivepatchCheck.ElfMagic => XenErrno.EINVAL,
         LivepatchCheck.ElfNotRelocatable => XenErrno.EOPNOTSUPP,
@@ -580,6 +587,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => XenErrno.EINVAL,
         LivepatchCheck.AltReplacementOutside => XenErrno.EINVAL,
         LivepatchCheck.ExTableSize => XenErrno.EINVAL,
+        LivepatchCheck.ExTableUnsupported => XenErrno.EOPNOTSUPP,
         LivepatchCheck.ModinfoEmpty => XenErrno.EINVAL,
         LivepatchCheck.ModinfoNotTerminated => XenErrno.EINVAL,
         LivepatchCheck.XenBuildIdMissing => XenErrno.ENODATA,
@@ -644,6 +652,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "Xen refuses a payload larger than LIVEPATCH_MAX_SIZE (2 MiB).",
         LivepatchCheck.UploadFault => "The payload's bytes must be in the caller's memory.",
         LivepatchCheck.NameInUse => "Xen refuses a payload whose name is already loaded.",
+        LivepatchCheck.SignatureRefused => "Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none).",
         LivepatchCheck.ElfTooShort => "Xen refuses a payload shorter than an ELF64 header (64 bytes).",
         LivepatchCheck.ElfMagic => "A payload starts with the ELF magic (7f 45 4c 46).",
         LivepatchCheck.ElfNotRelocatable => "A payload is a relocatable object: ET_REL, EV_CURRENT in e_version and EI_VERSION, EI_OSABI none or FreeBSD, EI_ABIVERSION 0, no program headers.",
@@ -729,7 +738,8 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "An alternative patches the payload's own text only.",
         LivepatchCheck.AltReplacementOutside => "An alternative's replacement lies inside .altinstr_replacement.",
         LivepatchCheck.ExTableSize => ".ex_table is an array of 8-byte exception table entries.",
-        LivepatchCheck.ModinfoEmpty => "Our guard: an empty .modinfo (Xen reads its last byte out of bounds).",
+        LivepatchCheck.ExTableUnsupported => "Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all.",
+        LivepatchCheck.ModinfoEmpty => "Our guard: an empty .modinfo (Xen 4.17 does not place it and refuses it as empty; Xen 4.22 places it and reads the byte before it).",
         LivepatchCheck.ModinfoNotTerminated => ".modinfo (the metadata) ends with NUL.",
         LivepatchCheck.XenBuildIdMissing => "Xen 4.15+ checks .livepatch.xen_depends against the hypervisor's build-id, which it must have.",
         LivepatchCheck.XenBuildIdMismatch => "Xen 4.15 to 4.19 refuse a payload whose .livepatch.xen_depends is not the hypervisor's build-id (after prepare_payload).",
@@ -798,6 +808,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "upload",
         LivepatchCheck.UploadFault => "upload",
         LivepatchCheck.NameInUse => "upload",
+        LivepatchCheck.SignatureRefused => "upload",
         LivepatchCheck.ElfTooShort => "elf",
         LivepatchCheck.ElfMagic => "elf",
         LivepatchCheck.ElfNotRelocatable => "elf",
@@ -883,6 +894,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "prepare",
         LivepatchCheck.AltReplacementOutside => "prepare",
         LivepatchCheck.ExTableSize => "prepare",
+        LivepatchCheck.ExTableUnsupported => "prepare",
         LivepatchCheck.ModinfoEmpty => "prepare",
         LivepatchCheck.ModinfoNotTerminated => "prepare",
         LivepatchCheck.XenBuildIdMissing => "prepare",
@@ -952,6 +964,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "verify_payload",
         LivepatchCheck.UploadFault => "verify_payload (guest_handle_okay), livepatch_upload (copy_from_guest)",
         LivepatchCheck.NameInUse => "livepatch_upload (find_payload)",
+        LivepatchCheck.SignatureRefused => "check_signature (the 2025 series \"livepatch: Verify livepatch signatures\"; not in Xen 4.17)",
         LivepatchCheck.ElfTooShort => "livepatch_header_check",
         LivepatchCheck.ElfMagic => "livepatch_header_check",
         LivepatchCheck.ElfNotRelocatable => "livepatch_header_check",
@@ -1037,6 +1050,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "prepare_payload",
         LivepatchCheck.AltReplacementOutside => "prepare_payload",
         LivepatchCheck.ExTableSize => "prepare_payload",
+        LivepatchCheck.ExTableUnsupported => "prepare_payload",
         LivepatchCheck.ModinfoEmpty => "prepare_payload",
         LivepatchCheck.ModinfoNotTerminated => "prepare_payload",
         LivepatchCheck.XenBuildIdMissing => "xen_build_id_dep (4.15 to 4.19), check_xen_buildid (4.20+)",
@@ -1106,6 +1120,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "LivepatchCore.CheckUploadSize",
         LivepatchCheck.UploadFault => "SysctlHandler.Upload",
         LivepatchCheck.NameInUse => "LivepatchCore.CheckNameUnused",
+        LivepatchCheck.SignatureRefused => "SignatureCheck.Run",
         LivepatchCheck.ElfTooShort => "PayloadElf.HeaderCheck",
         LivepatchCheck.ElfMagic => "PayloadElf.HeaderCheck",
         LivepatchCheck.ElfNotRelocatable => "PayloadElf.HeaderCheck",
@@ -1191,6 +1206,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "PayloadPreparation.CheckAlternatives",
         LivepatchCheck.AltReplacementOutside => "PayloadPreparation.CheckAlternatives",
         LivepatchCheck.ExTableSize => "PayloadPreparation.CheckArchTables",
+        LivepatchCheck.ExTableUnsupported => "PayloadPreparation.CheckArchTables",
         LivepatchCheck.ModinfoEmpty => "PayloadPreparation.PrepareMetadata",
         LivepatchCheck.ModinfoNotTerminated => "PayloadPreparation.PrepareMetadata",
         LivepatchCheck.XenBuildIdMissing => "PayloadLoader.CheckXenBuildId, PayloadLoader.CheckXenBuildIdFirst",
@@ -1352,6 +1368,10 @@ internal static class Refuse
     /// <summary>Xen refuses a payload whose name is already loaded.</summary>
     public static LivepatchError NameInUse(string payload) =>
         new(LivepatchCheck.NameInUse, XenErrno.EEXIST, payload, $"a payload with this name is already loaded");
+
+    /// <summary>Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none).</summary>
+    public static LivepatchError SignatureRefused(string payload, string reason, string detail, string policy) =>
+        new(LivepatchCheck.SignatureRefused, XenErrno.EINVAL, payload, $"signature check failed ({reason}): {detail} (signature policy {policy})");
 
     /// <summary>Xen refuses a payload shorter than an ELF64 header (64 bytes).</summary>
     public static LivepatchError ElfTooShort(string payload, int length) =>
@@ -1693,7 +1713,11 @@ internal static class Refuse
     public static LivepatchError ExTableSize(string payload, ulong size) =>
         new(LivepatchCheck.ExTableSize, XenErrno.EINVAL, payload, $"wrong size {size} of .ex_table (must be a multiple of 8)");
 
-    /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds).</summary>
+    /// <summary>Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all.</summary>
+    public static LivepatchError ExTableUnsupported(string payload, string machine) =>
+        new(LivepatchCheck.ExTableUnsupported, XenErrno.EOPNOTSUPP, payload, $".ex_table: {machine} hypervisors have no exception table for a payload to extend");
+
+    /// <summary>Our guard: an empty .modinfo (Xen 4.17 does not place it and refuses it as empty; Xen 4.22 places it and reads the byte before it).</summary>
     public static LivepatchError ModinfoEmpty(string payload) =>
         new(LivepatchCheck.ModinfoEmpty, XenErrno.EINVAL, payload, $"incorrect metadata format detected (.modinfo is empty)");
 

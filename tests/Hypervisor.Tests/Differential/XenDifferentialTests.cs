@@ -1,5 +1,4 @@
 using System.Text;
-using XenLivepatch.Elf;
 using XenLivepatch.TestKit;
 
 namespace XenLivepatch.Hypervisor.Tests;
@@ -19,14 +18,54 @@ public class XenDifferentialTests
 
     private static string DataDir(LivepatchProfile profile) => Repo.Path("tests", "Data", profile.Name, "differential");
 
-    private static List<string> RunOurs(LivepatchProfile profile, string xensyms, string buildIdHex, List<Step> steps, Func<string, byte[]> file)
+    /// <summary>The steps through our core in <paramref name="profile"/> for a hypervisor of <paramref name="arch"/> with these symbols and build-id.</summary>
+    internal static List<string> RunOurs(LivepatchProfile profile, LivepatchArch arch, ulong? payloadArea, string xensyms, string buildIdHex, List<Step> steps, Func<string, byte[]> file)
     {
-        Assert.True(OfflineHypervisor.TryFromXenSyms(xensyms, Convert.FromHexString(buildIdHex), ElfMachine.X86_64, out var target, out string? why), why);
-        var core = new LivepatchCore(profile, X86_64Arch.Instance, target, target);
+        Assert.True(OfflineHypervisor.TryFromXenSyms(xensyms, Convert.FromHexString(buildIdHex), arch.Machine, out var target, out string? why, payloadArea), why);
+        var core = new LivepatchCore(profile, arch, target, target);
         return steps.Select(s => ToolEmulation.Run(core, s, file)).ToList();
     }
 
-    private static void AssertSame(LivepatchProfile profile, List<Step> steps, List<string> xen, List<string> ours)
+    /// <summary>
+    /// The dom0 script: every step of steps.txt with <paramref name="tool"/> (Xen's, or our CLI where Xen's cannot talk
+    /// to the hypervisor), its exit code and the errno of its "Error N:" line ("-" when it prints none) to
+    /// out/results, one line a step.
+    /// </summary>
+    internal static string Script(string tool) => $$"""
+        i=0
+        : > out/results
+        while read -r op name file; do
+          i=$((i + 1))
+          if [ "$op" = upload ]; then
+            {{tool}} upload "$name" "corpus/$file" > /tmp/o 2> /tmp/e
+          else
+            {{tool}} "$op" "$name" > /tmp/o 2> /tmp/e
+          fi
+          rc=$?
+          err=$(sed -n 's/^Error \([0-9]*\):.*/\1/p' /tmp/e | tail -n 1)
+          echo "$rc ${err:--}" >> out/results
+        done < steps.txt
+        """;
+
+    /// <summary>The dom0 script with Xen's own tool.</summary>
+    internal static string DomScript => Script("xen-livepatch");
+
+    /// <summary>Writes the corpus and its steps under <paramref name="directory"/> (corpus/, steps.txt).</summary>
+    internal static void WriteCorpus(string directory, List<(string File, byte[] Data)> files, List<Step> steps)
+    {
+        Directory.CreateDirectory(Path.Combine(directory, "corpus"));
+        foreach (var (name, data) in files)
+            File.WriteAllBytes(Path.Combine(directory, "corpus", name), data);
+        File.WriteAllLines(Path.Combine(directory, "steps.txt"), steps.Select(s => s.ToString()));
+    }
+
+    /// <summary>The kept corpus in <paramref name="directory"/>: its steps, Xen's outcomes, and a reader of its files.</summary>
+    internal static (List<Step> Steps, List<string> Xen, Func<string, byte[]> File) ReadKept(string directory) =>
+        (File.ReadAllLines(Path.Combine(directory, "steps.txt")).Where(l => l.Length > 0).Select(Step.Parse).ToList(),
+         File.ReadAllLines(Path.Combine(directory, "xen-results.txt")).Where(l => l.Length > 0).ToList(),
+         f => File.ReadAllBytes(Path.Combine(directory, "corpus", f)));
+
+    internal static void AssertSame(List<Step> steps, List<string> xen, List<string> ours, string hypervisor = "Xen's")
     {
         Assert.Equal(steps.Count, xen.Count);
         var diffs = new StringBuilder();
@@ -35,7 +74,7 @@ public class XenDifferentialTests
             if (xen[i] != ours[i])
                 diffs.AppendLine($"  step {i + 1} '{steps[i]}': Xen {xen[i]}, ours {ours[i]}");
         }
-        Assert.True(diffs.Length == 0, $"outcomes differ from {profile.Name}'s (exit errno):\n" + diffs);
+        Assert.True(diffs.Length == 0, $"outcomes differ from {hypervisor} (exit errno):\n" + diffs);
     }
 
     [Theory, MemberData(nameof(Profiles))]
@@ -43,12 +82,11 @@ public class XenDifferentialTests
     {
         var profile = LivepatchProfile.FromName(profileName)!;
         string dir = DataDir(profile);
-        var steps = File.ReadAllLines(Path.Combine(dir, "steps.txt")).Where(l => l.Length > 0).Select(Step.Parse).ToList();
-        var xen = File.ReadAllLines(Path.Combine(dir, "xen-results.txt")).Where(l => l.Length > 0).ToList();
+        var (steps, xen, file) = ReadKept(dir);
         string xensyms = File.ReadAllText(Path.Combine(dir, "xensyms"));
         string buildId = File.ReadAllText(Path.Combine(dir, "build-id")).Trim();
-        var ours = RunOurs(profile, xensyms, buildId, steps, f => File.ReadAllBytes(Path.Combine(dir, "corpus", f)));
-        AssertSame(profile, steps, xen, ours);
+        var ours = RunOurs(profile, X86_64Arch.Instance, null, xensyms, buildId, steps, file);
+        AssertSame(steps, xen, ours, $"real {profile.Name}'s");
         Assert.True(steps.Count >= 100, $"the corpus has {steps.Count} steps");
     }
 
@@ -69,8 +107,7 @@ public class XenDifferentialTests
     private static Dictionary<string, string> Results(LivepatchProfile profile)
     {
         string dir = DataDir(profile);
-        var steps = File.ReadAllLines(Path.Combine(dir, "steps.txt")).Where(l => l.Length > 0).Select(Step.Parse).ToList();
-        var xen = File.ReadAllLines(Path.Combine(dir, "xen-results.txt")).Where(l => l.Length > 0).ToList();
+        var (steps, xen, _) = ReadKept(dir);
         var results = new Dictionary<string, string>();
         for (int i = 0; i < steps.Count; i++)
             results.TryAdd($"{steps[i].Op} {steps[i].Name}", xen[i]);
@@ -97,8 +134,7 @@ public class XenDifferentialTests
         XenQemu.BuildHello(work, xen.Syms);
         Directory.CreateDirectory(Path.Combine(work, "in"));
         File.Copy(ours, Path.Combine(work, "in", "xen-livepatch"));
-        // One CPU: on a busy host Xen's 30 ms rendezvous times out with two.
-        RunOnXen(LivepatchProfile.Xen422, work, "./xen-livepatch", ["--xen", xen.Image, "--smp", "1"]);
+        RunOnXen(LivepatchProfile.Xen422, work, "./xen-livepatch", ["--xen", xen.Image]);
     }
 
     private static void RunOnXen(LivepatchProfile profile, string work, string tool, IReadOnlyList<string> options)
@@ -106,44 +142,24 @@ public class XenDifferentialTests
         byte[] hello = File.ReadAllBytes(Path.Combine(work, "xen_hello_world.livepatch"));
         var (files, steps) = UploadCorpus.Generate(hello, profile);
         string input = Path.Combine(work, "in");
-        Directory.CreateDirectory(Path.Combine(input, "corpus"));
-        foreach (var (name, data) in files)
-            File.WriteAllBytes(Path.Combine(input, "corpus", name), data);
-        File.WriteAllLines(Path.Combine(input, "steps.txt"), steps.Select(s => s.ToString()));
-        string script = $$"""
-            i=0
-            : > out/results
-            while read -r op name file; do
-              i=$((i + 1))
-              if [ "$op" = upload ]; then
-                {{tool}} upload "$name" "corpus/$file" > /tmp/o 2> /tmp/e
-              else
-                {{tool}} "$op" "$name" > /tmp/o 2> /tmp/e
-              fi
-              rc=$?
-              err=$(sed -n 's/^Error \([0-9]*\):.*/\1/p' /tmp/e | tail -n 1)
-              echo "$rc ${err:--}" >> out/results
-            done < steps.txt
-            """;
-        var result = XenQemu.Run(input, script, TimeSpan.FromMinutes(10), options);
+        WriteCorpus(input, files, steps);
+        // One CPU: Xen's 30 ms rendezvous cannot time out (EBUSY) while the emulating host is busy.
+        var result = XenQemu.Run(input, Script(tool), TimeSpan.FromMinutes(8), [.. options, "--smp", "1"]);
         var xen = result.File("results").Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
-        var ours = RunOurs(profile, result.XenSyms, result.BuildId, steps, f => files.Single(x => x.File == f).Data);
+        var ours = RunOurs(profile, X86_64Arch.Instance, null, result.XenSyms, result.BuildId, steps, f => files.Single(x => x.File == f).Data);
 
         string dataDir = DataDir(profile);
         if (Environment.GetEnvironmentVariable("XLP_RECORD") == "1")
         {
             if (Directory.Exists(dataDir))
                 Directory.Delete(dataDir, recursive: true);
-            Directory.CreateDirectory(Path.Combine(dataDir, "corpus"));
-            foreach (var (name, data) in files)
-                File.WriteAllBytes(Path.Combine(dataDir, "corpus", name), data);
-            File.WriteAllLines(Path.Combine(dataDir, "steps.txt"), steps.Select(s => s.ToString()));
+            WriteCorpus(dataDir, files, steps);
             File.WriteAllLines(Path.Combine(dataDir, "xen-results.txt"), xen);
             File.WriteAllText(Path.Combine(dataDir, "xensyms"), result.XenSyms);
             File.WriteAllText(Path.Combine(dataDir, "build-id"), result.BuildId + "\n");
         }
         Assert.False(result.SerialLog.Contains("FATAL PAGE FAULT", StringComparison.Ordinal), "the corpus crashed Xen");
         Assert.Equal(steps.Count, xen.Count);
-        AssertSame(profile, steps, xen, ours);
+        AssertSame(steps, xen, ours, $"real {profile.Name}'s");
     }
 }
