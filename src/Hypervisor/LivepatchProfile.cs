@@ -52,9 +52,10 @@ public sealed record LivepatchProfile
     public bool SupportsNoDeps { get; init; }
 
     /// <summary>
-    /// Newer Xen (0dc1f929e8) places zero-size SHF_ALLOC sections too. Xen 4.17 and the seed ignore them
-    /// (<c>livepatch_elf_ignore_section</c>): they get no address, their symbols stay unresolved, relocations
-    /// into them are skipped, and an empty <c>.data</c> or <c>.bss</c> does not make a payload unsafe to re-apply.
+    /// Xen 4.17 and later (0dc1f929e8; 4.17.3's <c>livepatch_elf_ignore_section</c> looks at SHF_ALLOC alone) place
+    /// zero-size SHF_ALLOC sections too, so that symbols in them resolve and relocations into them work; an empty RW
+    /// section does not count against re-applying. The seed's Xen 4.7 ignores them: they get no address, their
+    /// symbols stay unresolved and relocations into them are refused.
     /// </summary>
     public bool PlacesEmptySections { get; init; }
 
@@ -114,6 +115,7 @@ public sealed record LivepatchProfile
         SupportsExpectations = true,
         HandlesEndbr = true,
         SupportsNoDeps = true,
+        PlacesEmptySections = true,
         X86FeatureWords = 19,
         LoadOrder =
         [

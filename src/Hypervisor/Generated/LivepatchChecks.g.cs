@@ -237,7 +237,7 @@ public enum LivepatchCheck : ushort
     ExTableSize = 633,
     /// <summary>Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all. EOPNOTSUPP; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
     ExTableUnsupported = 639,
-    /// <summary>Our guard: an empty .modinfo (Xen 4.17 does not place it and refuses it as empty; Xen 4.22 places it and reads the byte before it). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
+    /// <summary>Our guard: an empty .modinfo (Xen places it and reads the byte before it; it crashes Debian's 4.17.7, reference §7.5). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoEmpty = 634,
     /// <summary>.modinfo (the metadata) ends with NUL. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoNotTerminated = 635,
@@ -739,7 +739,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltReplacementOutside => "An alternative's replacement lies inside .altinstr_replacement.",
         LivepatchCheck.ExTableSize => ".ex_table is an array of 8-byte exception table entries.",
         LivepatchCheck.ExTableUnsupported => "Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all.",
-        LivepatchCheck.ModinfoEmpty => "Our guard: an empty .modinfo (Xen 4.17 does not place it and refuses it as empty; Xen 4.22 places it and reads the byte before it).",
+        LivepatchCheck.ModinfoEmpty => "Our guard: an empty .modinfo (Xen places it and reads the byte before it; it crashes Debian's 4.17.7, reference §7.5).",
         LivepatchCheck.ModinfoNotTerminated => ".modinfo (the metadata) ends with NUL.",
         LivepatchCheck.XenBuildIdMissing => "Xen 4.15+ checks .livepatch.xen_depends against the hypervisor's build-id, which it must have.",
         LivepatchCheck.XenBuildIdMismatch => "Xen 4.15 to 4.19 refuse a payload whose .livepatch.xen_depends is not the hypervisor's build-id (after prepare_payload).",
@@ -1717,7 +1717,7 @@ internal static class Refuse
     public static LivepatchError ExTableUnsupported(string payload, string machine) =>
         new(LivepatchCheck.ExTableUnsupported, XenErrno.EOPNOTSUPP, payload, $".ex_table: {machine} hypervisors have no exception table for a payload to extend");
 
-    /// <summary>Our guard: an empty .modinfo (Xen 4.17 does not place it and refuses it as empty; Xen 4.22 places it and reads the byte before it).</summary>
+    /// <summary>Our guard: an empty .modinfo (Xen places it and reads the byte before it; it crashes Debian's 4.17.7, reference §7.5).</summary>
     public static LivepatchError ModinfoEmpty(string payload) =>
         new(LivepatchCheck.ModinfoEmpty, XenErrno.EINVAL, payload, $"incorrect metadata format detected (.modinfo is empty)");
 

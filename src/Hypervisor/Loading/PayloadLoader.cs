@@ -160,7 +160,8 @@ public sealed class PayloadLoader
             if (region == PayloadRegion.WritableCode)
                 return Refuse.SectionWritableCode(Name, s.Name);
             regions[i] = region;
-            if (region == PayloadRegion.Rw)
+            // An empty RW section (placed by newer Xen so that its symbols resolve) does not count against re-applying.
+            if (region == PayloadRegion.Rw && s.Header.Size != 0)
             {
                 rwCount++;
                 rwSection = i;
