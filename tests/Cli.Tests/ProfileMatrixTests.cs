@@ -40,23 +40,7 @@ public class ProfileMatrixTests
         string hello = LivepatchFixtures.BuildPayload(image, "xen_hello_world", ["hello_world.c"], [.. seed, "--modinfo", "LIVEPATCH_RULEZ"]);
         string bye = LivepatchFixtures.BuildPayload(image, "xen_bye_world", ["bye_world.c"], [.. seed, "--depends-on", hello]);
         string nop = LivepatchFixtures.BuildPayload(image, "xen_nop", ["nop.c"], seed);
-        string counter = LivepatchFixtures.BuildPayload(image, "xen_counter", [LivepatchFixtures.SourceFile("""
-            #include "livepatch.h"
-            static const char counter_patch_this_fnc[] = "xen_extra_version";
-            int counter_calls = 1;
-            const char *xen_extra_version(void)
-            {
-                counter_calls++;
-                return "Counted";
-            }
-            LIVEPATCH_FUNC(livepatch_counter) = {
-                .version = LIVEPATCH_PAYLOAD_VERSION,
-                .name = counter_patch_this_fnc,
-                .new_addr = xen_extra_version,
-                .new_size = SZ_xen_extra_version,
-                .old_size = 8,
-            };
-            """)], seed);
+        string counter = LivepatchFixtures.BuildPayload(image, "xen_counter", [LivepatchFixtures.SourceFile(Payloads.CounterSource)], seed);
         return new ProfilePayloads(hello, bye, nop, counter);
     }
 
@@ -126,7 +110,7 @@ public class ProfileMatrixTests
         var p = c.Profile;
         var (hello, bye, nop, counter) = (c.Payloads.Hello, c.Payloads.Bye, c.Payloads.Nop, c.Payloads.Counter);
         // Only a 4.14+ hypervisor keeps .modinfo, shown by list.
-        string rulez = p.SupportsActionHooks ? "LIVEPATCH_RULEZ" : "";
+        string rulez = p.SupportsActionHooks ? "LIVEPATCH_RULEZ" : "", counterMeta = p.SupportsActionHooks ? "A=1;B=2" : "";
         void Step(string what, CliRun expected, params string[] args)
         {
             var got = c.Run(args);
@@ -186,7 +170,7 @@ public class ProfileMatrixTests
         Step("load again", new(1, $"Uploading {counter}... failed\n", "Error 17: File exists\n"), "load", counter);
         Step("revert", new(0, "Reverting xen_counter... completed\n", ""), "revert", "xen_counter");
         Step("apply after a revert, with data", new(1, "Applying xen_counter... failed\n", "Error 22: Invalid argument\n"), "apply", "xen_counter");
-        Step("list with an rc", new(0, Header + Row("xen_hello_world", "CHECKED", rulez) + $"{"xen_counter",-40}| CHECKED (22, Invalid argument)    | \n", ""), "list");
+        Step("list with an rc", new(0, Header + Row("xen_hello_world", "CHECKED", rulez) + $"{"xen_counter",-40}| CHECKED (22, Invalid argument)    | {counterMeta}\n", ""), "list");
         Step("unload", new(0, "Unloading xen_counter... completed\n", ""), "unload", "xen_counter");
         Step("unload", new(0, "Unloading xen_hello_world... completed\n", ""), "unload", "xen_hello_world");
         Step("an empty list again", new(0, "Nothing to list\n", ""), "list");
