@@ -217,6 +217,15 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     {
         if (_log == null)
             return;
+        // A tool probing the interface version (the control library tries Xen 4.17's, then 4.21's, then the seed's):
+        // say so, or a 2016-layout sandbox's log reads as if every LIST were refused.
+        uint version = XenSysctl.ReadHeader(sysctl).InterfaceVersion, ours = _handler.Core.Profile.Abi.InterfaceVersion;
+        if (version != ours)
+        {
+            _log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"sysctl: pid {peer.Pid} uid {peer.Uid}: interface version 0x{version:x2} -> -EACCES (this hypervisor speaks 0x{ours:x2})"));
+            return;
+        }
         var op = XenSysctl.ReadLivepatch(sysctl, _handler.Core.Profile.Abi.Layout);
         // GET and LIST that succeed change nothing, and tools poll GET while an action runs.
         if (rc >= 0 && privileged && op.Cmd is LivepatchSubOp.Get or LivepatchSubOp.List)

@@ -370,7 +370,8 @@ public sealed class SandboxProfileTests
 
             string socket = Path.Combine(dir, "sandbox.sock");
             using var host = SandboxHost.Start(new SandboxOptions { ImagePath = SandboxBuild.Image, Vcpus = 1, Profile = profile });
-            await using var server = SysctlSocketServer.Start(new SysctlHandler(host.Core), socket, ProfileMatrixTests.OwnGroup.Value);
+            var log = new StringWriter();
+            await using var server = SysctlSocketServer.Start(new SysctlHandler(host.Core), socket, ProfileMatrixTests.OwnGroup.Value, TextWriter.Synchronized(log));
             {
                 CliRun Run(params string[] args) => CliRun.With(WaitingFor(host), ["--sandbox", socket, .. args]);
                 Assert.Equal(new CliRun(0, $"Uploading {payload}... completed\nApplying xen_hello_world... completed\n", ""), Run("load", payload));
@@ -381,6 +382,12 @@ public sealed class SandboxProfileTests
                 Assert.Equal(new CliRun(0, "Unloading xen_hello_world... completed\n", ""), Run("unload", "xen_hello_world"));
                 Assert.Equal(new CliRun(0, "Nothing to list\n", ""), Run("list"));
             }
+            // The control library probes Xen 4.17's interface version first: the log (written before each reply) says
+            // that is what was refused.
+            string logged = log.ToString();
+            Assert.DoesNotContain("LIST -> -EACCES", logged, StringComparison.Ordinal);
+            if (profile.Abi.InterfaceVersion != LivepatchProfile.Xen417.Abi.InterfaceVersion)
+                Assert.Contains($"interface version 0x15 -> -EACCES (this hypervisor speaks 0x{profile.Abi.InterfaceVersion:x2})", logged, StringComparison.Ordinal);
         }
         finally
         {
