@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds an upstream x86-64 Xen hypervisor from its release tarball, for `run.sh --xen`: defconfig (which has
-# CONFIG_LIVEPATCH=y on x86), with the build stamps pinned so that two builds of the same tree with the same
-# compiler get the same build-id (payloads load only on the build they were made for).
+# CONFIG_LIVEPATCH=y on x86), with the build stamps (date, host, user) pinned. The build-id still depends on the
+# compiler and on the build directory (the image holds source paths), so the tests build their payloads against
+# the xen-syms of the build they boot, and the recorded verdicts do not depend on the build-id.
 #
 #   usage: tests/qemu/build-xen.sh [VERSION] [CACHE]
 #          VERSION defaults to 4.22.0; CACHE to <repo>/artifacts/xen-VERSION (or $XEN_BUILD_CACHE)
