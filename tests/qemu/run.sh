@@ -6,7 +6,7 @@
 #
 #   usage: tests/qemu/run.sh --script FILE --out OUTDIR [--files DIR] [--timeout SECONDS] [--smp N]
 #                            [--memory MB] [--dom0-memory MB] [--cpu MODEL] [--cache DIR] [--keep]
-#                            [--arch x86_64|arm64] [--xen IMAGE]
+#                            [--arch x86_64|arm64] [--share HOSTDIR[:GUESTDIR]] [--xen IMAGE]
 #
 #   --script FILE      shell script run in dom0 as `sh /work/run.sh`, in /work, with stdin from /dev/null.
 #                      Its stdout+stderr go to the console and to /work/out/run.log, its exit code to
@@ -34,6 +34,12 @@
 #   --xen IMAGE        x86_64: boot this hypervisor instead of Debian's 4.17.7 (an upstream build's xen/xen, the
 #                      multiboot image: tests/qemu/build-xen.sh makes Xen 4.22.0), with the same Debian dom0.
 #   --keep             keep the temporary work directory (initramfs, raw console) and print its path.
+#   --share HOSTDIR[:GUESTDIR]
+#                      HOSTDIR (created if needed) is mounted read-write in dom0 at GUESTDIR (default /work/share)
+#                      over virtio-9p before the script runs, and unmounted (synced) after it: what the
+#                      script writes there is in HOSTDIR when run.sh returns, and a later boot given the same
+#                      HOSTDIR finds it (a disk shared between boots). Files keep the owner dom0 gave them.
+#                      x86_64 only.
 #   Extra Xen / dom0 kernel command-line options: $XEN_QEMU_XEN_ARGS / $XEN_QEMU_DOM0_ARGS.
 #
 # Files the dom0 always returns: run.log, run.rc, build-id (hex), xensyms (the hypervisor's symbols; empty
@@ -50,7 +56,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2
 say() { echo "xen-qemu: $*"; }
 die() { echo "xen-qemu: error: $1" >&2; exit "${2:-1}"; }   # MESSAGE [STATUS]
 
-files='' script='' out='' timeout=300 smp='' memory=2048 dom0_mb='' keep=0 arch=x86_64 cpu='' cache='' xen=''
+files='' script='' out='' timeout=300 smp='' memory=2048 dom0_mb='' keep=0 arch=x86_64 cpu='' cache='' share='' share_at=/work/share xen=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --files) files=${2:?--files needs a directory}; shift 2 ;;
@@ -63,6 +69,8 @@ while [ $# -gt 0 ]; do
     --cpu) cpu=${2:?--cpu needs a model}; shift 2 ;;
     --cache) cache=${2:?--cache needs a directory}; shift 2 ;;
     --keep) keep=1; shift ;;
+    --share) share=${2:?--share needs a directory}; shift 2
+             if [[ "$share" == *:* ]]; then share_at=${share#*:}; share=${share%%:*}; fi ;;
     --arch) arch=${2:?--arch needs x86_64 or arm64}; shift 2 ;;
     --xen) xen=${2:?--xen needs a hypervisor image}; shift 2 ;;
     -h|--help) usage ;;
@@ -83,6 +91,13 @@ esac
 [ -z "$files" ] || [ -d "$files" ] || die "--files '$files' is not a directory" 2
 [ -z "$xen" ] || [ -f "$xen" ] || die "--xen '$xen' is not a file" 2
 [ -z "$xen" ] || [ "$arch" = x86_64 ] || die "--xen boots an x86_64 image; arm64 boots its cache's" 2
+if [ -n "$share" ]; then
+  [ "$arch" = x86_64 ] || die "--share is for x86_64 boots (virtio-9p over PCI)" 2
+  [[ "$share_at" == /* ]] || die "--share's guest directory must be absolute, not '$share_at'" 2
+  mkdir -p "$share" || die "cannot create --share directory '$share'" 2
+  share=$(cd "$share" && pwd)
+  [[ "$share" != *[\ ,]* ]] || die "the --share directory '$share' must not contain spaces or commas" 2
+fi
 for n in "$timeout" "$smp" "$memory" ${dom0_mb:+"$dom0_mb"}; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive integer" 2
 done
@@ -189,6 +204,11 @@ add_module() {
   cp "$ko" "$I/usr/lib/modules/xen-qemu/$m.ko"
 }
 for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do add_module "$m"; done
+# virtio-9p for --share: the PCI transport, the 9p client and file system (netfs and fscache come as dependencies).
+if [ -n "$share" ]; then
+  for m in virtio_pci 9pnet_virtio 9p; do add_module "$m"; done
+  echo "$share_at" > "$I/etc/xen-qemu/share"
+fi
 printf '%s\n' "${modules[@]}" > "$I/etc/xen-qemu/modules"
 
 # the caller's files and script; libraries of the ELF programs among the files
@@ -241,6 +261,9 @@ else
         -nographic -no-reboot -monitor none -serial stdio -nic none
         -kernel "${xen:-$cache/xen}" -append "$xen_args"
         -initrd "$cache/vmlinuz $dom0_args,$work/initrd")
+  if [ -n "$share" ]; then
+    qemu+=(-virtfs "local,path=$share,mount_tag=xenqemushare,security_model=passthrough,id=xenqemushare")
+  fi
 fi
 printf '%q ' "${qemu[@]}" > "$work/qemu.cmd"; echo >> "$work/qemu.cmd"
 say "booting $arch Xen ${xen:-$(sed -n '/^xen: /{s/^xen: [^=]*=//;s/ .*//;p}' "$cache/READY")} with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, dom0 ${dom0_mb} MB, timeout ${timeout}s)"

@@ -13,10 +13,11 @@ namespace XenLivepatch.Cli;
 internal static class CheckCommand
 {
     public const string Help = """
-        Usage: xen-livepatch check <payload> (--target <image> | --symbols <file> --build-id <hex>) [options]
+        Usage: xen-livepatch check <payload> [--target <image> | --symbols <file> --build-id <hex>] [options]
         Runs <payload> through the livepatch core's upload checks against a hypervisor that is not running,
         then the apply checks that need no CPU: the build-id dependency and, when the target has code bytes,
         the expectations. Prints OK and a summary, or "error <errno> (<NAME>): <payload>: <message>".
+        Without --target or --symbols, the target is the running hypervisor (real Xen, or the sandbox) when one answers.
         Exit status: 0 when accepted, otherwise the errno Xen would return.
           --target <image>       the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: expectations unchecked)
@@ -36,7 +37,7 @@ internal static class CheckCommand
 
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -52,7 +53,7 @@ internal static class CheckCommand
 
         if (!SignatureOptions.TryTrust("check", a, stderr, profile, out var trust, out int code))
             return code;
-        if (!CommandInput.TryTarget("check", a, stderr, out var target, out code))
+        if (!CommandInput.TryTarget("check", a, stderr, out var target, out code, options))
             return code;
         if (!TryRead(file, stderr, out byte[] data))
             return OwnExitCodes.NoInput;

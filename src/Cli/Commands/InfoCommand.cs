@@ -18,7 +18,8 @@ internal static class InfoCommand
         Describes a payload without loading it: its functions (names, sizes, version, expectations), build-id
         and dependencies, hooks, metadata, sections and relocations. Given the hypervisor, it also loads the
         payload there as the livepatch core would, and shows for each function the first instructions of the
-        old code beside the patch that would be written over them.
+        old code beside the patch that would be written over them. Without --target or --symbols, the hypervisor is
+        the running one (real Xen, or the sandbox) when one answers.
           --json                 print one JSON object instead of text
           --target <image>       the hypervisor as an ELF image with symbols (its code is disassembled)
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: the patch alone)
@@ -33,7 +34,7 @@ internal static class InfoCommand
 
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -51,6 +52,12 @@ internal static class InfoCommand
         {
             if (!CommandInput.TryTarget("info", a, stderr, out target, out int code))
                 return code;
+        }
+        else if (CommandInput.Running(options) is { Target: { } running } found)
+        {
+            // Without a target, the running hypervisor when one answers; otherwise the payload alone.
+            stderr.Write($"xen-livepatch info: target: {found.Description}\n");
+            target = running;
         }
         TrustStore? keys = null;
         if (a.Value("--trusted-keys") is { } dir)
