@@ -73,7 +73,7 @@ public class ProfileMatrixTests
         /// <summary>Opens a transport as a tool does: the interface version is probed.</summary>
         public Task<TransportOpenResult> Open(CancellationToken ct = default) => SocketPath != null
             ? LivepatchTransports.OpenAsync(TransportChoice.Sandbox, SocketPath, null, ct)
-            : InProcessTransport.OpenAsync(Xen.Sysctl, null, "the offline test hypervisor", ct);
+            : InProcessTransport.OpenAsync(Xen.Sysctl, null, "the offline test hypervisor", cancellationToken: ct);
 
         public async Task<LivepatchClient> Client()
         {
