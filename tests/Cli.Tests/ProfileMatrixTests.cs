@@ -134,7 +134,10 @@ public class ProfileMatrixTests
             Step("upload", new(0, $"Uploading {bye}... completed\n", ""), "upload", "xen_bye_world", bye);
         }
         Step("list", new(0, Header + Row("xen_hello_world", "CHECKED", rulez) + Row("xen_bye_world", "CHECKED", ""), ""), "list");
-        Step("get", new(0, "xen_hello_world: CHECKED\n", ""), "get", "xen_hello_world");
+        // get prints Xen's state line, then the payload's details (build-id, dependencies, memory), which are ours.
+        var got = c.Run("get", "xen_hello_world");
+        Assert.True((0, "") == (got.ExitCode, got.Stderr) && got.Stdout.StartsWith("xen_hello_world: CHECKED\n  build-id ", StringComparison.Ordinal),
+            $"{p.Name} {transport}, get: {got}");
         Step("get of nothing", new(1, "", "Failed to get status of xen_none.\nError 2: No such file or directory\n"), "get", "xen_none");
 
         // The stack: bye depends on hello's build-id.
