@@ -170,15 +170,17 @@ public sealed partial class LivepatchClient : IAsyncDisposable
     /// <item>-ENOBUFS (Xen 4.21+: the list outgrew the buffers) and any other error end the call.</item>
     /// </list>
     /// It stops when <paramref name="max"/> entries are in or the hypervisor has none left. Unlike libxc, a restart
-    /// also rewinds the index and the buffer offsets, and later batches continue from <c>start + done</c>.
+    /// also rewinds the index and the buffer offsets, and later batches continue from <c>start + done</c>. In the
+    /// 2016 layout the buffer sizes are not used (names go in 128-byte slots; there is no metadata).
     /// </summary>
     public async Task<LivepatchList> ListAsync(uint max, uint start, uint nameTotalSize, uint metadataTotalSize, CancellationToken cancellationToken = default)
     {
         if (max == 0)
             return Failed(-(int)XenErrno.EINVAL, local: true);
-        if (nameTotalSize == 0)
-            return Failed(-(int)XenErrno.ENOENT, local: true);
+        // The 2016 layout has no name buffer size: each name has a 128-byte slot, and the size probe answers 0.
         bool seed = Abi.Layout == SysctlLayout.Seed2016;
+        if (nameTotalSize == 0 && !seed)
+            return Failed(-(int)XenErrno.ENOENT, local: true);
         var entries = new List<LivepatchListEntry>();
         uint batch = max, version = 0, left = 0, nameUsed = 0, metadataUsed = 0;
         int retries = 0;
@@ -269,7 +271,7 @@ public sealed partial class LivepatchClient : IAsyncDisposable
                 return new LivepatchList(sizes.Result, [], 0, 0);
             if (sizes.Count == 0)
                 return new LivepatchList(new LivepatchResult(LivepatchCall.List, 0), [], 0, sizes.Version);
-            var list = await ListAsync(sizes.Count, 0, Math.Max(sizes.NameTotalSize, 1), sizes.MetadataTotalSize, cancellationToken).ConfigureAwait(false);
+            var list = await ListAsync(sizes.Count, 0, sizes.NameTotalSize, sizes.MetadataTotalSize, cancellationToken).ConfigureAwait(false);
             // Changed under us: Xen 4.21+ says so (-ENOBUFS); Xen 4.17 may write past buffers sized from the probe (the
             // guard pages make that -EFAULT) or leave entries over.
             bool changed = list.Result.Rc == -(int)XenErrno.ENOBUFS

@@ -228,7 +228,17 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     {
         if (_log == null)
             return;
-        uint cmd = XenSysctl.ReadHeader(sysctl).Cmd;
+        // A tool probing the interface version (the control library tries Xen 4.17's, then 4.21's, then the seed's):
+        // say so, or a 2016-layout sandbox's log reads as if every LIST were refused.
+        var header = XenSysctl.ReadHeader(sysctl);
+        uint version = header.InterfaceVersion, ours = _handler.Core.Profile.Abi.InterfaceVersion;
+        if (version != ours)
+        {
+            _log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"sysctl: pid {peer.Pid} uid {peer.Uid}: interface version 0x{version:x2} -> -EACCES (this hypervisor speaks 0x{ours:x2})"));
+            return;
+        }
+        uint cmd = header.Cmd;
         string what;
         if (cmd == Livepatch.SysctlCommand)
         {
