@@ -19,6 +19,13 @@ public sealed class LivepatchClient : IAsyncDisposable
     /// <summary>How often <see cref="ListAllAsync"/> re-reads the list after it changed (libxc's limit: the 5th change fails).</summary>
     public const int MaxListRetries = 4;
 
+    /// <summary>
+    /// The most metadata one LIST batch reads (16 MiB: 16 KiB for each of 1024 payloads, where a <c>.modinfo</c>
+    /// is usually under 1 KiB). A hypervisor that has more answers -ENOBUFS (Xen 4.21+) or writes past the buffer
+    /// (-EFAULT on Xen 4.17, whose buffers have guard pages); a transport cannot make the client allocate more.
+    /// </summary>
+    public const uint MaxMetadataBuffer = 16 * 1024 * 1024;
+
     private readonly bool _ownsTransport;
 
     /// <summary>Creates a client over <paramref name="transport"/>; disposing the client disposes the transport when <paramref name="ownsTransport"/>.</summary>
@@ -148,6 +155,9 @@ public sealed class LivepatchClient : IAsyncDisposable
         if (rc != 0)
             return new LivepatchListSizes(result with { Rc = rc > 0 ? -(int)XenErrno.EOVERFLOW : rc }, 0, 0, 0, 0);
         var list = XenSysctl.ReadLivepatch(sysctl, Abi.Layout).List;
+        // Every name is at most 128 bytes with its NUL: a larger total is not a list any hypervisor holds.
+        if (Abi.Layout != SysctlLayout.Seed2016 && list.NameTotalSize > (ulong)list.Nr * Livepatch.NameSize)
+            return new LivepatchListSizes(result with { Rc = -(int)XenErrno.EOVERFLOW }, 0, 0, 0, list.Version);
         return new LivepatchListSizes(result, list.Nr, list.NameTotalSize, list.MetadataTotalSize, list.Version);
     }
 
@@ -173,12 +183,16 @@ public sealed class LivepatchClient : IAsyncDisposable
             return Failed(-(int)XenErrno.ENOENT, local: true);
         bool seed = Abi.Layout == SysctlLayout.Seed2016;
         var entries = new List<LivepatchListEntry>();
-        uint batch = max, version = 0, left = 0, nameUsed = 0, metadataUsed = 0;
+        // Xen refuses a batch above 1024 entries (E2BIG); asking for more would only size buffers for them.
+        uint batch = Math.Min(max, Livepatch.ListMaxBatch), version = 0, left = 0, nameUsed = 0, metadataUsed = 0;
         int retries = 0;
         while (true)
         {
             uint nr = Math.Min(max - (uint)entries.Count, batch);
-            uint nameRoom = nameTotalSize - nameUsed, metadataRoom = metadataTotalSize - metadataUsed;
+            // The buffers are what this batch can need, whatever the sizes claim: a name takes at most 128 bytes,
+            // and the metadata at most MaxMetadataBuffer (the probe's numbers come from the transport).
+            uint nameRoom = Math.Min(nameTotalSize - nameUsed, nr * (uint)Livepatch.NameSize);
+            uint metadataRoom = Math.Min(metadataTotalSize - metadataUsed, MaxMetadataBuffer);
             var buffers = new GuestLayout();
             var status = buffers.Out(checked((int)nr * XenLivepatchStatus.SizeOf));
             // The 2016 layout has fixed 128-byte name slots and no metadata.

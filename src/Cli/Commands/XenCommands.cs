@@ -234,29 +234,40 @@ internal static class XenCommands
         var client = await s.ClientAsync().ConfigureAwait(false);
         if (client == null)
             return -1;
-        var sizes = await client.GetListSizesAsync(s.CancellationToken).ConfigureAwait(false);
-        if (!sizes.Result.Succeeded)
+        // Xen's tool reads the sizes, then the list, once; a list that changed in between left it printing "Failed to
+        // list" with whatever errno was (0) and exiting 0. Ours reads both again, as libxc's own retries do, and
+        // after MaxListRetries changes fails with EBUSY (exit 2: retry).
+        LivepatchListSizes sizes;
+        LivepatchList list;
+        for (int attempt = 0; ; attempt++)
         {
-            s.Err($"Failed to get list sizes.\n{Error(sizes.Result.Errno)}");
-            step.Errno = sizes.Result.Errno;
-            return sizes.Result.Errno;
-        }
-        if (sizes.Count == 0)
-        {
-            s.Out("Nothing to list\n");
-            step.Outcome = "completed";
-            s.Listed = [];
-            return 0;
-        }
-        var list = await client.ListAsync(sizes.Count, 0, sizes.NameTotalSize, sizes.MetadataTotalSize, s.CancellationToken).ConfigureAwait(false);
-        if (!list.Result.Succeeded || list.Done != sizes.Count || list.Left > 0)
-        {
-            // Xen's tool prints errno here even when the call succeeded with a short list (a list that changed
-            // meanwhile); its errno is then whatever it was, 0 here.
-            int errno = list.Result.Errno;
-            s.Err($"Failed to list {list.Left}/{sizes.Count}.\n{Error(errno)}");
-            step.Errno = errno;
-            return errno;
+            sizes = await client.GetListSizesAsync(s.CancellationToken).ConfigureAwait(false);
+            if (!sizes.Result.Succeeded)
+            {
+                s.Err($"Failed to get list sizes.\n{Error(sizes.Result.Errno)}");
+                step.Errno = sizes.Result.Errno;
+                return sizes.Result.Errno;
+            }
+            if (sizes.Count == 0)
+            {
+                s.Out("Nothing to list\n");
+                step.Outcome = "completed";
+                s.Listed = [];
+                return 0;
+            }
+            list = await client.ListAsync(sizes.Count, 0, sizes.NameTotalSize, sizes.MetadataTotalSize, s.CancellationToken).ConfigureAwait(false);
+            if (list.Result.Succeeded && list.Done == sizes.Count && list.Left == 0)
+                break;
+            int rc = list.Result.Rc;
+            bool changed = list.Result.Succeeded || rc == -(int)XenErrno.ENOBUFS || rc == -(int)XenErrno.EBUSY
+                || (rc == -(int)XenErrno.EFAULT && list.Version != sizes.Version);
+            if (!changed || attempt >= LivepatchClient.MaxListRetries)
+            {
+                int errno = list.Result.Succeeded ? (int)XenErrno.EBUSY : list.Result.Errno;
+                s.Err($"Failed to list {list.Left}/{sizes.Count}.\n{Error(errno)}");
+                step.Errno = errno;
+                return errno;
+            }
         }
         var text = new StringBuilder();
         text.Append(" ID                                     | status     | metadata\n");
