@@ -56,6 +56,14 @@ public sealed record LivepatchProfile
     public bool AcceptsOpFlags { get; init; }
 
     /// <summary>
+    /// Xen 4.17 (and 4.22) set a payload's rc to -EAGAIN before <c>schedule_work</c>, which answers -EBUSY while
+    /// another payload's action is pending and leaves that rc in place: the payload reads as "in progress" for good,
+    /// and Xen's tool refuses every action on it (reference §7.4, quirk 4). The seed profile gives the payload its
+    /// previous rc back when the action could not be scheduled.
+    /// </summary>
+    public bool KeepsAgainWhenBusy { get; init; }
+
+    /// <summary>
     /// The order of UPLOAD's steps after the ELF checks (<c>load_payload_data</c>). Xen 4.15 to 4.19 check
     /// <c>.livepatch.xen_depends</c> after <c>prepare_payload</c>; newer Xen checks it first.
     /// </summary>
@@ -76,6 +84,7 @@ public sealed record LivepatchProfile
         SupportsExpectations = true,
         HandlesEndbr = true,
         SupportsNoDeps = true,
+        KeepsAgainWhenBusy = true,
     };
 
     /// <summary>The seed design (Xen 4.7, 2016).</summary>
@@ -89,6 +98,7 @@ public sealed record LivepatchProfile
         SupportsExpectations = false,
         HandlesEndbr = false,
         SupportsNoDeps = false,
+        KeepsAgainWhenBusy = false,
     };
 
     /// <summary>Every profile.</summary>
