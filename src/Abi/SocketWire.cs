@@ -60,11 +60,28 @@ public static class SocketWire
         return m;
     }
 
-    /// <summary>Decodes a request; false (with the reason) when it is malformed.</summary>
-    public static bool TryDecodeRequest(ReadOnlySpan<byte> m, out byte[] sysctl, out List<WireBuffer> buffers, out string error)
+    /// <summary>
+    /// The most bytes the out-buffers of one request may add up to: what a reply of <see cref="MaxMessage"/> bytes
+    /// carries. The server allocates them and echoes them back, so this bounds what one request makes it hold.
+    /// </summary>
+    public const int MaxOutBytes = MaxMessage - 16 - XenSysctl.SizeOf - MaxBuffers * 12;
+
+    /// <summary>One buffer header of a request: where its bytes are in the message when it is in.</summary>
+    /// <param name="Address">The guest handle.</param>
+    /// <param name="Length">The buffer's length.</param>
+    /// <param name="In">Whether the request carries its bytes.</param>
+    /// <param name="Out">Whether the reply brings them back.</param>
+    /// <param name="Offset">Where its bytes start in the message (in buffers).</param>
+    public readonly record struct BufferHeader(ulong Address, int Length, bool In, bool Out, int Offset);
+
+    /// <summary>
+    /// Reads a request's headers without allocating its buffers; false (with the reason) when it is malformed.
+    /// <paramref name="outBytes"/> is what its out-buffers add up to (at most <see cref="MaxOutBytes"/>).
+    /// </summary>
+    public static bool TryReadRequest(ReadOnlySpan<byte> m, out List<BufferHeader> headers, out int outBytes, out string error)
     {
-        sysctl = [];
-        buffers = [];
+        headers = [];
+        outBytes = 0;
         if (m.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(m) != RequestMagic)
         {
             error = "not a livepatch sysctl request";
@@ -82,8 +99,8 @@ public static class SocketWire
             error = "bad sysctl size or buffer count";
             return false;
         }
-        sysctl = m.Slice(16, (int)length).ToArray();
         int at = 16 + (int)length;
+        long outs = 0;
         for (int i = 0; i < count; i++)
         {
             if (m.Length - at < 16)
@@ -95,29 +112,71 @@ public static class SocketWire
             uint len = BinaryPrimitives.ReadUInt32LittleEndian(m[(at + 8)..]);
             uint flags = BinaryPrimitives.ReadUInt32LittleEndian(m[(at + 12)..]);
             at += 16;
+            if (flags is 0 or > 3)
+            {
+                error = $"buffer flags {flags} (1 in, 2 out, 3 both)";
+                return false;
+            }
             if (len > MaxMessage)
             {
                 error = "buffer too large";
                 return false;
             }
-            byte[] data;
-            if ((flags & 1) != 0)
+            bool isIn = (flags & 1) != 0;
+            if (isIn)
             {
                 if (m.Length - at < len)
                 {
                     error = "truncated buffer";
                     return false;
                 }
-                data = m.Slice(at, (int)len).ToArray();
-                at += (int)len;
             }
             else
             {
-                data = new byte[len];
+                outs += len;
             }
-            buffers.Add(new WireBuffer(address, data, (flags & 1) != 0, (flags & 2) != 0));
+            headers.Add(new BufferHeader(address, (int)len, isIn, (flags & 2) != 0, at));
+            if (isIn)
+                at += (int)len;
         }
+        if (outs > MaxOutBytes)
+        {
+            error = $"out-buffers of {outs} bytes, more than a reply carries ({MaxOutBytes})";
+            return false;
+        }
+        outBytes = (int)outs;
         error = "";
+        return true;
+    }
+
+    /// <summary>
+    /// The buffers of a request read by <see cref="TryReadRequest"/>: in-buffers with their bytes, the others
+    /// zeroed, or, without <paramref name="allocateOut"/>, empty (for a caller whose every call fails).
+    /// </summary>
+    public static List<WireBuffer> Buffers(ReadOnlySpan<byte> m, IReadOnlyList<BufferHeader> headers, bool allocateOut = true)
+    {
+        ArgumentNullException.ThrowIfNull(headers);
+        var buffers = new List<WireBuffer>(headers.Count);
+        foreach (var h in headers)
+        {
+            byte[] data = h.In ? m.Slice(h.Offset, h.Length).ToArray() : allocateOut ? new byte[h.Length] : [];
+            buffers.Add(new WireBuffer(h.Address, data, h.In, h.Out));
+        }
+        return buffers;
+    }
+
+    /// <summary>The 136-byte <c>xen_sysctl</c> of a request that <see cref="TryReadRequest"/> accepted.</summary>
+    public static byte[] Sysctl(ReadOnlySpan<byte> m) => m.Slice(16, XenSysctl.SizeOf).ToArray();
+
+    /// <summary>Decodes a request; false (with the reason) when it is malformed.</summary>
+    public static bool TryDecodeRequest(ReadOnlySpan<byte> m, out byte[] sysctl, out List<WireBuffer> buffers, out string error)
+    {
+        sysctl = [];
+        buffers = [];
+        if (!TryReadRequest(m, out var headers, out _, out error))
+            return false;
+        sysctl = Sysctl(m);
+        buffers = Buffers(m, headers);
         return true;
     }
 

@@ -10,12 +10,36 @@ namespace XenLivepatch.Sandbox;
 public readonly record struct PeerCredentials(int Pid, uint Uid, uint Gid, IReadOnlyList<uint> Groups);
 
 /// <summary>
+/// What the socket server lets its peers make it hold. A peer's request is read whole before it is answered,
+/// and its out-buffers are allocated and echoed: these bound that, for all peers together.
+/// </summary>
+public sealed record SocketServerLimits
+{
+    /// <summary>Bytes held for all peers' requests and replies at once (messages, out-buffers, replies).</summary>
+    public long HeldBytes { get; init; } = 64 * 1024 * 1024;
+    /// <summary>A request and reply this small needs no share of <see cref="HeldBytes"/>: small calls are never kept waiting.</summary>
+    public int SmallRequest { get; init; } = 64 * 1024;
+    /// <summary>Peers served at once; more wait to be accepted.</summary>
+    public int Connections { get; init; } = 256;
+    /// <summary>How long a request waits for its share of <see cref="HeldBytes"/> before its connection is closed.</summary>
+    public TimeSpan BudgetWait { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>How long a peer may take to send a request's body, or to take its reply, before it is dropped.</summary>
+    public TimeSpan IoTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
 /// Serves the livepatch sysctl on a Unix socket, with the same bytes as the hypercall (<see cref="SocketWire"/>).
 /// The socket file is mode 0660, owned by root and by the configured group; a peer is privileged when it
 /// runs as uid 0 or belongs to that group (by SO_PEERCRED and its supplementary groups), and every sub-op
 /// of an unprivileged peer gets -EPERM, as Xen answers a guest that is not the control domain.
 /// Each message on the stream is preceded by its length (u32, little-endian).
 /// </summary>
+/// <remarks>
+/// Bounded whatever the peers do (<see cref="SocketServerLimits"/>): an unprivileged peer's request is read through
+/// a 64 KiB window and never held (its answer is EPERM, with no buffer); a privileged peer's request takes a share
+/// of the held bytes for its message, out-buffers and reply, waiting while others hold them, and gives it back
+/// once the reply is sent; a peer that does not send its body or take its reply within the I/O timeout is dropped.
+/// </remarks>
 public sealed class SysctlSocketServer : IAsyncDisposable
 {
     private readonly SysctlHandler _handler;
@@ -23,10 +47,16 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accepting;
     private readonly TextWriter? _log;
+    private readonly SocketServerLimits _limits;
+    private readonly ByteBudget _budget;
+    private readonly SemaphoreSlim _connections;
 
-    private SysctlSocketServer(SysctlHandler handler, string path, uint? group, TextWriter? log)
+    private SysctlSocketServer(SysctlHandler handler, string path, uint? group, TextWriter? log, SocketServerLimits? limits)
     {
         _handler = handler;
+        _limits = limits ?? new SocketServerLimits();
+        _budget = new ByteBudget(_limits.HeldBytes);
+        _connections = new SemaphoreSlim(_limits.Connections);
         Path = path;
         PrivilegedGroup = group;
         _log = log;
@@ -69,8 +99,11 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     public uint? PrivilegedGroup { get; }
 
     /// <summary>Starts serving <paramref name="handler"/> at <paramref name="path"/>.</summary>
-    public static SysctlSocketServer Start(SysctlHandler handler, string path, uint? privilegedGroup = null, TextWriter? log = null) =>
-        new(handler, path, privilegedGroup, log);
+    public static SysctlSocketServer Start(SysctlHandler handler, string path, uint? privilegedGroup = null, TextWriter? log = null, SocketServerLimits? limits = null) =>
+        new(handler, path, privilegedGroup, log, limits);
+
+    /// <summary>The bytes held for peers' requests and replies right now (at most <see cref="SocketServerLimits.HeldBytes"/>).</summary>
+    public long HeldBytes => _budget.Held;
 
     /// <summary>Whether a peer may use the sysctl.</summary>
     public bool IsPrivileged(in PeerCredentials peer) =>
@@ -83,13 +116,24 @@ public sealed class SysctlSocketServer : IAsyncDisposable
             Socket client;
             try
             {
+                await _connections.WaitAsync(_stop.Token).ConfigureAwait(false);
                 client = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
             {
                 return;
             }
-            _ = Task.Run(() => Serve(client));
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await Serve(client).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _connections.Release();
+                }
+            });
         }
     }
 
@@ -156,35 +200,138 @@ public sealed class SysctlSocketServer : IAsyncDisposable
                     _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: message of {length} bytes refused; closing");
                     return;
                 }
-                var message = new byte[length];
+                if (!await (privileged ? ServePrivileged(stream, peer, length) : ServeUnprivileged(stream, peer, length)).ConfigureAwait(false))
+                    return;
+            }
+        }
+    }
+
+    // Every call of an unprivileged peer fails before it touches a buffer: only the xen_sysctl is kept, the rest of
+    // the message is read through a small window, and the reply carries no buffer.
+    private async Task<bool> ServeUnprivileged(NetworkStream stream, PeerCredentials peer, int length)
+    {
+        const int Head = 16 + XenSysctl.SizeOf;
+        var window = new byte[Math.Min(length, _limits.SmallRequest)];
+        byte[] head = new byte[Math.Min(length, Head)];
+        int read = 0;
+        using var timeout = Timeout();
+        try
+        {
+            while (read < length)
+            {
+                int n = Math.Min(window.Length, length - read);
+                await stream.ReadExactlyAsync(window.AsMemory(0, n), timeout.Token).ConfigureAwait(false);
+                if (read < head.Length)
+                    window.AsSpan(0, Math.Min(n, head.Length - read)).CopyTo(head.AsSpan(read));
+                read += n;
+            }
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
+        {
+            return false;
+        }
+        if (head.Length < Head || BinaryPrimitives.ReadUInt32LittleEndian(head) != SocketWire.RequestMagic ||
+            BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(4)) != SocketWire.Version ||
+            BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(8)) != XenSysctl.SizeOf)
+        {
+            _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: not a livepatch sysctl request; closing");
+            return false;
+        }
+        byte[] sysctl = SocketWire.Sysctl(head);
+        int rc = _handler.Handle(sysctl, new GuestBuffers([]), privileged: false);
+        Log(peer, false, sysctl, rc);
+        return await Reply(stream, SocketWire.EncodeReply(rc, sysctl, [])).ConfigureAwait(false);
+    }
+
+    // A privileged peer's message, out-buffers and reply take their share of the held bytes (none when small), and
+    // give it back once the reply is sent or the peer is dropped.
+    private async Task<bool> ServePrivileged(NetworkStream stream, PeerCredentials peer, int length)
+    {
+        // The message, and the in-buffers copied out of it.
+        long messageShare = length > _limits.SmallRequest ? 2L * length : 0;
+        if (!await Take(peer, messageShare, "a message").ConfigureAwait(false))
+            return false;
+        long outShare = 0;
+        try
+        {
+            var message = new byte[length];
+            using (var timeout = Timeout())
+            {
                 try
                 {
-                    await stream.ReadExactlyAsync(message, _stop.Token).ConfigureAwait(false);
+                    await stream.ReadExactlyAsync(message, timeout.Token).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
                 {
-                    return;
-                }
-                if (!SocketWire.TryDecodeRequest(message, out byte[] sysctl, out var buffers, out string why))
-                {
-                    _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
-                    return;
-                }
-                int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged);
-                Log(peer, privileged, sysctl, rc);
-                byte[] reply = SocketWire.EncodeReply(rc, sysctl, buffers);
-                var prefix = new byte[4];
-                BinaryPrimitives.WriteInt32LittleEndian(prefix, reply.Length);
-                try
-                {
-                    await stream.WriteAsync(prefix, _stop.Token).ConfigureAwait(false);
-                    await stream.WriteAsync(reply, _stop.Token).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is IOException or OperationCanceledException)
-                {
-                    return;
+                    return false;
                 }
             }
+            if (!SocketWire.TryReadRequest(message, out var headers, out int outBytes, out string why))
+            {
+                _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
+                return false;
+            }
+            // The out-buffers, and the reply that echoes them.
+            outShare = outBytes > _limits.SmallRequest ? 2L * outBytes : 0;
+            if (!await Take(peer, outShare, $"{outBytes} bytes of out-buffers").ConfigureAwait(false))
+            {
+                outShare = 0;
+                return false;
+            }
+            byte[] sysctl = SocketWire.Sysctl(message);
+            var buffers = SocketWire.Buffers(message, headers);
+            message = null;
+            int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged: true);
+            Log(peer, true, sysctl, rc);
+            byte[] reply = SocketWire.EncodeReply(rc, sysctl, buffers);
+            buffers = null;
+            return await Reply(stream, reply).ConfigureAwait(false);
+        }
+        finally
+        {
+            _budget.Give(messageShare + outShare);
+        }
+    }
+
+    private async Task<bool> Take(PeerCredentials peer, long bytes, string what)
+    {
+        if (bytes == 0)
+            return true;
+        try
+        {
+            if (await _budget.TakeAsync(bytes, _limits.BudgetWait, _stop.Token).ConfigureAwait(false))
+                return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {what} waited {_limits.BudgetWait.TotalSeconds:0} s for room (other peers hold {_budget.Held} bytes); closing");
+        return false;
+    }
+
+    private CancellationTokenSource Timeout()
+    {
+        var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        timeout.CancelAfter(_limits.IoTimeout);
+        return timeout;
+    }
+
+    // Sends a reply; false when the peer went away or did not take it within the I/O timeout.
+    private async Task<bool> Reply(NetworkStream stream, byte[] reply)
+    {
+        var prefix = new byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(prefix, reply.Length);
+        using var timeout = Timeout();
+        try
+        {
+            await stream.WriteAsync(prefix, timeout.Token).ConfigureAwait(false);
+            await stream.WriteAsync(reply, timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 
@@ -225,5 +372,6 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         {
         }
         _stop.Dispose();
+        _connections.Dispose();
     }
 }

@@ -84,6 +84,9 @@ public sealed class SocketTransport : ISysctlTransport
         byte[] request = SocketWire.EncodeRequest(sysctl, buffers);
         if (request.Length > SocketWire.MaxMessage)
             throw new LivepatchTransportException($"a sysctl of {request.Length} bytes is larger than the sandbox accepts ({SocketWire.MaxMessage})");
+        long outBytes = buffers.Where(b => !b.In).Sum(b => (long)b.Data.Length);
+        if (outBytes > SocketWire.MaxOutBytes)
+            throw new LivepatchTransportException($"a sysctl asking for {outBytes} bytes of buffers back is larger than the sandbox answers ({SocketWire.MaxOutBytes})");
         byte[] framed = new byte[4 + request.Length];
         BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
         request.CopyTo(framed, 4);
