@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 using XenLivepatch.Abi;
 
 namespace XenLivepatch.Control;
@@ -324,7 +323,7 @@ public sealed class LivepatchClient : IAsyncDisposable
                 meta = metadata!.AsSpan((int)metadataAt, (int)mlen).ToArray();
                 metadataAt += mlen;
             }
-            entries.Add(new LivepatchListEntry(Encoding.UTF8.GetString(name), name, st, meta));
+            entries.Add(new LivepatchListEntry(RawText.Decode(name), name, st, meta));
         }
         return seed || (nameAt == namesWritten && metadataAt == metadataWritten);
     }
@@ -338,20 +337,20 @@ public sealed class LivepatchClient : IAsyncDisposable
     private static XenLivepatchName Name(WireBuffer name) => new(name.Address, (ushort)name.Data.Length);
 
     /// <summary>
-    /// A name as libxc sends it: its bytes (UTF-8, as the command line gives them) and a NUL, at most
+    /// A name as libxc sends it: its bytes (as the command line gives them, <see cref="RawText"/>) and a NUL, at most
     /// <see cref="Livepatch.NameSize"/> bytes in all; longer names get EINVAL before any hypercall.
     /// </summary>
     public static bool TryEncodeName(string name, out byte[] bytes)
     {
         ArgumentNullException.ThrowIfNull(name);
-        int length = Encoding.UTF8.GetByteCount(name);
-        if (length + 1 > Livepatch.NameSize)
+        byte[] raw = RawText.Encode(name);
+        if (raw.Length + 1 > Livepatch.NameSize)
         {
             bytes = [];
             return false;
         }
-        bytes = new byte[length + 1];
-        Encoding.UTF8.GetBytes(name, bytes);
+        bytes = new byte[raw.Length + 1];
+        raw.CopyTo(bytes, 0);
         return true;
     }
 

@@ -42,7 +42,7 @@ internal static class XenCommands
     // get_name: the tool's own check (strlen > 128); libxc then refuses 128 itself (strlen + 1 > 128).
     private static bool CheckName(Session s, string name)
     {
-        if (Encoding.UTF8.GetByteCount(name) > Livepatch.NameSize)
+        if (RawText.GetByteCount(name) > Livepatch.NameSize)
         {
             s.Err($"ID must be no more than {Livepatch.NameSize} characters.\n");
             if (s.Current != null)
