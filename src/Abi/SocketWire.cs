@@ -10,15 +10,22 @@ namespace XenLivepatch.Abi;
 public sealed record WireBuffer(ulong Address, byte[] Data, bool In, bool Out);
 
 /// <summary>
-/// The sandbox socket's framing: a request carries the 136-byte <c>xen_sysctl</c> exactly as the hypercall
-/// takes it, plus the caller buffers its guest handles point at; the reply carries the <c>xen_sysctl</c> as the
+/// The sandbox socket's framing: a request carries a hypercall's argument structure exactly as the hypercall
+/// takes it, plus the caller buffers its guest handles point at; the reply carries the structure as the
 /// hypervisor left it, the hypercall's result, and the buffers it wrote. All integers are little-endian.
 /// <code>
-/// request: u32 'XLPQ', u32 version (1), u32 sysctl bytes (136), u32 buffers,
-///          xen_sysctl, then per buffer: u64 address, u32 length, u32 flags (1 in, 2 out), [bytes if in]
-/// reply:   u32 'XLPR', i32 rc, u32 sysctl bytes (136), u32 buffers,
-///          xen_sysctl, then per out buffer: u64 address, u32 length, bytes
+/// request v1: u32 'XLPQ', u32 1, u32 op bytes (136), u32 buffers,
+///             xen_sysctl, then per buffer: u64 address, u32 length, u32 flags (1 in, 2 out), [bytes if in]
+/// request v2: u32 'XLPQ', u32 2, u32 op bytes, u32 buffers, u32 hypercall, u32 0,
+///             op, then the buffers as in v1
+///             hypercall 35 (sysctl): op is the 136-byte xen_sysctl
+///             hypercall 17 (xen_version): op is i32 cmd, u32 0, u64 arg (the guest handle, 0 for none); at most
+///             one buffer, of at most <see cref="MaxXenVersionBuffer"/> bytes
+/// reply:      u32 'XLPR', i32 rc, u32 op bytes, u32 buffers,
+///             op, then per out buffer: u64 address, u32 length, bytes
 /// </code>
+/// Version 1 is what every sysctl still travels as, so a sandbox from before version 2 serves today's tools
+/// for everything but xen_version; a sandbox that does not know version 2 closes the connection.
 /// </summary>
 public static class SocketWire
 {
@@ -26,8 +33,16 @@ public static class SocketWire
     public const uint RequestMagic = 0x51504c58;
     /// <summary>"XLPR".</summary>
     public const uint ReplyMagic = 0x52504c58;
-    /// <summary>The protocol version.</summary>
+    /// <summary>The protocol version of sysctl frames (every sysctl travels as version 1).</summary>
     public const uint Version = 1;
+    /// <summary>The protocol version that names the hypercall (sysctl or xen_version).</summary>
+    public const uint VersionWithHypercall = 2;
+    /// <summary><c>__HYPERVISOR_sysctl</c>.</summary>
+    public const uint SysctlHypercall = 35;
+    /// <summary>The size of a xen_version frame's op: i32 cmd, u32 0, u64 arg.</summary>
+    public const int XenVersionOpSize = 16;
+    /// <summary>The largest buffer a xen_version request may carry (Xen's largest sub-op result is 1 KiB).</summary>
+    public const int MaxXenVersionBuffer = 4096;
     /// <summary>The largest message either side accepts: a 2 MiB payload plus room for the rest.</summary>
     public const int MaxMessage = 4 * 1024 * 1024;
     /// <summary>The most buffers one sysctl carries (LIST uses five).</summary>
@@ -74,9 +89,21 @@ public static class SocketWire
     /// <param name="Offset">Where its bytes start in the message (in buffers).</param>
     public readonly record struct BufferHeader(ulong Address, int Length, bool In, bool Out, int Offset);
 
+    /// <summary>Decodes a version 1 (sysctl) request; false (with the reason) when it is malformed.</summary>
+    public static bool TryDecodeRequest(ReadOnlySpan<byte> m, out byte[] sysctl, out List<WireBuffer> buffers, out string error)
+    {
+        sysctl = [];
+        buffers = [];
+        if (!TryReadRequest(m, out var headers, out _, out error))
+            return false;
+        sysctl = Sysctl(m);
+        buffers = Buffers(m, headers);
+        return true;
+    }
+
     /// <summary>
-    /// Reads a request's headers without allocating its buffers; false (with the reason) when it is malformed.
-    /// <paramref name="outBytes"/> is what its out-buffers add up to (at most <see cref="MaxOutBytes"/>).
+    /// Reads a version 1 request's headers without allocating its buffers; false (with the reason) when it is
+    /// malformed. <paramref name="outBytes"/> is what its out-buffers add up to (at most <see cref="MaxOutBytes"/>).
     /// </summary>
     public static bool TryReadRequest(ReadOnlySpan<byte> m, out List<BufferHeader> headers, out int outBytes, out string error)
     {
@@ -92,9 +119,38 @@ public static class SocketWire
             error = "unknown protocol version";
             return false;
         }
+        return TryReadHeaders(m, XenSysctl.SizeOf, MaxMessage, out headers, out outBytes, out error);
+    }
+
+    /// <summary>
+    /// The buffers of a request read by <see cref="TryReadRequest"/>: in-buffers with their bytes, the others
+    /// zeroed, or, without <paramref name="allocateOut"/>, empty (for a caller whose every call fails).
+    /// </summary>
+    public static List<WireBuffer> Buffers(ReadOnlySpan<byte> m, IReadOnlyList<BufferHeader> headers, bool allocateOut = true)
+    {
+        ArgumentNullException.ThrowIfNull(headers);
+        var buffers = new List<WireBuffer>(headers.Count);
+        foreach (var h in headers)
+        {
+            byte[] data = h.In ? m.Slice(h.Offset, h.Length).ToArray() : allocateOut ? new byte[h.Length] : [];
+            buffers.Add(new WireBuffer(h.Address, data, h.In, h.Out));
+        }
+        return buffers;
+    }
+
+    /// <summary>The 136-byte <c>xen_sysctl</c> of a version 1 request that <see cref="TryReadRequest"/> accepted.</summary>
+    public static byte[] Sysctl(ReadOnlySpan<byte> m) => m.Slice(16, XenSysctl.SizeOf).ToArray();
+
+    // The version 1 layout after the magic and version: op size (must be opSize), buffer count, op, buffers (each
+    // at most maxBuffer bytes, in or out or both, the out ones adding up to at most MaxOutBytes), all checked
+    // before anything is allocated for them.
+    private static bool TryReadHeaders(ReadOnlySpan<byte> m, int opSize, int maxBuffer, out List<BufferHeader> headers, out int outBytes, out string error)
+    {
+        headers = [];
+        outBytes = 0;
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[12..]);
-        if (length != XenSysctl.SizeOf || count > MaxBuffers || m.Length < 16 + (int)length)
+        if (length != opSize || count > MaxBuffers || m.Length < 16 + (int)length)
         {
             error = "bad sysctl size or buffer count";
             return false;
@@ -117,24 +173,19 @@ public static class SocketWire
                 error = $"buffer flags {flags} (1 in, 2 out, 3 both)";
                 return false;
             }
-            if (len > MaxMessage)
+            if (len > maxBuffer)
             {
                 error = "buffer too large";
                 return false;
             }
             bool isIn = (flags & 1) != 0;
-            if (isIn)
+            if (isIn && m.Length - at < len)
             {
-                if (m.Length - at < len)
-                {
-                    error = "truncated buffer";
-                    return false;
-                }
+                error = "truncated buffer";
+                return false;
             }
-            else
-            {
+            if (!isIn)
                 outs += len;
-            }
             headers.Add(new BufferHeader(address, (int)len, isIn, (flags & 2) != 0, at));
             if (isIn)
                 at += (int)len;
@@ -149,34 +200,90 @@ public static class SocketWire
         return true;
     }
 
-    /// <summary>
-    /// The buffers of a request read by <see cref="TryReadRequest"/>: in-buffers with their bytes, the others
-    /// zeroed, or, without <paramref name="allocateOut"/>, empty (for a caller whose every call fails).
-    /// </summary>
-    public static List<WireBuffer> Buffers(ReadOnlySpan<byte> m, IReadOnlyList<BufferHeader> headers, bool allocateOut = true)
+    private static bool TryDecodeBody(ReadOnlySpan<byte> m, int opSize, int maxBuffer, bool allocateOut, out byte[] op, out List<WireBuffer> buffers, out string error)
     {
-        ArgumentNullException.ThrowIfNull(headers);
-        var buffers = new List<WireBuffer>(headers.Count);
-        foreach (var h in headers)
-        {
-            byte[] data = h.In ? m.Slice(h.Offset, h.Length).ToArray() : allocateOut ? new byte[h.Length] : [];
-            buffers.Add(new WireBuffer(h.Address, data, h.In, h.Out));
-        }
-        return buffers;
+        op = [];
+        buffers = [];
+        if (!TryReadHeaders(m, opSize, maxBuffer, out var headers, out _, out error))
+            return false;
+        op = m.Slice(16, opSize).ToArray();
+        buffers = Buffers(m, headers, allocateOut);
+        return true;
     }
 
-    /// <summary>The 136-byte <c>xen_sysctl</c> of a request that <see cref="TryReadRequest"/> accepted.</summary>
-    public static byte[] Sysctl(ReadOnlySpan<byte> m) => m.Slice(16, XenSysctl.SizeOf).ToArray();
-
-    /// <summary>Decodes a request; false (with the reason) when it is malformed.</summary>
-    public static bool TryDecodeRequest(ReadOnlySpan<byte> m, out byte[] sysctl, out List<WireBuffer> buffers, out string error)
+    /// <summary>Encodes a xen_version request (version 2): <paramref name="cmd"/> with its argument buffer, or none.</summary>
+    public static byte[] EncodeXenVersionRequest(int cmd, WireBuffer? arg)
     {
-        sysctl = [];
-        buffers = [];
-        if (!TryReadRequest(m, out var headers, out _, out error))
+        var op = new byte[XenVersionOpSize];
+        BinaryPrimitives.WriteInt32LittleEndian(op, cmd);
+        BinaryPrimitives.WriteUInt64LittleEndian(op.AsSpan(8), arg?.Address ?? 0);
+        IReadOnlyList<WireBuffer> buffers = arg == null ? [] : [arg];
+        byte[] v1 = EncodeRequest(op, buffers);
+        // The v1 body with the hypercall number and a reserved word between the header and the op.
+        var m = new byte[v1.Length + 8];
+        v1.AsSpan(0, 16).CopyTo(m);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(4), VersionWithHypercall);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(16), XenVersion.Hypercall);
+        v1.AsSpan(16).CopyTo(m.AsSpan(24));
+        return m;
+    }
+
+    /// <summary>
+    /// Decodes a request of either version; false (with the reason) when it is malformed or breaks a limit (a
+    /// xen_version request with more than one buffer, or a buffer over <see cref="MaxXenVersionBuffer"/> bytes).
+    /// </summary>
+    /// <remarks>
+    /// Without <paramref name="sysctlOutBuffers"/>, a sysctl's out-buffers are left empty: for a caller whose every
+    /// sysctl fails before it touches one (an unprivileged peer), nothing is allocated for them.
+    /// </remarks>
+    public static bool TryDecode(ReadOnlySpan<byte> m, out WireRequest request, out string error, bool sysctlOutBuffers = true)
+    {
+        request = new WireRequest(SysctlHypercall, [], []);
+        if (m.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(m) != RequestMagic)
+        {
+            error = "not a livepatch sysctl request";
             return false;
-        sysctl = Sysctl(m);
-        buffers = Buffers(m, headers);
+        }
+        uint version = BinaryPrimitives.ReadUInt32LittleEndian(m[4..]);
+        if (version == Version)
+        {
+            if (!TryReadRequest(m, out var headers, out _, out error))
+                return false;
+            request = new WireRequest(SysctlHypercall, Sysctl(m), Buffers(m, headers, sysctlOutBuffers));
+            return true;
+        }
+        if (version != VersionWithHypercall)
+        {
+            error = "unknown protocol version";
+            return false;
+        }
+        if (m.Length < 24 || BinaryPrimitives.ReadUInt32LittleEndian(m[20..]) != 0)
+        {
+            error = "truncated version 2 header";
+            return false;
+        }
+        uint hypercall = BinaryPrimitives.ReadUInt32LittleEndian(m[16..]);
+        uint opSize = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
+        uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[12..]);
+        bool version17 = hypercall == XenVersion.Hypercall;
+        if (hypercall != SysctlHypercall && !version17)
+        {
+            error = $"hypercall {hypercall} is not served";
+            return false;
+        }
+        if (version17 && (opSize != XenVersionOpSize || count > 1 || m.Length > 24 + XenVersionOpSize + 16 + MaxXenVersionBuffer))
+        {
+            error = "xen_version request over its size budget";
+            return false;
+        }
+        // The rest is a version 1 body: reuse its decoder on a header rebuilt without the two extra words.
+        var body = new byte[m.Length - 8];
+        m[..16].CopyTo(body);
+        BinaryPrimitives.WriteUInt32LittleEndian(body.AsSpan(4), Version);
+        m[24..].CopyTo(body.AsSpan(16));
+        if (!TryDecodeBody(body, (int)opSize, version17 ? MaxXenVersionBuffer : MaxMessage, allocateOut: version17 || sysctlOutBuffers, out byte[] op, out var list, out error))
+            return false;
+        request = new WireRequest(hypercall, op, list);
         return true;
     }
 
@@ -203,8 +310,12 @@ public static class SocketWire
         return m;
     }
 
-    /// <summary>Decodes a reply into the result, the structure and the returned buffers.</summary>
-    public static bool TryDecodeReply(ReadOnlySpan<byte> m, out int rc, out byte[] sysctl, out List<(ulong Address, byte[] Data)> buffers, out string error)
+    /// <summary>Decodes a reply to a sysctl into the result, the structure and the returned buffers.</summary>
+    public static bool TryDecodeReply(ReadOnlySpan<byte> m, out int rc, out byte[] sysctl, out List<(ulong Address, byte[] Data)> buffers, out string error) =>
+        TryDecodeReply(m, XenSysctl.SizeOf, out rc, out sysctl, out buffers, out error);
+
+    /// <summary>Decodes a reply whose op is <paramref name="opSize"/> bytes (136 for a sysctl, 16 for xen_version).</summary>
+    public static bool TryDecodeReply(ReadOnlySpan<byte> m, int opSize, out int rc, out byte[] sysctl, out List<(ulong Address, byte[] Data)> buffers, out string error)
     {
         rc = 0;
         sysctl = [];
@@ -217,7 +328,7 @@ public static class SocketWire
         rc = BinaryPrimitives.ReadInt32LittleEndian(m[4..]);
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[12..]);
-        if (length != XenSysctl.SizeOf || count > MaxBuffers || m.Length < 16 + (int)length)
+        if (length != opSize || count > MaxBuffers || m.Length < 16 + (int)length)
         {
             error = "bad reply sizes";
             return false;
@@ -245,4 +356,136 @@ public static class SocketWire
         error = "";
         return true;
     }
+
+    /// <summary>"XLPS": a payload signature status request. Not a sysctl (Xen's ABI has no signature field): the
+    /// sandbox answers it from its registry, for <c>get</c> and <c>list --json</c>.
+    /// <code>
+    /// request: u32 'XLPS', u32 version (1), u32 name length, name bytes
+    /// reply:   u32 'XLPT', i32 rc (0, -ENOENT, -EPERM), u32 fields, per field: u32 key length, key, u32 value length, value (UTF-8)
+    /// </code>
+    /// </summary>
+    public const uint StatusRequestMagic = 0x53504c58;
+    /// <summary>"XLPT".</summary>
+    public const uint StatusReplyMagic = 0x54504c58;
+    private const int MaxStatusFields = 32;
+    private const int MaxStatusText = 4096;
+
+    /// <summary>True when <paramref name="m"/> is a status request (rather than a sysctl).</summary>
+    public static bool IsStatusRequest(ReadOnlySpan<byte> m) => m.Length >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(m) == StatusRequestMagic;
+
+    /// <summary>Encodes a status request for payload <paramref name="name"/>.</summary>
+    public static byte[] EncodeStatusRequest(string name)
+    {
+        byte[] n = System.Text.Encoding.UTF8.GetBytes(name);
+        var m = new byte[12 + n.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(m, StatusRequestMagic);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(4), Version);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(8), (uint)n.Length);
+        n.CopyTo(m, 12);
+        return m;
+    }
+
+    /// <summary>Decodes a status request.</summary>
+    public static bool TryDecodeStatusRequest(ReadOnlySpan<byte> m, out string name, out string error)
+    {
+        name = "";
+        if (m.Length < 12 || !IsStatusRequest(m) || BinaryPrimitives.ReadUInt32LittleEndian(m[4..]) != Version)
+        {
+            error = "not a status request of this version";
+            return false;
+        }
+        uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
+        if (length > Livepatch.NameSize || length != m.Length - 12)
+        {
+            error = "bad status request name length";
+            return false;
+        }
+        name = System.Text.Encoding.UTF8.GetString(m[12..]);
+        error = "";
+        return true;
+    }
+
+    /// <summary>Encodes a status reply.</summary>
+    public static byte[] EncodeStatusReply(int rc, IReadOnlyList<KeyValuePair<string, string>> fields)
+    {
+        ArgumentNullException.ThrowIfNull(fields);
+        var encoded = fields.Take(MaxStatusFields)
+            .Select(f => (Key: System.Text.Encoding.UTF8.GetBytes(f.Key), Value: System.Text.Encoding.UTF8.GetBytes(f.Value.Length > MaxStatusText ? f.Value[..MaxStatusText] : f.Value)))
+            .ToList();
+        var m = new byte[12 + encoded.Sum(f => 8 + f.Key.Length + f.Value.Length)];
+        BinaryPrimitives.WriteUInt32LittleEndian(m, StatusReplyMagic);
+        BinaryPrimitives.WriteInt32LittleEndian(m.AsSpan(4), rc);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(8), (uint)encoded.Count);
+        int at = 12;
+        foreach (var (key, value) in encoded)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(at), (uint)key.Length);
+            key.CopyTo(m, at + 4);
+            at += 4 + key.Length;
+            BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(at), (uint)value.Length);
+            value.CopyTo(m, at + 4);
+            at += 4 + value.Length;
+        }
+        return m;
+    }
+
+    /// <summary>Decodes a status reply.</summary>
+    public static bool TryDecodeStatusReply(ReadOnlySpan<byte> m, out int rc, out Dictionary<string, string> fields, out string error)
+    {
+        rc = 0;
+        fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (m.Length < 12 || BinaryPrimitives.ReadUInt32LittleEndian(m) != StatusReplyMagic)
+        {
+            error = "not a status reply";
+            return false;
+        }
+        rc = BinaryPrimitives.ReadInt32LittleEndian(m[4..]);
+        uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
+        if (count > MaxStatusFields)
+        {
+            error = "too many status fields";
+            return false;
+        }
+        int at = 12;
+        for (int i = 0; i < count; i++)
+        {
+            string? key = null;
+            for (int part = 0; part < 2; part++)
+            {
+                if (m.Length - at < 4)
+                {
+                    error = "truncated status reply";
+                    return false;
+                }
+                uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[at..]);
+                at += 4;
+                if (length > MaxStatusText * 4 || m.Length - at < length)
+                {
+                    error = "truncated status reply";
+                    return false;
+                }
+                string text = System.Text.Encoding.UTF8.GetString(m.Slice(at, (int)length));
+                at += (int)length;
+                if (part == 0)
+                    key = text;
+                else
+                    fields[key!] = text;
+            }
+        }
+        error = "";
+        return true;
+    }
+}
+
+/// <summary>A decoded request: which hypercall, its argument structure, and the caller buffers.</summary>
+/// <param name="Hypercall">35 (sysctl) or 17 (xen_version).</param>
+/// <param name="Op">The 136-byte <c>xen_sysctl</c>, or the 16-byte xen_version op (cmd, arg).</param>
+/// <param name="Buffers">The caller buffers.</param>
+public sealed record WireRequest(uint Hypercall, byte[] Op, List<WireBuffer> Buffers)
+{
+    /// <summary>A xen_version request's <c>cmd</c>.</summary>
+    public int XenVersionCmd => BinaryPrimitives.ReadInt32LittleEndian(Op);
+
+    /// <summary>A xen_version request's <c>arg</c> (a guest handle, 0 for none).</summary>
+    public ulong XenVersionArg => BinaryPrimitives.ReadUInt64LittleEndian(Op.AsSpan(8));
 }

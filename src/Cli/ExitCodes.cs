@@ -34,6 +34,8 @@ internal static class OwnExitCodes
     public const int DataError = 65;
     /// <summary>EX_NOINPUT: an input file cannot be read.</summary>
     public const int NoInput = 66;
+    /// <summary>EX_CANTCREAT: the output file cannot be written.</summary>
+    public const int CantCreate = 73;
 
     /// <summary><c>check</c>'s exit code: 0 when accepted, otherwise the errno Xen would return.</summary>
     public static int FromCheck(LivepatchError? refusal) => refusal == null ? Success : (int)refusal.Errno;

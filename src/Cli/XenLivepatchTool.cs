@@ -23,12 +23,23 @@ public static class XenLivepatchTool
                                  else /run/xen-livepatch/sandbox.sock; used when /dev/xen/privcmd is absent)
           --json                 print one JSON object on stdout instead of the texts (exit codes unchanged)
         Our commands (full names only; '<command> --help' describes one):
-          get <name>             one payload's state, rc and metadata
+          get <name>             one payload's state, rc, metadata, build-ids and patched functions
+          buildid                the running hypervisor's build-id
+          dump                   what Xen's debug key 'x' prints: every payload, its memory and functions
+          install <payload>...   keep payloads in the install store of their hypervisor, applied at every boot
+          uninstall <name>...    remove payloads from the install store
+          list --installed       the install store's payloads and whether their files are whole
+          apply-installed        apply the installed payloads (the boot unit runs it; idempotent)
+          converge <dir|manifest>  make the loaded and applied payloads exactly a desired set
           check <payload> ...    the upload and apply checks offline, against a hypervisor image or symbol list
           build -o OUT ...       link replacement objects into a payload for a target
+          sign <payload> ...     sign a payload (appended PKCS#7 or ELF note), for hypervisors that check signatures
           info <payload>         what a payload holds and, with a target, what it would write
           sandbox                run the sandbox hypervisor in the foreground, serving its socket
           demo                   live-patch the sandbox while its vCPUs run, and show it
+          completion bash        the bash completion script
+          man                    the manual page (troff), made from these help texts
+        build, check and info use the running hypervisor when given no --target or --symbols and one answers.
 
         """;
 
@@ -81,22 +92,54 @@ public static class XenLivepatchTool
                 stderr.Write(Usage.Help);
                 return ExitCodes.Success;
             }
+            // Our addition to Xen's list: the install store's payloads.
+            if (xen == "list" && rest.Contains("--installed"))
+            {
+                if (rest.Contains("--help") || rest.Contains("-h"))
+                {
+                    stdout.Write(StoreCommands.ListInstalledHelp);
+                    return ExitCodes.Success;
+                }
+                return await StoreCommands.ListInstalledAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+            }
             return await RunHypervisorCommand(xen, rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
         }
 
         // Our own commands: full names only.
+        if (OwnHelp(command) is { } help && (rest.Contains("--help") || rest.Contains("-h")))
+        {
+            stdout.Write(help);
+            return ExitCodes.Success;
+        }
         switch (command)
         {
+            case "buildid":
+            case "dump":
+                return await RunHypervisorCommand(command, rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+            case "install":
+                return await StoreCommands.InstallAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+            case "uninstall":
+                return await StoreCommands.UninstallAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+            case "apply-installed":
+                return await StoreCommands.ApplyInstalledAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+            case "converge":
+                return await ConvergeCommand.RunAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+            case "completion":
+                return DocsCommand.Completion(rest, stdout, stderr);
+            case "man":
+                return DocsCommand.Man(rest, stdout, stderr);
             case "check":
-                return CheckCommand.Run(rest, stdout, stderr);
+                return CheckCommand.Run(rest, stdout, stderr, options);
             case "sandbox":
                 return SandboxCommand.Run(rest, stdout, stderr);
             case "demo":
                 return DemoCommand.Run(rest, stdout, stderr);
             case "build":
-                return BuildCommand.Run(rest, stdout, stderr);
+                return BuildCommand.Run(rest, stdout, stderr, options);
             case "info":
-                return InfoCommand.Run(rest, stdout, stderr);
+                return InfoCommand.Run(rest, stdout, stderr, options);
+            case "sign":
+                return SignCommand.Run(rest, stdout, stderr);
             case "get":
                 if (rest is ["--help"] or ["-h"])
                 {
@@ -109,6 +152,20 @@ public static class XenLivepatchTool
         stderr.Write(Usage.Unrecognised(command));
         return ExitCodes.Failure;
     }
+
+    /// <summary>The help of our commands that take --help anywhere, by name (null for others).</summary>
+    internal static string? OwnHelp(string command) => command switch
+    {
+        "buildid" => HostCommands.BuildIdHelp,
+        "dump" => HostCommands.DumpHelp,
+        "install" => StoreCommands.InstallHelp,
+        "uninstall" => StoreCommands.UninstallHelp,
+        "apply-installed" => StoreCommands.ApplyInstalledHelp,
+        "converge" => ConvergeCommand.Help,
+        "completion" => DocsCommand.CompletionHelp,
+        "man" => DocsCommand.ManHelp,
+        _ => null,
+    };
 
     // The options before the command, in any order: --force, --xen, --sandbox PATH, --json.
     private static bool TryOptions(string[] args, TextWriter stderr, out ToolOptions options, out int at)
@@ -166,7 +223,7 @@ public static class XenLivepatchTool
     private static async Task<int> RunHypervisorCommand(string command, string[] args, ToolOptions options, TextWriter stdout, TextWriter stderr,
         ToolHost host, CancellationToken cancellationToken)
     {
-        bool json = options.Json || (command == "get" && args.Contains("--json"));
+        bool json = options.Json || (command is "get" or "buildid" or "dump" && args.Contains("--json"));
         await using var session = new Session(command, options with { Json = json }, stdout, stderr, host, cancellationToken);
         int result;
         try
@@ -177,6 +234,8 @@ public static class XenLivepatchTool
                 "upload" => await XenCommands.UploadAsync(session, args).ConfigureAwait(false),
                 "load" => await XenCommands.LoadAsync(session, args).ConfigureAwait(false),
                 "get" => await GetCommand.RunAsync(session, args).ConfigureAwait(false),
+                "buildid" => await HostCommands.BuildIdAsync(session, args).ConfigureAwait(false),
+                "dump" => await HostCommands.DumpAsync(session, args).ConfigureAwait(false),
                 _ => await XenCommands.ActionAsync(session, args, XenCommands.ActionIndex(command)).ConfigureAwait(false),
             };
         }
@@ -187,7 +246,15 @@ public static class XenLivepatchTool
         }
         int exit = ExitCodes.FromResult(result);
         if (json)
-            stdout.Write(command == "get" ? GetCommand.Json(session, exit) : JsonReport.Write(session, exit));
+        {
+            stdout.Write(command switch
+            {
+                "get" => GetCommand.Json(session, exit),
+                "buildid" => HostCommands.BuildIdJson(session, exit),
+                "dump" => HostCommands.DumpJson(session, exit),
+                _ => JsonReport.Write(session, exit),
+            });
+        }
         return exit;
     }
 }

@@ -10,7 +10,7 @@ namespace XenLivepatch.Control;
 /// mean the transport itself failed (<see cref="LivepatchTransportException"/>) or the call was cancelled.
 /// Not thread-safe: one call at a time per client, as with one <c>xc_interface</c>.
 /// </summary>
-public sealed class LivepatchClient : IAsyncDisposable
+public sealed partial class LivepatchClient : IAsyncDisposable
 {
     /// <summary>The action timeout Xen's tool passes: 30 ms, in ns (the hypervisor's default is the same).</summary>
     public const uint ToolTimeoutNs = 30_000_000;
@@ -43,6 +43,13 @@ public sealed class LivepatchClient : IAsyncDisposable
 
     /// <inheritdoc/>
     public ValueTask DisposeAsync() => _ownsTransport ? Transport.DisposeAsync() : ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Whether and how the hypervisor verified payload <paramref name="name"/>'s signature at upload. Not a sysctl:
+    /// null when the transport's hypervisor reports no such thing (real Xen) or has no such payload.
+    /// </summary>
+    public async Task<PayloadSignatureStatus?> GetSignatureStatusAsync(string name, CancellationToken cancellationToken = default) =>
+        Transport is IPayloadSignatureQuery query ? await query.GetSignatureStatusAsync(name, cancellationToken).ConfigureAwait(false) : null;
 
     /// <summary>
     /// XEN_SYSCTL_LIVEPATCH_UPLOAD (<c>xc_livepatch_upload</c>): uploads <paramref name="payload"/> under

@@ -1,4 +1,5 @@
 using XenLivepatch.Abi;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Hypervisor;
 
@@ -41,6 +42,18 @@ public sealed class LivepatchCore
     public ILivepatchCpus Cpus { get; }
     /// <summary>Runs payload hooks.</summary>
     public IHookRunner Hooks { get; }
+
+    /// <summary>
+    /// The signature policy and trusted keys UPLOAD checks payloads against, first (the profile's policy, with no
+    /// keys, unless the target gives its own).
+    /// </summary>
+    public PayloadTrust Trust
+    {
+        get => _trust ??= new PayloadTrust(Profile.SignaturePolicy, TrustStore.Empty);
+        init => _trust = value;
+    }
+
+    private PayloadTrust? _trust;
 
     /// <summary>Log lines, as Xen prints them with its "livepatch: " prefix (without the prefix).</summary>
     public event Action<string>? Log;
@@ -117,6 +130,16 @@ public sealed class LivepatchCore
     {
         if (CheckUploadSize(name, (ulong)data.Length) is { } size)
             return size;
+        // Seed design, "Signature checking requirements": before anything reads the payload; from here on the
+        // loader sees only the bytes the signature covers.
+        var signature = SignatureCheck.Run(name, Trust, ref data, out var verdict);
+        if (signature != null)
+        {
+            Info(signature.Message);
+            return signature;
+        }
+        if (verdict is { Verified: false })
+            Info($"{name}: signature not verified ({verdict.Failure.Name()}: {verdict.Detail}); loaded under signature policy verify");
         lock (_registry.Lock)
         {
             if (CheckNameUnused(name) is { } used)
@@ -128,7 +151,8 @@ public sealed class LivepatchCore
                 Info(error.Message);
                 return error;
             }
-            _registry.Add(payload!);
+            payload!.Signature = verdict;
+            _registry.Add(payload);
             return null;
         }
     }

@@ -1,4 +1,5 @@
 using XenLivepatch.Abi;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Hypervisor;
 
@@ -62,6 +63,12 @@ public sealed record LivepatchProfile
     /// previous rc back when the action could not be scheduled.
     /// </summary>
     public bool KeepsAgainWhenBusy { get; init; }
+
+    /// <summary>
+    /// What UPLOAD does with payload signatures when the target sets no policy of its own. Xen 4.17 and the seed's
+    /// Xen 4.7 verify nothing (the design's "Signature checking requirements" were never built): none.
+    /// </summary>
+    public SignaturePolicy SignaturePolicy { get; init; } = SignaturePolicy.None;
 
     /// <summary>
     /// The order of UPLOAD's steps after the ELF checks (<c>load_payload_data</c>). Xen 4.15 to 4.19 check

@@ -1,4 +1,5 @@
 using XenLivepatch.Abi;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Hypervisor;
 
@@ -119,4 +120,10 @@ public sealed class Payload
 
     /// <summary>True when a pre/post apply/revert hook is present (REPLACE refuses those).</summary>
     public bool HasVetoingHooks { get; internal set; }
+
+    /// <summary>
+    /// Its signature check at UPLOAD: verified and by which key, or why not (accepted unverified under policy
+    /// verify). Null when the policy is none.
+    /// </summary>
+    public SignatureVerdict? Signature { get; internal set; }
 }

@@ -17,6 +17,8 @@ public sealed record SandboxOptions
     public PatchingMode Patching { get; init; } = PatchingMode.DualMapping;
     /// <summary>Where the log goes (the core's and the hooks' lines); null for none.</summary>
     public TextWriter? Log { get; init; }
+    /// <summary>The signature policy and trusted keys (default: the profile's policy, no keys).</summary>
+    public Signing.PayloadTrust? Trust { get; init; }
 }
 
 /// <summary>
@@ -40,7 +42,10 @@ public sealed unsafe class SandboxHost : IDisposable
         Memory = new SandboxMemory(Image, options.Patching);
         Hooks = new NativeHooks();
         Vcpus = new VcpuSet(Memory, options.Vcpus);
-        Core = new LivepatchCore(options.Profile, X86_64Arch.Instance, Image, Memory, Vcpus, Hooks);
+        Core = new LivepatchCore(options.Profile, X86_64Arch.Instance, Image, Memory, Vcpus, Hooks)
+        {
+            Trust = options.Trust ?? new Signing.PayloadTrust(options.Profile.SignaturePolicy, Signing.TrustStore.Empty),
+        };
         Handler = new SysctlHandler(Core);
         if (_log != null)
         {

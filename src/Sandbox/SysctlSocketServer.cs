@@ -28,17 +28,19 @@ public sealed record SocketServerLimits
 }
 
 /// <summary>
-/// Serves the livepatch sysctl on a Unix socket, with the same bytes as the hypercall (<see cref="SocketWire"/>).
+/// Serves the livepatch sysctl on a Unix socket, with the same bytes as the hypercall (<see cref="SocketWire"/>),
+/// and the console sysctls and XENVER_build_id the operator's commands use.
 /// The socket file is mode 0660, owned by root and by the configured group; a peer is privileged when it
 /// runs as uid 0 or belongs to that group (by SO_PEERCRED and its supplementary groups), and every sub-op
 /// of an unprivileged peer gets -EPERM, as Xen answers a guest that is not the control domain.
 /// Each message on the stream is preceded by its length (u32, little-endian).
 /// </summary>
 /// <remarks>
-/// Bounded whatever the peers do (<see cref="SocketServerLimits"/>): an unprivileged peer's request is read through
-/// a 64 KiB window and never held (its answer is EPERM, with no buffer); a privileged peer's request takes a share
-/// of the held bytes for its message, out-buffers and reply, waiting while others hold them, and gives it back
-/// once the reply is sent; a peer that does not send its body or take its reply within the I/O timeout is dropped.
+/// Bounded whatever the peers do (<see cref="SocketServerLimits"/>): an unprivileged peer's sysctl gets no
+/// out-buffer (its answer is EPERM before any is touched), and a request of its larger than a small one is read
+/// through a 64 KiB window and never held; a privileged peer's large request takes a share of the held bytes for
+/// its message, out-buffers and reply, waiting while others hold them, and gives it back once the reply is sent;
+/// a peer that does not send its body or take its reply within the I/O timeout is dropped.
 /// </remarks>
 public sealed class SysctlSocketServer : IAsyncDisposable
 {
@@ -206,35 +208,43 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         }
     }
 
-    // Every call of an unprivileged peer fails before it touches a buffer: only the xen_sysctl is kept, the rest of
-    // the message is read through a small window, and the reply carries no buffer.
+    // An unprivileged peer's sysctl fails before it touches a buffer: none is allocated. A message of its larger
+    // than a small one (an upload's) is read through a small window and only its xen_sysctl kept.
     private async Task<bool> ServeUnprivileged(NetworkStream stream, PeerCredentials peer, int length)
     {
-        const int Head = 16 + XenSysctl.SizeOf;
-        var window = new byte[Math.Min(length, _limits.SmallRequest)];
-        byte[] head = new byte[Math.Min(length, Head)];
-        int read = 0;
-        using var timeout = Timeout();
-        try
+        if (length <= _limits.SmallRequest)
         {
-            while (read < length)
+            byte[]? small = await ReadMessage(stream, length).ConfigureAwait(false);
+            byte[]? answer = small == null ? null : Answer(small, peer, privileged: false);
+            return answer != null && await Reply(stream, answer).ConfigureAwait(false);
+        }
+        const int Head = 16 + XenSysctl.SizeOf;
+        var window = new byte[_limits.SmallRequest];
+        var head = new byte[Head];
+        int read = 0;
+        using (var timeout = Timeout())
+        {
+            try
             {
-                int n = Math.Min(window.Length, length - read);
-                await stream.ReadExactlyAsync(window.AsMemory(0, n), timeout.Token).ConfigureAwait(false);
-                if (read < head.Length)
-                    window.AsSpan(0, Math.Min(n, head.Length - read)).CopyTo(head.AsSpan(read));
-                read += n;
+                while (read < length)
+                {
+                    int n = Math.Min(window.Length, length - read);
+                    await stream.ReadExactlyAsync(window.AsMemory(0, n), timeout.Token).ConfigureAwait(false);
+                    if (read < Head)
+                        window.AsSpan(0, Math.Min(n, Head - read)).CopyTo(head.AsSpan(read));
+                    read += n;
+                }
+            }
+            catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
+            {
+                return false;
             }
         }
-        catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
-        {
-            return false;
-        }
-        if (head.Length < Head || BinaryPrimitives.ReadUInt32LittleEndian(head) != SocketWire.RequestMagic ||
+        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != SocketWire.RequestMagic ||
             BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(4)) != SocketWire.Version ||
             BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(8)) != XenSysctl.SizeOf)
         {
-            _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: not a livepatch sysctl request; closing");
+            _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: a large message that is not a sysctl request; closing");
             return false;
         }
         byte[] sysctl = SocketWire.Sysctl(head);
@@ -243,8 +253,8 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         return await Reply(stream, SocketWire.EncodeReply(rc, sysctl, [])).ConfigureAwait(false);
     }
 
-    // A privileged peer's message, out-buffers and reply take their share of the held bytes (none when small), and
-    // give it back once the reply is sent or the peer is dropped.
+    // A privileged peer's large message, and its out-buffers and reply, take their share of the held bytes (none
+    // when small), and give it back once the reply is sent or the peer is dropped.
     private async Task<bool> ServePrivileged(NetworkStream stream, PeerCredentials peer, int length)
     {
         // The message, and the in-buffers copied out of it.
@@ -254,42 +264,70 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         long outShare = 0;
         try
         {
-            var message = new byte[length];
-            using (var timeout = Timeout())
+            byte[]? message = await ReadMessage(stream, length).ConfigureAwait(false);
+            if (message == null)
+                return false;
+            // The out-buffers, and the reply that echoes them (sysctls: xen_version's are at most 4 KiB).
+            if (message.Length >= 16 && BinaryPrimitives.ReadUInt32LittleEndian(message.AsSpan(4)) == SocketWire.Version &&
+                SocketWire.TryReadRequest(message, out _, out int outBytes, out _) && outBytes > _limits.SmallRequest)
             {
-                try
-                {
-                    await stream.ReadExactlyAsync(message, timeout.Token).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
-                {
+                if (!await Take(peer, 2L * outBytes, $"{outBytes} bytes of out-buffers").ConfigureAwait(false))
                     return false;
-                }
+                outShare = 2L * outBytes;
             }
-            if (!SocketWire.TryReadRequest(message, out var headers, out int outBytes, out string why))
-            {
-                _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
-                return false;
-            }
-            // The out-buffers, and the reply that echoes them.
-            outShare = outBytes > _limits.SmallRequest ? 2L * outBytes : 0;
-            if (!await Take(peer, outShare, $"{outBytes} bytes of out-buffers").ConfigureAwait(false))
-            {
-                outShare = 0;
-                return false;
-            }
-            byte[] sysctl = SocketWire.Sysctl(message);
-            var buffers = SocketWire.Buffers(message, headers);
+            byte[]? reply = Answer(message, peer, privileged: true);
             message = null;
-            int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged: true);
-            Log(peer, true, sysctl, rc);
-            byte[] reply = SocketWire.EncodeReply(rc, sysctl, buffers);
-            buffers = null;
-            return await Reply(stream, reply).ConfigureAwait(false);
+            return reply != null && await Reply(stream, reply).ConfigureAwait(false);
         }
         finally
         {
             _budget.Give(messageShare + outShare);
+        }
+    }
+
+    // The reply to one message, or null (logged) when it is malformed and the connection is to be closed.
+    private byte[]? Answer(byte[] message, PeerCredentials peer, bool privileged)
+    {
+        if (SocketWire.IsStatusRequest(message))
+        {
+            if (!SocketWire.TryDecodeStatusRequest(message, out string name, out string bad))
+            {
+                _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {bad}; closing");
+                return null;
+            }
+            return StatusReply(name, privileged);
+        }
+        if (!SocketWire.TryDecode(message, out var request, out string why, sysctlOutBuffers: privileged))
+        {
+            _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
+            return null;
+        }
+        byte[] op = request.Op;
+        int rc;
+        if (request.Hypercall == XenVersion.Hypercall)
+        {
+            rc = _handler.XenVersion(request.XenVersionCmd, request.XenVersionArg, new GuestBuffers(request.Buffers), privileged);
+            LogXenVersion(peer, privileged, request.XenVersionCmd, rc);
+            return SocketWire.EncodeReply(rc, op, request.Buffers);
+        }
+        rc = _handler.Handle(op, new GuestBuffers(request.Buffers), privileged);
+        Log(peer, privileged, op, rc);
+        // An unprivileged peer's out-buffers were never allocated: its reply carries none.
+        return SocketWire.EncodeReply(rc, op, privileged ? request.Buffers : []);
+    }
+
+    private async Task<byte[]?> ReadMessage(NetworkStream stream, int length)
+    {
+        var message = new byte[length];
+        using var timeout = Timeout();
+        try
+        {
+            await stream.ReadExactlyAsync(message, timeout.Token).ConfigureAwait(false);
+            return message;
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
+        {
+            return null;
         }
     }
 
@@ -335,22 +373,60 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         }
     }
 
+    // A payload's signature check, for the privileged: what the registry recorded at its upload.
+    private byte[] StatusReply(string name, bool privileged)
+    {
+        if (!privileged)
+            return SocketWire.EncodeStatusReply(-(int)XenErrno.EPERM, []);
+        var core = _handler.Core;
+        var payload = core.Find(name);
+        return payload == null
+            ? SocketWire.EncodeStatusReply(-(int)XenErrno.ENOENT, [])
+            : SocketWire.EncodeStatusReply(0, SignatureCheck.Status(core.Trust, payload.Signature));
+    }
+
     private void Log(in PeerCredentials peer, bool privileged, byte[] sysctl, int rc)
     {
         if (_log == null)
             return;
-        var op = XenSysctl.ReadLivepatch(sysctl, _handler.Core.Profile.Abi.Layout);
-        // GET and LIST that succeed change nothing, and tools poll GET while an action runs.
-        if (rc >= 0 && privileged && op.Cmd is LivepatchSubOp.Get or LivepatchSubOp.List)
-            return;
-        string what = op.Cmd switch
+        uint cmd = XenSysctl.ReadHeader(sysctl).Cmd;
+        string what;
+        if (cmd == Livepatch.SysctlCommand)
         {
-            LivepatchSubOp.Action => $"ACTION {(LivepatchAction)op.Action.Cmd}",
-            _ => op.Cmd.ToString().ToUpperInvariant(),
-        };
-        string result = rc < 0 ? $"-{(XenErrno)(-rc)}" : rc.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        _log.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: {what} -> {result}");
+            var op = XenSysctl.ReadLivepatch(sysctl, _handler.Core.Profile.Abi.Layout);
+            // GET and LIST that succeed change nothing, and tools poll GET while an action runs.
+            if (rc >= 0 && privileged && op.Cmd is LivepatchSubOp.Get or LivepatchSubOp.List)
+                return;
+            what = op.Cmd switch
+            {
+                LivepatchSubOp.Action => $"ACTION {(LivepatchAction)op.Action.Cmd}",
+                _ => op.Cmd.ToString().ToUpperInvariant(),
+            };
+        }
+        else
+        {
+            // Reading the console changes nothing either.
+            if (rc >= 0 && privileged && cmd == SysctlCommands.ReadConsole)
+                return;
+            what = cmd switch
+            {
+                SysctlCommands.DebugKeys => "DEBUG_KEYS",
+                SysctlCommands.ReadConsole => "READCONSOLE",
+                _ => $"sysctl {cmd}",
+            };
+        }
+        _log.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: {what} -> {Result(rc)}");
     }
+
+    private void LogXenVersion(in PeerCredentials peer, bool privileged, int cmd, int rc)
+    {
+        if (_log == null || (rc >= 0 && privileged))
+            return;
+        _log.WriteLine($"xen_version: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: cmd {cmd} -> {Result(rc)}");
+    }
+
+    private static string Result(int rc) =>
+        rc < 0 ? $"-{(XenErrno)(-rc)}" : rc.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()

@@ -73,11 +73,9 @@ public class CToolDifferentialTests
         return (diffs.ToString(), runs["xen"]);
     }
 
-    [XenOracleFact]
-    public async Task Upload_apply_revert_unload_and_their_errors()
-    {
-        string h = Payloads.Hello;
-        var (diffs, xen) = await Compare([
+    /// <summary>The steps of <see cref="Upload_apply_revert_unload_and_their_errors"/> with hello world at <paramref name="h"/>.</summary>
+    internal static string[][] UploadApplyRevertUnloadSteps(string h) =>
+        [
             ["list"],
             ["revert", "xen_hello_world"],
             ["upload", "xen_hello_world", h],
@@ -93,7 +91,59 @@ public class CToolDifferentialTests
             ["unload", "xen_hello_world"],
             ["unload", "xen_hello_world"],
             ["l"],
-        ]);
+        ];
+
+    /// <summary>The steps of <see cref="Load_dependencies_flags_and_failed_reapply"/>.</summary>
+    internal static string[][] LoadDependencyFlagSteps(string bye, string nop, string withData) =>
+        [
+            ["load", bye],
+            ["list"],
+            ["upload", "xen_bye_world", bye],
+            ["apply", "xen_bye_world", "--bogus"],
+            ["apply", "xen_bye_world"],
+            ["a", "xen_bye_world", "--nodeps"],
+            ["load", nop, "--bogus"],
+            ["load", withData],
+            ["revert", "xen_counter"],
+            ["apply", "xen_counter"],
+            ["list"],
+            ["unload", "xen_counter"],
+            ["re", "xen_bye_world", "--nodeps"],
+            ["rep", "xen_bye_world"],
+            ["upload", "xen_nop", nop],
+            ["replace", "xen_nop"],
+            ["list"],
+        ];
+
+    /// <summary>
+    /// The steps of <see cref="Argument_and_file_errors"/>: <paramref name="dir"/> is a directory, <paramref name="empty"/>
+    /// an empty file, <paramref name="junk"/> a file that is no ELF, <paramref name="missing"/> a path with no file.
+    /// </summary>
+    internal static string[][] ArgumentAndFileErrorSteps(string hello, string dir, string empty, string junk, string missing) =>
+        [
+            ["upload"],
+            ["upload", "x"],
+            ["upload", "x", missing],
+            ["upload", "x", empty],
+            ["upload", "x", dir],
+            ["upload", "x", junk],
+            ["upload", new string('n', 129), hello],
+            ["upload", new string('n', 128), hello],
+            ["apply"],
+            ["apply", new string('n', 129)],
+            ["list", "extra"],
+            ["load"],
+            ["load", junk],
+            ["help"],
+            ["h"],
+            ["nonsense"],
+        ];
+
+    [XenOracleFact]
+    public async Task Upload_apply_revert_unload_and_their_errors()
+    {
+        string h = Payloads.Hello;
+        var (diffs, xen) = await Compare(UploadApplyRevertUnloadSteps(h));
         Assert.Equal("", diffs);
         // Xen's tool did reach the hypervisor behind the shim.
         Assert.Equal(new CliRun(0, $"Uploading {h}... completed\n", ""), xen[2]);
@@ -104,25 +154,7 @@ public class CToolDifferentialTests
     [XenOracleFact]
     public async Task Load_dependencies_flags_and_failed_reapply()
     {
-        Assert.Equal("", (await Compare([
-            ["load", Payloads.Bye],
-            ["list"],
-            ["upload", "xen_bye_world", Payloads.Bye],
-            ["apply", "xen_bye_world", "--bogus"],
-            ["apply", "xen_bye_world"],
-            ["a", "xen_bye_world", "--nodeps"],
-            ["load", Payloads.Nop, "--bogus"],
-            ["load", Payloads.WithData],
-            ["revert", "xen_counter"],
-            ["apply", "xen_counter"],
-            ["list"],
-            ["unload", "xen_counter"],
-            ["re", "xen_bye_world", "--nodeps"],
-            ["rep", "xen_bye_world"],
-            ["upload", "xen_nop", Payloads.Nop],
-            ["replace", "xen_nop"],
-            ["list"],
-        ])).Differences);
+        Assert.Equal("", (await Compare(LoadDependencyFlagSteps(Payloads.Bye, Payloads.Nop, Payloads.WithData))).Differences);
     }
 
     [XenOracleFact]
@@ -133,23 +165,6 @@ public class CToolDifferentialTests
         File.WriteAllBytes(empty, []);
         string junk = Path.Combine(dir, "junk.livepatch");
         File.WriteAllBytes(junk, Encoding.ASCII.GetBytes("not an ELF file at all"));
-        Assert.Equal("", (await Compare([
-            ["upload"],
-            ["upload", "x"],
-            ["upload", "x", Path.Combine(dir, "missing")],
-            ["upload", "x", empty],
-            ["upload", "x", dir],
-            ["upload", "x", junk],
-            ["upload", new string('n', 129), Payloads.Hello],
-            ["upload", new string('n', 128), Payloads.Hello],
-            ["apply"],
-            ["apply", new string('n', 129)],
-            ["list", "extra"],
-            ["load"],
-            ["load", junk],
-            ["help"],
-            ["h"],
-            ["nonsense"],
-        ])).Differences);
+        Assert.Equal("", (await Compare(ArgumentAndFileErrorSteps(Payloads.Hello, dir, empty, junk, Path.Combine(dir, "missing")))).Differences);
     }
 }

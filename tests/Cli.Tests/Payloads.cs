@@ -11,27 +11,30 @@ internal static class Payloads
         string hello = LivepatchFixtures.BuildPayload(image, "xen_hello_world", ["hello_world.c"], "--modinfo", "LIVEPATCH_RULEZ");
         string bye = LivepatchFixtures.BuildPayload(image, "xen_bye_world", ["bye_world.c"], "--depends-on", hello);
         // A payload with writable data: Xen will not re-apply it after a revert.
-        string withData = LivepatchFixtures.BuildPayload(image, "xen_counter", [LivepatchFixtures.SourceFile("""
-            #include "livepatch.h"
-            static const char counter_patch_this_fnc[] = "xen_extra_version";
-            __attribute__((used, section(".modinfo"))) static const char counter_modinfo[] = "A=1\0B=2";
-            int counter_calls = 1;
-            const char *xen_extra_version(void)
-            {
-                counter_calls++;
-                return "Counted";
-            }
-            LIVEPATCH_FUNC(livepatch_counter) = {
-                .version = LIVEPATCH_PAYLOAD_VERSION,
-                .name = counter_patch_this_fnc,
-                .new_addr = xen_extra_version,
-                .new_size = SZ_xen_extra_version,
-                .old_size = 8,
-            };
-            """)]);
+        string withData = LivepatchFixtures.BuildPayload(image, "xen_counter", [LivepatchFixtures.SourceFile(CounterSource)]);
         string nop = LivepatchFixtures.BuildPayload(image, "xen_nop", ["nop.c"]);
         return (hello, bye, withData, nop);
     });
+
+    /// <summary>The source of xen_counter (tests/Data/payloads/livepatch.h, Xen's recipe).</summary>
+    internal const string CounterSource = """
+        #include "livepatch.h"
+        static const char counter_patch_this_fnc[] = "xen_extra_version";
+        __attribute__((used, section(".modinfo"))) static const char counter_modinfo[] = "A=1\0B=2";
+        int counter_calls = 1;
+        const char *xen_extra_version(void)
+        {
+            counter_calls++;
+            return "Counted";
+        }
+        LIVEPATCH_FUNC(livepatch_counter) = {
+            .version = LIVEPATCH_PAYLOAD_VERSION,
+            .name = counter_patch_this_fnc,
+            .new_addr = xen_extra_version,
+            .new_size = SZ_xen_extra_version,
+            .old_size = 8,
+        };
+        """;
 
     /// <summary>xen_hello_world.livepatch: patches xen_extra_version, metadata LIVEPATCH_RULEZ.</summary>
     public static string Hello => s_built.Value.Hello;

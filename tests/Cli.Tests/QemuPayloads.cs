@@ -7,7 +7,7 @@ namespace XenLivepatch.Cli.Tests;
 /// Payloads for Debian's Xen 4.17 under QEMU: tests/qemu/build-hello-payload.sh's hello world, and variants of it
 /// made with objcopy: new symbol names (so several can be loaded at once: Xen refuses a payload whose symbols
 /// another loaded payload already defines) and, optionally, a <c>.livepatch.depends</c> that is not the
-/// hypervisor's build-id.
+/// hypervisor's build-id. The arm64 forms are for the arm64 Xen of tests/qemu-arm64.
 /// </summary>
 internal static class QemuPayloads
 {
@@ -19,11 +19,19 @@ internal static class QemuPayloads
         return Path.Combine(directory, "xen_hello_world.livepatch");
     }
 
+    /// <summary>Builds xen_hello_world.livepatch for the arm64 QEMU hypervisor into <paramref name="directory"/>; returns its path.</summary>
+    public static string HelloArm64(string directory)
+    {
+        XenQemuArm64.EnsureFetched();
+        Tool.Run("bash", Repo.Path("tests", "qemu", "build-hello-payload.sh"), "--arch", "arm64", directory, XenQemuArm64.XenSyms).EnsureSuccess();
+        return Path.Combine(directory, "xen_hello_world.livepatch");
+    }
+
     /// <summary>
     /// A copy of <paramref name="hello"/> at <paramref name="output"/> whose symbols carry <paramref name="suffix"/>; with
     /// <paramref name="wrongDepends"/> its <c>.livepatch.depends</c> names a build-id no hypervisor or payload has.
     /// </summary>
-    public static string Variant(string hello, string output, string suffix, bool wrongDepends = false)
+    public static string Variant(string hello, string output, string suffix, bool wrongDepends = false, string objcopy = "objcopy")
     {
         var args = new List<string>
         {
@@ -42,7 +50,7 @@ internal static class QemuPayloads
             args.AddRange(["--update-section", $".livepatch.depends={bin}"]);
         }
         args.AddRange([hello, output]);
-        Tool.Run("objcopy", args).EnsureSuccess();
+        Tool.Run(objcopy, args).EnsureSuccess();
         return output;
     }
 

@@ -148,7 +148,7 @@ public sealed class SandboxCommandTests
         }
     }
 
-    private static CliRun Run(Dictionary<string, string> env, params string[] args)
+    internal static CliRun Run(Dictionary<string, string> env, params string[] args)
     {
         using var p = Start(env, args);
         string stdout = p.StandardOutput.ReadToEnd();
@@ -190,9 +190,9 @@ public sealed class SandboxCommandTests
         Assert.False(File.Exists(socket), "the socket is removed on exit");
     }
 
-    private static Process Start(params string[] args) => Start(null, args);
+    internal static Process Start(params string[] args) => Start(null, args);
 
-    private static Process Start(Dictionary<string, string>? env, params string[] args)
+    internal static Process Start(Dictionary<string, string>? env, params string[] args)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -12,7 +12,7 @@ namespace XenLivepatch.Cli.Tests;
 /// </summary>
 public class XenQemuParityTests
 {
-    private static readonly (string Step, string Args)[] s_scenario =
+    internal static readonly (string Step, string Args)[] Scenario =
     [
         ("list-empty", "list"),
         ("revert-unknown", "revert xen_hello_world"),
@@ -41,12 +41,13 @@ public class XenQemuParityTests
         ("list-end", "list"),
     ];
 
-    private static string Script(string tool, string dir)
+    /// <summary>The dom0 script running <see cref="Scenario"/> with <paramref name="tool"/>, its files under out/<paramref name="dir"/>.</summary>
+    internal static string Script(string tool, string dir)
     {
         var sb = new StringBuilder();
         sb.Append($"mkdir -p out/{dir}\n");
         int n = 0;
-        foreach (var (step, args) in s_scenario)
+        foreach (var (step, args) in Scenario)
         {
             string id = $"{n++:00}-{step.Replace(':', '-')}";
             if (step.StartsWith("extra:", StringComparison.Ordinal))
@@ -73,23 +74,34 @@ public class XenQemuParityTests
         Directory.CreateDirectory(Path.Combine(files, "ours"));
         File.Copy(ours, Path.Combine(files, "ours", "xen-livepatch"));
 
-        string script = "ls /dev/xen > out/dev-xen\n" + Script("xen-livepatch", "c") + Script("./ours/xen-livepatch", "ours") +
-            """
-            ./ours/xen-livepatch upload xen_hello_world xen_hello_world.livepatch > /dev/null
-            ./ours/xen-livepatch --json list > out/ours-json-list
-            ./ours/xen-livepatch get xen_hello_world > out/ours-get 2>&1; echo $? >> out/ours-get
-            ./ours/xen-livepatch unload xen_hello_world > /dev/null
-            ./ours/xen-livepatch get xen_hello_world >> out/ours-get 2>&1; echo $? >> out/ours-get
-
-            """;
         // One CPU: Xen's 30 ms rendezvous cannot time out (EBUSY) while the emulating host is busy, which would
         // make the two runs differ for reasons of load alone.
-        var r = XenQemu.Run(files, script, TimeSpan.FromMinutes(6), ["--smp", "1"]);
+        var r = XenQemu.Run(files, DomScript, TimeSpan.FromMinutes(6), ["--smp", "1"]);
+        AssertSameOnXen(r);
+    }
+
+    /// <summary>
+    /// The whole dom0 script: the scenario with Xen's tool (on PATH) and ours (./ours/xen-livepatch), in a dom0
+    /// whose /work holds xen_hello_world.livepatch and xen_wrong_dep.livepatch; then our own commands.
+    /// </summary>
+    internal static string DomScript => "ls /dev/xen > out/dev-xen\n" + Script("xen-livepatch", "c") + Script("./ours/xen-livepatch", "ours") +
+        """
+        ./ours/xen-livepatch upload xen_hello_world xen_hello_world.livepatch > /dev/null
+        ./ours/xen-livepatch --json list > out/ours-json-list
+        ./ours/xen-livepatch get xen_hello_world > out/ours-get 2>&1; echo $? >> out/ours-get
+        ./ours/xen-livepatch unload xen_hello_world > /dev/null
+        ./ours/xen-livepatch get xen_hello_world >> out/ours-get 2>&1; echo $? >> out/ours-get
+
+        """;
+
+    /// <summary>Every step of <see cref="DomScript"/>'s two runs printed the same, and the scenario did what it should.</summary>
+    internal static void AssertSameOnXen(XenQemuResult r)
+    {
         Assert.True(r.ScriptExitCode == 0, $"the dom0 script failed ({r.ScriptExitCode}):\n{r.RunLog}");
 
         var diffs = new StringBuilder();
         int n = 0;
-        foreach (var (step, _) in s_scenario)
+        foreach (var (step, _) in Scenario)
         {
             string id = $"{n++:00}-{step.Replace(':', '-')}";
             foreach (string ext in step.StartsWith("extra:", StringComparison.Ordinal) ? new[] { ".out" } : [".out", ".err", ".rc"])
@@ -101,10 +113,10 @@ public class XenQemuParityTests
         }
         if (r.File("c/mixed") != r.File("ours/mixed"))
             diffs.Append($"interleaved stdout+stderr:\n  Xen's: {Show(r.File("c/mixed"))}\n  ours:  {Show(r.File("ours/mixed"))}\n");
-        Assert.True(diffs.Length == 0, $"our CLI differs from Xen's on real Xen 4.17 (/dev/xen: {r.File("dev-xen").Trim()}):\n{diffs}");
+        Assert.True(diffs.Length == 0, $"our CLI differs from Xen's on real Xen (/dev/xen: {r.File("dev-xen").Trim()}):\n{diffs}");
 
         // The scenario did what it should (so that "the same" is not "the same failure").
-        string Step(string dir, int i, string ext) => r.File($"{dir}/{i:00}-{s_scenario[i].Step.Replace(':', '-')}{ext}");
+        string Step(string dir, int i, string ext) => r.File($"{dir}/{i:00}-{Scenario[i].Step.Replace(':', '-')}{ext}");
         Assert.Equal("Nothing to list\n", Step("ours", 0, ".out"));
         Assert.Equal("Uploading xen_hello_world.livepatch... completed\nApplying xen_hello_world... completed\n", Step("ours", 2, ".out"));
         Assert.Equal("Hello World", Step("ours", 3, ".out").Trim());
@@ -115,13 +127,19 @@ public class XenQemuParityTests
         Assert.Equal("Failed to get status of xen_hello_world.\nError 2: No such file or directory\n", Step("ours", 13, ".err"));
         Assert.Equal(("Applying xen_wrong_dep... failed\n", "Error 22: Invalid argument\n", "1\n"), (Step("ours", 15, ".out"), Step("ours", 15, ".err"), Step("ours", 15, ".rc")));
         Assert.Equal("Hello World", Step("ours", 19, ".out").Trim());
-        Assert.Equal("Nothing to list\n", Step("ours", s_scenario.Length - 1, ".out"));
+        Assert.Equal("Nothing to list\n", Step("ours", Scenario.Length - 1, ".out"));
         using (var json = System.Text.Json.JsonDocument.Parse(r.File("ours-json-list")))
         {
             var p = Assert.Single(json.RootElement.GetProperty("payloads").EnumerateArray());
             Assert.Equal(("xen_hello_world", "CHECKED", "LIVEPATCH_RULEZ"), (p.GetProperty("name").GetString(), p.GetProperty("state").GetString(), p.GetProperty("metadata")[0].GetString()));
         }
-        Assert.Equal("xen_hello_world: CHECKED\n0\nFailed to get status of xen_hello_world.\nError 2: No such file or directory\n1\n", r.File("ours-get"));
+        // get: the state, then what Xen's debug key 'x' shows of the payload; then, once it is unloaded, Xen's error.
+        string get = r.File("ours-get");
+        Assert.StartsWith("xen_hello_world: CHECKED\n  build-id     ", get, StringComparison.Ordinal);
+        Assert.Contains("\n  metadata     LIVEPATCH_RULEZ\n", get, StringComparison.Ordinal);
+        // Addresses as Xen's 'x' prints them, 16 digits: x86-64's start ffff82d0, arm64's are low (0000000000a02000).
+        Assert.Matches(@"\n    xen_extra_version +[0-9a-f]{16} \(\d+ bytes\) -> [0-9a-f]{16} \(\d+ bytes\)\n0\n", get);
+        Assert.EndsWith("\n0\nFailed to get status of xen_hello_world.\nError 2: No such file or directory\n1\n", get, StringComparison.Ordinal);
         Assert.Contains("(XEN) livepatch: xen_hello_world finished APPLY with rc=0", r.SerialLog, StringComparison.Ordinal);
     }
 

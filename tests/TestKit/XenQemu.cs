@@ -35,7 +35,10 @@ public sealed class XenQemuResult
     /// <summary>The hypervisor's build-id in hex, as dom0 read it from <c>/sys/hypervisor/properties/buildid</c>.</summary>
     public string BuildId { get; }
 
-    /// <summary>The hypervisor's symbol table: dom0's <c>/proc/xen/xensyms</c> ("address type name" lines).</summary>
+    /// <summary>
+    /// The hypervisor's symbol table: dom0's <c>/proc/xen/xensyms</c> ("address type name" lines); empty on arm64,
+    /// where Linux has no such file (<see cref="XenQemuArm64.XenSymsListing"/> has them).
+    /// </summary>
     public string XenSyms { get; }
 
     /// <summary>The path of the returned file <paramref name="name"/> (relative to dom0's <c>/work/out</c>).</summary>
@@ -112,13 +115,19 @@ public static class XenQemu
     public static XenQemuResult Run(string filesDirectory, string script, TimeSpan? timeout = null, IReadOnlyList<string>? options = null)
     {
         EnsureFetched();
+        return Boot("x86_64", CacheDirectory, filesDirectory, script, timeout, options);
+    }
+
+    /// <summary>One boot by tests/qemu/run.sh for <paramref name="arch"/> with the downloads in <paramref name="cache"/>.</summary>
+    internal static XenQemuResult Boot(string arch, string cache, string filesDirectory, string script, TimeSpan? timeout, IReadOnlyList<string>? options)
+    {
         var limit = timeout ?? TimeSpan.FromMinutes(5);
         string scriptFile = Path.Combine(Repo.TempDirectory("xen-qemu-script"), "run.sh");
         System.IO.File.WriteAllText(scriptFile, script.ReplaceLineEndings("\n"), new UTF8Encoding(false));
         string outDirectory = Repo.TempDirectory("xen-qemu-out");
 
         var args = new List<string> { Path.Combine(ScriptsDirectory, "run.sh"), "--script", scriptFile, "--out", outDirectory,
-            "--timeout", ((int)Math.Ceiling(limit.TotalSeconds)).ToString(CultureInfo.InvariantCulture), "--cache", CacheDirectory };
+            "--timeout", ((int)Math.Ceiling(limit.TotalSeconds)).ToString(CultureInfo.InvariantCulture), "--cache", cache, "--arch", arch };
         if (!string.IsNullOrEmpty(filesDirectory))
             args.AddRange(["--files", filesDirectory]);
         if (options != null)
@@ -131,13 +140,13 @@ public static class XenQemu
                 ? string.Join('\n', System.IO.File.ReadAllLines(serial).TakeLast(60))
                 : "(no serial log)";
             throw new InvalidOperationException(
-                $"Xen under QEMU failed: {r.Command} exited {r.ExitCode}\n{r.Stderr}\n--- last lines of {serial} ---\n{tail}");
+                $"{arch} Xen under QEMU failed: {r.Command} exited {r.ExitCode}\n{r.Stderr}\n--- last lines of {serial} ---\n{tail}");
         }
         return new XenQemuResult(outDirectory);
     }
 
     // Tool.Run waits two minutes at most; a first fetch or a boot may take longer.
-    private static ToolResult Exec(string file, IEnumerable<string> args, TimeSpan limit)
+    internal static ToolResult Exec(string file, IEnumerable<string> args, TimeSpan limit)
     {
         var psi = new ProcessStartInfo(file)
         {

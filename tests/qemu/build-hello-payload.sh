@@ -9,32 +9,54 @@
 #   * linked with `ld -r --build-id=sha1` (a payload needs its own build-id).
 # It also writes OUTDIR/xen-build-id: the hypervisor's build-id in hex.
 #
-#   usage: tests/qemu/build-hello-payload.sh OUTDIR [XEN_IMAGE]
+#   usage: tests/qemu/build-hello-payload.sh [--arch arm64] OUTDIR [XEN_IMAGE]
 #
 # XEN_IMAGE defaults to CACHE/xen, the Debian hypervisor that tests/qemu/fetch.sh unpacks (CACHE is
-# <repo>/artifacts/qemu or $XEN_QEMU_CACHE; fetch.sh runs first when CACHE/READY is missing).
-# OLD_SIZE=N in the environment overrides how many bytes of xen_extra_version may be patched (default 12,
-# the function's size in Debian's 4.17.7 image; Xen needs at least 5, 9 when the function starts with ENDBR64).
+# <repo>/artifacts/qemu or $XEN_QEMU_CACHE; fetch.sh runs first when CACHE/READY is missing). With --arch
+# arm64 the payload is built with the aarch64 cross tools for CACHE/xen-syms, the arm64 Xen that
+# tests/qemu-arm64/fetch.sh builds (CACHE: <repo>/artifacts/qemu-arm64 or $XEN_QEMU_ARM64_CACHE).
+# OLD_SIZE=N in the environment overrides how many bytes of xen_extra_version may be patched (default: 12 on
+# x86, the function's size in Debian's 4.17.7 image, where Xen needs at least 5, 9 when the function starts
+# with ENDBR64; on arm64 the function's size in xen-syms, where Xen needs 4, one instruction).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 die() { echo "build-hello-payload: error: $*" >&2; exit 1; }
 
+arch=x86_64
+[ "${1:-}" = --arch ] && { arch=${2:-}; shift 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2; }
 out=$1
-cache=${XEN_QEMU_CACHE:-$repo/artifacts/qemu}
+case "$arch" in
+  x86_64)
+    cache=${XEN_QEMU_CACHE:-$repo/artifacts/qemu} fetch=$here/fetch.sh image=xen cross='' bfd=(elf64-x86-64 i386:x86-64)
+    cflags=(-O2 -fpic -mno-red-zone -fno-asynchronous-unwind-tables -fno-stack-protector -fcf-protection=none
+            -ffunction-sections -Wall -Werror) ;;
+  arm64)
+    cache=${XEN_QEMU_ARM64_CACHE:-$repo/artifacts/qemu-arm64} fetch=$repo/tests/qemu-arm64/fetch.sh image=xen-syms
+    cross=aarch64-linux-gnu- bfd=(elf64-littleaarch64 aarch64)
+    # -ffreestanding: the host has no arm64 C library headers, gcc's own <stdint.h> serves. Without unwind
+    # tables there is no .eh_frame (Xen would take its PREL32 relocations, but nothing reads it).
+    cflags=(-O2 -ffreestanding -fno-pie -mgeneral-regs-only -fno-asynchronous-unwind-tables -fno-unwind-tables
+            -fno-stack-protector -ffunction-sections -Wall -Werror) ;;
+  *) die "unknown --arch '$arch' (x86_64 or arm64)" ;;
+esac
 if [ $# -eq 2 ]; then
   xen=$2
 else
-  [ -f "$cache/READY" ] || "$here/fetch.sh" "$cache" >&2 || die "fetch.sh failed: see its messages above"
-  xen=$cache/xen
+  [ -f "$cache/READY" ] || "$fetch" "$cache" >&2 || die "$fetch failed: see its messages above"
+  xen=$cache/$image
 fi
 [ -f "$xen" ] || die "hypervisor image '$xen' not found"
-for t in gcc objcopy ld nm readelf od; do
-  command -v "$t" >/dev/null || die "$t is missing: apt-get install gcc binutils"
+for t in ${cross}gcc ${cross}objcopy ${cross}ld ${cross}nm readelf od; do
+  command -v "$t" >/dev/null || die "$t is missing: apt-get install gcc binutils (and gcc-aarch64-linux-gnu for arm64)"
 done
-old_size=${OLD_SIZE:-12}
+if [ "$arch" = arm64 ]; then
+  old_size=${OLD_SIZE:-$(( 16#$(${cross}nm -S --defined-only "$xen" | awk '$4 == "xen_extra_version" { print $2 }' | head -n 1) ))}
+else
+  old_size=${OLD_SIZE:-12}
+fi
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -63,16 +85,14 @@ readelf -n "$xen" | grep -q "Build ID: $buildid" || die "the note cut out of $xe
 echo "$buildid" > "$out/xen-build-id"
 
 # --- the payload ------------------------------------------------------------------------------------------------
-cflags=(-O2 -fpic -mno-red-zone -fno-asynchronous-unwind-tables -fno-stack-protector -fcf-protection=none
-        -ffunction-sections -Wall -Werror)
 src=$here/payloads/xen_hello_world.c
-gcc "${cflags[@]}" -c "$src" -o "$tmp/pass1.o"
-new_size=$(nm -S --defined-only "$tmp/pass1.o" | awk '$4 == "xen_hello_world" { print "0x" $2 }')
+${cross}gcc "${cflags[@]}" -c "$src" -o "$tmp/pass1.o"
+new_size=$(${cross}nm -S --defined-only "$tmp/pass1.o" | awk '$4 == "xen_hello_world" { print "0x" $2 }')
 [ -n "$new_size" ] || die "cannot measure xen_hello_world in $tmp/pass1.o"
-gcc "${cflags[@]}" -DNEW_SIZE="$new_size" -DOLD_SIZE="$old_size" -c "$src" -o "$tmp/xen_hello_world.o"
+${cross}gcc "${cflags[@]}" -DNEW_SIZE="$new_size" -DOLD_SIZE="$old_size" -c "$src" -o "$tmp/xen_hello_world.o"
 
-section_object() {   # BIN SECTION OBJ: an ELF64 x86-64 object whose only section SECTION holds BIN
-  objcopy -I binary -O elf64-x86-64 -B i386:x86-64 \
+section_object() {   # BIN SECTION OBJ: an ELF64 object of the payload's machine whose only section SECTION holds BIN
+  ${cross}objcopy -I binary -O "${bfd[0]}" -B "${bfd[1]}" \
     --rename-section ".data=$2,alloc,load,readonly,data,contents" -S "$1" "$3"
 }
 section_object "$tmp/xen-note.bin" .livepatch.depends "$tmp/depends.o"
@@ -81,7 +101,7 @@ printf 'LIVEPATCH_RULEZ\0' > "$tmp/modinfo.bin"
 section_object "$tmp/modinfo.bin" .modinfo "$tmp/modinfo.o"
 
 payload=$out/xen_hello_world.livepatch
-ld -r --build-id=sha1 -z noexecstack -o "$payload" \
+${cross}ld -r --build-id=sha1 -z noexecstack -o "$payload" \
   "$tmp/xen_hello_world.o" "$tmp/depends.o" "$tmp/xen_depends.o" "$tmp/modinfo.o"
 
 funcs_size=$(readelf -W -S "$payload" | sed 's/^ *\[ *[0-9]*\] *//' | awk '$1 == ".livepatch.funcs" { print $5 }')

@@ -12,11 +12,12 @@ namespace XenLivepatch.Cli;
 internal static class BuildCommand
 {
     public const string Help = """
-        Usage: xen-livepatch build -o <out.livepatch> (--target <image> | --symbols <file> --build-id <hex>) [options] <object.o>...
+        Usage: xen-livepatch build -o <out.livepatch> [--target <image> | --symbols <file> --build-id <hex>] [options] <object.o>...
         Links the replacement objects (what gcc -c makes) into a livepatch payload for that hypervisor, adding
         .livepatch.funcs, .livepatch.depends, .livepatch.xen_depends, .modinfo and the payload's own build-id, as
         Xen's recipe does with objcopy and ld -r. By default every global function of the objects that has the
         name of a hypervisor function replaces it. The payload is written only once the livepatch core accepts it.
+        Without --target or --symbols, the target is the running hypervisor (real Xen, or the sandbox) when one answers.
           -o, --output <file>       the payload to write
           --name <name>             its name in messages and in the check (default: the output's name without extension)
           --target <image>          the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
@@ -36,18 +37,16 @@ internal static class BuildCommand
           --old-size <func>=<n>     the size of the hypervisor's <func>, where its listing has none
           --metadata <key>=<value>  a .modinfo string, shown by 'xen-livepatch list'
           --resolve                 store the old functions' addresses (default: 0, Xen resolves the names)
+        """ + PayloadSigning.Help + """
         Options naming functions or metadata may be repeated.
         Exit status: 0 when written; 64 for a wrong command line; 65 when the payload cannot be made (the
         message says why and what to do); 66 when an input cannot be read; 73 when the output cannot be written.
 
         """;
 
-    /// <summary>EX_CANTCREAT: the output file cannot be written.</summary>
-    private const int CantCreate = 73;
-
     private static readonly Dictionary<string, string> s_aliases = new(StringComparer.Ordinal) { ["-o"] = "--output" };
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -55,7 +54,7 @@ internal static class BuildCommand
             return OwnExitCodes.Success;
         }
         var a = ArgReader.Parse(args,
-            [.. CommandInput.TargetOptions, "--output", "--name", "--profile", "--depends", "--depends-on", "--replace", "--nop", "--expect", "--old-size", "--metadata"],
+            [.. CommandInput.TargetOptions, .. PayloadSigning.Options, "--output", "--name", "--profile", "--depends", "--depends-on", "--replace", "--nop", "--expect", "--old-size", "--metadata"],
             ["--resolve"], [], out string? argError, s_aliases);
         if (a == null)
             return Usage(stderr, argError!);
@@ -73,7 +72,10 @@ internal static class BuildCommand
         if (!TryOptions(a, stderr, out var replace, out var nops, out var expect, out var oldSizes, out int code))
             return code;
 
-        if (!CommandInput.TryTarget("build", a, stderr, out var target, out code))
+        if (!PayloadSigning.TryCreate("build", a, stderr, out var signing, out code))
+            return code;
+        using var signingKey = signing;
+        if (!CommandInput.TryTarget("build", a, stderr, out var target, out code, options))
             return code;
         ReadOnlyMemory<byte>? depends = null;
         if (a.Value("--depends") is { } hex)
@@ -121,9 +123,17 @@ internal static class BuildCommand
             stderr.Write($"xen-livepatch build: {problem}\n");
             return OwnExitCodes.DataError;
         }
-        if (!TryWrite(output, result.Data, stderr))
-            return CantCreate;
+        byte[] written = result.Data;
+        if (signing != null)
+        {
+            if (!signing.TrySign("build", written, stderr, out written))
+                return OwnExitCodes.DataError;
+        }
+        if (!CommandInput.TryWrite("build", output, written, stderr))
+            return OwnExitCodes.CantCreate;
         stdout.Write(Summary(output, target, profile, result));
+        if (signing != null)
+            stdout.Write($"  {signing.Describe(written)}\n");
         return OwnExitCodes.Success;
     }
 
@@ -182,26 +192,6 @@ internal static class BuildCommand
         s.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
             ? uint.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value)
             : uint.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out value);
-
-    // Written whole or not at all: a temporary file beside the output, then renamed over it.
-    private static bool TryWrite(string output, byte[] data, TextWriter stderr)
-    {
-        string full = Path.GetFullPath(output);
-        string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            File.WriteAllBytes(temporary, data);
-            File.Move(temporary, full, overwrite: true);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(temporary); }
-            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
-            stderr.Write($"xen-livepatch build: cannot write {output}: {e.Message}\n  check that its folder exists and is writable\n");
-            return false;
-        }
-    }
 
     private static string Summary(string output, OfflineTarget target, LivepatchProfile profile, PayloadBuildResult r)
     {

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using XenLivepatch.Hypervisor;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Cli;
 
@@ -12,10 +13,11 @@ namespace XenLivepatch.Cli;
 internal static class CheckCommand
 {
     public const string Help = """
-        Usage: xen-livepatch check <payload> (--target <image> | --symbols <file> --build-id <hex>) [options]
+        Usage: xen-livepatch check <payload> [--target <image> | --symbols <file> --build-id <hex>] [options]
         Runs <payload> through the livepatch core's upload checks against a hypervisor that is not running,
         then the apply checks that need no CPU: the build-id dependency and, when the target has code bytes,
         the expectations. Prints OK and a summary, or "error <errno> (<NAME>): <payload>: <message>".
+        Without --target or --symbols, the target is the running hypervisor (real Xen, or the sandbox) when one answers.
         Exit status: 0 when accepted, otherwise the errno Xen would return.
           --target <image>       the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: expectations unchecked)
@@ -26,17 +28,22 @@ internal static class CheckCommand
           --name <name>          the payload's name (default: its file name without the extension)
           --nodeps               skip the payload-to-payload build-id check, as 'apply --nodeps' does
           --json                 print one JSON object instead of text
+        """ + SignatureOptions.Help + """
+        With a signature policy, the signature is checked first, as the hypervisor checks it at upload: a refusal
+        is "error 22 (EINVAL): <payload>: signature check failed (<reason>): ...", the reason one of unsigned,
+        unknown key, bad signature, malformed signature block, unsupported algorithm. The --applied payloads
+        were uploaded to the same hypervisor: the policy checks them too.
 
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, ["--target", "--symbols", "--build-id", "--arch", "--profile", "--name"], ["--nodeps", "--json"], ["--applied"], out string? argError);
+        var a = ArgReader.Parse(args, ["--target", "--symbols", "--build-id", "--arch", "--profile", "--name", .. SignatureOptions.Options], ["--nodeps", "--json"], ["--applied"], out string? argError);
         if (a == null || a.Positional.Count != 1)
             return Usage(stderr, argError ?? (a!.Positional.Count == 0 ? "which payload? give its file" : $"one payload at a time (got {a.Positional.Count})"));
         string file = a.Positional[0];
@@ -44,7 +51,9 @@ internal static class CheckCommand
         if (profile == null)
             return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
 
-        if (!CommandInput.TryTarget("check", a, stderr, out var target, out int code))
+        if (!SignatureOptions.TryTrust("check", a, stderr, profile, out var trust, out int code))
+            return code;
+        if (!CommandInput.TryTarget("check", a, stderr, out var target, out code, options))
             return code;
         if (!TryRead(file, stderr, out byte[] data))
             return OwnExitCodes.NoInput;
@@ -56,7 +65,7 @@ internal static class CheckCommand
             applied.Add(new StackedPayload(NameOf(under), d));
         }
         string name = a.Value("--name") ?? NameOf(file);
-        var report = PayloadCheck.Run(name, data, target.Create(), profile, applied, a.Flag("--nodeps"));
+        var report = PayloadCheck.Run(name, data, target.Create(), profile, applied, a.Flag("--nodeps"), trust);
         if (a.Flag("--json"))
             stdout.Write(Json(report));
         else if (report.Error is { } e)
@@ -89,6 +98,8 @@ internal static class CheckCommand
         sb.Append(CultureInfo.InvariantCulture, $"{r.Payload}: accepted by {r.Profile.Name} (hypervisor build-id {Hex(r.HypervisorBuildId)})\n");
         if (r.AppliedUnder.Count > 0)
             sb.Append(CultureInfo.InvariantCulture, $"  stacked on: {string.Join(" -> ", r.AppliedUnder)}\n");
+        if (r.Signature is { } v)
+            sb.Append(CultureInfo.InvariantCulture, $"  signature: {SignatureOptions.Verdict(v)} (signature policy {r.Trust.Policy.Name()})\n");
         sb.Append(CultureInfo.InvariantCulture, $"  functions: {p.Functions.Count}\n");
         foreach (var f in p.Functions)
         {
@@ -142,6 +153,10 @@ internal static class CheckCommand
                 w.WriteString("message", "accepted");
             }
             w.WriteString("hypervisor_build_id", Hex(r.HypervisorBuildId));
+            w.WriteString("signature_policy", r.Trust.Policy.Name());
+            SignatureOptions.WriteJson(w, r.Signature?.Signature, r.Signature);
+            if (r.Signature is { Signature: null } unsigned)
+                SignatureOptions.WriteVerification(w, unsigned);
             if (p != null)
             {
                 w.WriteString("build_id", Hex(p.BuildId));

@@ -1,5 +1,8 @@
 using System.Diagnostics.CodeAnalysis;
+using XenLivepatch.Control;
 using XenLivepatch.Elf;
+using XenLivepatch.Host;
+using XenLivepatch.Sandbox;
 using XenLivepatch.Tooling;
 
 namespace XenLivepatch.Cli;
@@ -38,6 +41,29 @@ internal static class CommandInput
         }
     }
 
+    /// <summary>
+    /// Writes <paramref name="data"/> to <paramref name="output"/> whole or not at all (a temporary file beside it,
+    /// then renamed over it), or reports why it cannot.
+    /// </summary>
+    public static bool TryWrite(string command, string output, byte[] data, TextWriter stderr)
+    {
+        string full = Path.GetFullPath(output);
+        string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            File.WriteAllBytes(temporary, data);
+            File.Move(temporary, full, overwrite: true);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(temporary); }
+            catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            stderr.Write($"xen-livepatch {command}: cannot write {output}: {e.Message}\n  check that its folder exists and is writable\n");
+            return false;
+        }
+    }
+
     /// <summary>Reads a file as ELF, or reports why it cannot be.</summary>
     public static bool TryReadElf(string command, string path, TextWriter stderr, [NotNullWhen(true)] out ElfFile? file)
     {
@@ -50,16 +76,34 @@ internal static class CommandInput
         return false;
     }
 
-    /// <summary>The hypervisor the options give; on failure <paramref name="code"/> is the exit code.</summary>
-    public static bool TryTarget(string command, ArgReader a, TextWriter stderr, [NotNullWhen(true)] out OfflineTarget? target, out int code)
+    /// <summary>
+    /// The hypervisor the options give, or, with neither --target nor --symbols, the running one when one answers
+    /// (<see cref="Running"/>; a note on stderr says which); on failure <paramref name="code"/> is the exit code.
+    /// <paramref name="options"/> are the tool's options before the command (--xen, --sandbox PATH), which say where
+    /// to look for the running hypervisor.
+    /// </summary>
+    public static bool TryTarget(string command, ArgReader a, TextWriter stderr, [NotNullWhen(true)] out OfflineTarget? target, out int code,
+        ToolOptions? options = null)
     {
         target = null;
         code = OwnExitCodes.Success;
         string? image = a.Value("--target");
         string? symbols = a.Value("--symbols");
-        if ((image == null) == (symbols == null))
+        if (image != null && symbols != null)
         {
-            code = Usage(command, stderr, "give the hypervisor: --target <image>, or --symbols <file> with --build-id <hex>");
+            code = Usage(command, stderr, "give the hypervisor once: --target <image>, or --symbols <file> with --build-id <hex>");
+            return false;
+        }
+        if (image == null && symbols == null)
+        {
+            var running = Running(options);
+            if (running.Target != null)
+            {
+                stderr.Write($"xen-livepatch {command}: target: {running.Description}\n");
+                target = running.Target;
+                return true;
+            }
+            code = Usage(command, stderr, $"give the hypervisor: --target <image>, or --symbols <file> with --build-id <hex> ({running.Problem})");
             return false;
         }
         string? why;
@@ -121,6 +165,17 @@ internal static class CommandInput
         }
         return true;
     }
+
+    /// <summary>
+    /// The running hypervisor as a target (the one reusable call for commands that default to it): through the
+    /// transport the options choose (default: /dev/xen/privcmd, else the sandbox socket), its build-id from
+    /// XENVER_build_id, its symbols from /proc/xen/xensyms on real Xen, or the sandbox image with that build-id.
+    /// </summary>
+    public static RunningTargetResult Running(ToolOptions? options = null) =>
+        RunningTarget.FindAsync(options?.Transport ?? TransportChoice.Auto, options?.SandboxPath, SandboxImages()).GetAwaiter().GetResult();
+
+    /// <summary>The images a sandbox may run: the default one (see <see cref="SandboxImage.DefaultPath"/>).</summary>
+    public static IEnumerable<string> SandboxImages() => [SandboxImage.DefaultPath()];
 
     /// <summary>Parses hex (spaces around it ignored).</summary>
     public static bool TryHex(string hex, out byte[] bytes)

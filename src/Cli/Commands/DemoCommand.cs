@@ -3,6 +3,9 @@ using XenLivepatch.Abi;
 using XenLivepatch.Control;
 using XenLivepatch.Hypervisor;
 using XenLivepatch.Sandbox;
+using XenLivepatch.Signing;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 
 namespace XenLivepatch.Cli;
 
@@ -14,7 +17,7 @@ namespace XenLivepatch.Cli;
 internal static class DemoCommand
 {
     public const string Help = """
-        Usage: xen-livepatch demo [--vcpus <n>] [--image <file>] [--payload <file>] [--timeout <ms>] [--verbose]
+        Usage: xen-livepatch demo [--vcpus <n>] [--image <file>] [--payload <file>] [--timeout <ms>] [--signed] [--verbose]
         Boots the sandbox hypervisor with <n> vCPU threads (default 2) that call its xen_version hypercall in a
         loop, then, while they run: uploads and applies xen_hello_world (which replaces xen_extra_version),
         shows the vCPUs reading the new extraversion, reverts and unloads it, and prints how long each action
@@ -24,6 +27,9 @@ internal static class DemoCommand
           --payload <file>   the payload (default: xen_hello_world.livepatch beside the image)
           --timeout <ms>     how long the vCPUs have to reach their safe point (default 1000; Xen's default is 30:
                              the demo allows for a machine busy with other work, where a thread can wait that long)
+          --signed           the hypervisor requires signed payloads (--signature-policy require) and trusts a
+                             key made for the demo: the unsigned payload and one signed by another key are
+                             refused, the one signed by the trusted key loads and is applied
           --verbose          also print the hypervisor's log lines (what Xen prints on its console)
 
         """;
@@ -35,7 +41,7 @@ internal static class DemoCommand
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, ["--vcpus", "--image", "--payload", "--timeout"], ["--verbose"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--vcpus", "--image", "--payload", "--timeout"], ["--verbose", "--signed"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
         int vcpus = 2;
@@ -54,7 +60,7 @@ internal static class DemoCommand
                 return OwnExitCodes.NoInput;
             }
         }
-        var demo = new Demo(stdout, stderr, a.Flag("--verbose"), timeoutMs * 1_000_000);
+        var demo = new Demo(stdout, stderr, a.Flag("--verbose"), timeoutMs * 1_000_000, a.Flag("--signed"));
         return demo.Run(image, payload, vcpus);
     }
 
@@ -64,22 +70,33 @@ internal static class DemoCommand
         return OwnExitCodes.Usage;
     }
 
-    private sealed class Demo(TextWriter o, TextWriter stderr, bool verbose, uint timeoutNs)
+    private sealed class Demo(TextWriter o, TextWriter stderr, bool verbose, uint timeoutNs, bool signed)
     {
         private SandboxHost _host = null!;
         private SysctlClient _sysctl = null!;
         private readonly List<(string Action, RendezvousTiming Timing)> _pauses = [];
+        private readonly List<string> _coreLog = [];
         private bool _hooks;
+        private int _step;
+        private int Steps => signed ? 7 : 6;
+
+        private string Step() => $"[{++_step}/{Steps}]";
 
         public int Run(string image, string payloadPath, int vcpus)
         {
             string name = CheckCommand.NameOf(payloadPath);
             byte[] payload = File.ReadAllBytes(payloadPath);
             var log = verbose ? TextWriter.Synchronized(new PrefixWriter(o, "      ")) : null;
-            o.WriteLine($"[1/6] Booting the sandbox hypervisor {image} with {vcpus} vCPU{(vcpus == 1 ? "" : "s")}");
+            using var signers = signed ? DemoSigners.Create() : null;
+            o.WriteLine($"{Step()} Booting the sandbox hypervisor {image} with {vcpus} vCPU{(vcpus == 1 ? "" : "s")}");
             try
             {
-                _host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Log = log });
+                _host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Log = log, Trust = signers?.Trust });
+                _host.Core.Log += line =>
+                {
+                    lock (_coreLog)
+                        _coreLog.Add(line);
+                };
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
             {
@@ -88,7 +105,7 @@ internal static class DemoCommand
             }
             using (_host)
             {
-                if (SysctlClient.Open(_host.Handler, out string? problem) is not { } sysctl)
+                if (SysctlClient.Open(_host, out string? problem) is not { } sysctl)
                     return Fail($"cannot talk to the sandbox's sysctl: {problem}");
                 _sysctl = sysctl;
                 o.WriteLine($"      build-id {Convert.ToHexStringLower(_host.Image.BuildId)}; each vCPU enters it in a loop and reads XENVER_extraversion");
@@ -96,13 +113,26 @@ internal static class DemoCommand
                     return Fail("the vCPUs are not running");
                 o.WriteLine($"      the vCPUs read \"{before}\"");
 
-                o.Write($"[2/6] Uploading {Path.GetFileName(payloadPath)} ({payload.Length:N0} bytes) as {name} ... ");
+                if (signers != null)
+                {
+                    if (!Refusals(name, payload, signers))
+                        return ExitCodes.Failure;
+                    payload = PayloadSigner.SignAppended(payload, signers.Trusted);
+                }
+                o.Write($"{Step()} Uploading {Path.GetFileName(payloadPath)} ({payload.Length:N0} bytes{(signers != null ? ", signed by the trusted key" : "")}) as {name} ... ");
                 int rc = _sysctl.Upload(name, payload);
                 if (rc != 0)
                     return Fail($"failed: {ErrnoText(rc)}");
                 o.WriteLine($"completed ({_sysctl.State(name)})");
+                if (signers != null)
+                {
+                    var status = _sysctl.Signature(name);
+                    if (status is not { Verified: true })
+                        return Fail($"the hypervisor did not verify the signature ({status?.Reason ?? "no report"})");
+                    o.WriteLine($"      the hypervisor verified its signature ({status.Format}) {status.Detail}");
+                }
 
-                if (!Act(3, "Applying", name, LivepatchAction.Apply))
+                if (!Act("Applying", name, LivepatchAction.Apply))
                     return ExitCodes.Failure;
                 if (!Settle(out string after))
                     return Fail("the vCPUs stopped running");
@@ -110,19 +140,19 @@ internal static class DemoCommand
                 if (after == before)
                     return Fail("the patch did not change what the vCPUs read");
 
-                if (!Act(4, "Reverting", name, LivepatchAction.Revert))
+                if (!Act("Reverting", name, LivepatchAction.Revert))
                     return ExitCodes.Failure;
                 if (!Settle(out string reverted))
                     return Fail("the vCPUs stopped running");
                 o.WriteLine($"      the vCPUs read \"{reverted}\" again");
 
-                o.Write($"[5/6] Unloading {name} ... ");
+                o.Write($"{Step()} Unloading {name} ... ");
                 rc = _sysctl.Action(name, LivepatchAction.Unload);
                 if (rc != 0)
                     return Fail($"failed: {ErrnoText(rc)}");
                 o.WriteLine("completed");
 
-                o.WriteLine("[6/6] What the vCPUs read, all along:");
+                o.WriteLine($"{Step()} What the vCPUs read, all along:");
                 var totals = new Dictionary<string, long>(StringComparer.Ordinal);
                 foreach (var s in _host.Vcpus.Stats)
                 {
@@ -151,9 +181,40 @@ internal static class DemoCommand
             }
         }
 
-        private bool Act(int step, string verb, string name, LivepatchAction action)
+        // Signature policy require: the unsigned payload and one signed by a key the hypervisor does not trust are
+        // refused at upload, with the signature check's errno, and leave nothing behind.
+        private bool Refusals(string name, byte[] payload, DemoSigners signers)
         {
-            o.Write($"[{step}/6] {verb} {name} while the vCPUs run ... ");
+            o.WriteLine($"{Step()} The hypervisor requires signatures (signature policy require) and trusts {signers.Trusted.Certificate!.Subject}");
+            foreach (var (what, bytes) in new[] { ("unsigned", payload), ("signed by an untrusted key", PayloadSigner.SignAppended(payload, signers.Untrusted)) })
+            {
+                o.Write($"      uploading {name} {what} ... ");
+                int count;
+                lock (_coreLog)
+                    count = _coreLog.Count;
+                int rc = _sysctl.Upload(name, bytes);
+                if (rc != -(int)SignatureCheck.Errno)
+                {
+                    Fail(rc == 0 ? "accepted: the signature policy let it through" : $"refused with {ErrnoText(rc)}, not the signature check's {SignatureCheck.Errno}");
+                    return false;
+                }
+                string why;
+                lock (_coreLog)
+                    why = _coreLog.Skip(count).LastOrDefault() ?? "";
+                o.WriteLine($"refused: {ErrnoText(rc)}");
+                o.WriteLine($"        (XEN) livepatch: {why}");
+                if (_sysctl.State(name) != "gone")
+                {
+                    Fail("the refused payload was left behind");
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        private bool Act(string verb, string name, LivepatchAction action)
+        {
+            o.Write($"{Step()} {verb} {name} while the vCPUs run ... ");
             int before = _host.Vcpus.Timings.Count;
             int rc = _sysctl.Action(name, action, timeoutNs);
             if (rc != 0)
@@ -214,14 +275,23 @@ internal static class DemoCommand
 
         private SysctlClient(LivepatchClient client) => _client = client;
 
-        public static SysctlClient? Open(SysctlHandler handler, out string? problem)
+        public static SysctlClient? Open(SandboxHost host, out string? problem)
         {
+            var handler = host.Handler;
             var opened = InProcessTransport.OpenAsync(
                 (sysctl, buffers) => handler.Handle(sysctl, new GuestBuffers(buffers), privileged: true),
                 description: "the sandbox hypervisor in this process").GetAwaiter().GetResult();
             problem = opened.Problem;
-            return opened.Transport == null ? null : new SysctlClient(new LivepatchClient(opened.Transport));
+            if (opened.Transport is not InProcessTransport transport)
+                return null;
+            // The sandbox's report of signature checks, as its socket gives it (not part of the sysctl).
+            transport.SignatureStatus = name => host.Core.Find(name) is { } p
+                ? PayloadSignatureStatus.FromFields(SignatureCheck.Status(host.Core.Trust, p.Signature).ToDictionary(f => f.Key, f => f.Value, StringComparer.Ordinal))
+                : null;
+            return new SysctlClient(new LivepatchClient(transport));
         }
+
+        public PayloadSignatureStatus? Signature(string name) => _client.GetSignatureStatusAsync(name).GetAwaiter().GetResult();
 
         public int Upload(string name, byte[] payload) => _client.UploadAsync(name, payload).GetAwaiter().GetResult().Rc;
 
@@ -233,6 +303,39 @@ internal static class DemoCommand
 
         public string State(string name) =>
             _client.GetAsync(name).GetAwaiter().GetResult().State?.ToString().ToUpperInvariant() ?? "gone";
+    }
+
+    /// <summary>The demo's signers: a trusted key (the sandbox trusts its certificate) and another one.</summary>
+    private sealed class DemoSigners : IDisposable
+    {
+        private DemoSigners(SigningKey trusted, SigningKey untrusted)
+        {
+            Trusted = trusted;
+            Untrusted = untrusted;
+            Trust = new PayloadTrust(SignaturePolicy.Require, TrustStore.Of([TrustedKey.FromCertificate(trusted.Certificate!, "the demo")]));
+        }
+
+        public SigningKey Trusted { get; }
+        public SigningKey Untrusted { get; }
+        public PayloadTrust Trust { get; }
+
+        public static DemoSigners Create() => new(Make("xen-livepatch demo signer"), Make("someone else"));
+
+        private static SigningKey Make(string name)
+        {
+            var rsa = RSA.Create(2048);
+            var request = new CertificateRequest($"CN={name}", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
+            var now = DateTimeOffset.UtcNow;
+            using var certificate = request.CreateSelfSigned(now.AddDays(-1), now.AddYears(1));
+            return SigningKey.FromKey(rsa, X509CertificateLoader.LoadCertificate(certificate.RawData));
+        }
+
+        public void Dispose()
+        {
+            Trusted.Dispose();
+            Untrusted.Dispose();
+        }
     }
 
     /// <summary>Indents every line written through it.</summary>

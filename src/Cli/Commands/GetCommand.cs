@@ -14,9 +14,17 @@ internal static class GetCommand
         Prints the state of payload <name> as the hypervisor reports it (XEN_SYSCTL_LIVEPATCH_GET):
           <name>: CHECKED|APPLIED                        when its last action succeeded
           <name>: <STATE> (rc <n>: <ERRNO> <message>)    when its last action failed, or runs (rc -11, EAGAIN)
+          signature: verified by <key> | not verified (<reason>): ...
+                                                     when the hypervisor checks signatures (the sandbox with
+                                                     --signature-policy; real Xen 4.17 checks none)
+        then, like 'kpatch info', what the hypervisor holds of it (from debug key 'x', see 'xen-livepatch dump'):
+        its build-id, what it depends on and was made for, its metadata, its memory, and each patched function's
+        old and new address and size.
         A name the hypervisor does not know prints Xen's "Failed to get status of <name>." and its error.
         Exit status: 0 found, 2 an action is in progress, 1 anything else (Xen's codes).
-          --json                 one JSON object: name, state, state_value, rc, in_progress, errno, error, message
+          --json                 one JSON object: name, state, state_value, rc, in_progress, errno, error, message,
+                                 signature (policy, verified, format, reason, detail, key, key_id; null from real Xen),
+                                 metadata, build_id, depends, xen_depends, text, data, rodata, pages, functions
 
         """;
 
@@ -47,11 +55,21 @@ internal static class GetCommand
         step.State = get.Status.State;
         step.Rc = get.Status.Rc;
         step.Outcome = "completed";
+        step.Signature = await s.SignatureAsync(client, name).ConfigureAwait(false);
         if (!json)
         {
             string rc = get.Status.Rc == 0 ? "" : $" (rc {get.Status.Rc}: {XenErrors.Name(-get.Status.Rc)} {LibC.StrError(-get.Status.Rc)})";
             s.Out($"{name}: {XenCommands.StateName(get.Status.State)}{rc}\n");
+            if (step.Signature is { Checked: true } sig)
+                s.Out(sig.Verified ? $"  signature: verified {sig.Detail}\n" : $"  signature: not verified ({sig.Reason}): {sig.Detail} (signature policy {sig.Policy})\n");
         }
+        // The rest comes from debug key 'x': Xen reports nothing else of a loaded payload.
+        var dump = await client.DumpAsync(s.CancellationToken).ConfigureAwait(false);
+        s.Details = dump.Dump?.Payloads.LastOrDefault(p => p.Name == name);
+        if (s.Details != null)
+            s.Out(HostCommands.Details(s.Details, dump.Dump!));
+        else
+            s.Err($"xen-livepatch get: no details of {name}: {dump.Problem ?? (dump.Result.Succeeded ? "the 'x' dump does not show it" : $"the 'x' dump failed ({XenErrors.Name(dump.Result.Errno)})")}\n");
         return get.InProgress ? (int)XenErrno.EAGAIN : 0;
     }
 
@@ -73,6 +91,15 @@ internal static class GetCommand
                     w.WriteNumber("rc", step.Rc ?? 0);
                     w.WriteBoolean("in_progress", step.Rc == -(int)XenErrno.EAGAIN);
                     JsonReport.Errno(w, step.Rc < 0 ? -step.Rc : null);
+                    JsonReport.Signature(w, step.Signature);
+                    if (s.Details is { } d)
+                    {
+                        w.WriteStartArray("metadata");
+                        foreach (string m in d.Metadata)
+                            w.WriteStringValue(m);
+                        w.WriteEndArray();
+                        HostCommands.DumpedPayloadFields(w, d);
+                    }
                 }
                 else
                 {

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using XenLivepatch.Elf;
 using XenLivepatch.Hypervisor;
+using XenLivepatch.Signing;
 using XenLivepatch.Tooling;
 
 namespace XenLivepatch.Cli;
@@ -18,7 +19,8 @@ internal static class InfoCommand
         Describes a payload without loading it: its functions (names, sizes, version, expectations), build-id
         and dependencies, hooks, metadata, sections and relocations. Given the hypervisor, it also loads the
         payload there as the livepatch core would, and shows for each function the first instructions of the
-        old code beside the patch that would be written over them.
+        old code beside the patch that would be written over them. Without --target or --symbols, the hypervisor is
+        the running one (real Xen, or the sandbox) when one answers.
           --json                 print one JSON object instead of text
           --target <image>       the hypervisor as an ELF image with symbols (its code is disassembled)
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: the patch alone)
@@ -26,18 +28,21 @@ internal static class InfoCommand
           --arch x86_64|arm64    with --symbols: its architecture (default x86_64)
           --profile <name>       with a hypervisor: xen-4.17 (default) or seed-2016
           --name <name>          with a hypervisor: the payload's name (default: its file name without the extension)
+          --trusted-keys <dir>   check the signature against these keys (PEM certificates or public keys)
+        The signature line names the format (appended PKCS#7 or the ELF note .note.Xen.signature), the
+        algorithm, the signer and what it covers.
         Exit status: 0 when described; 64 for a wrong command line; 66 when an input cannot be read.
 
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, [.. CommandInput.TargetOptions, "--profile", "--name"], ["--json"], [], out string? argError);
+        var a = ArgReader.Parse(args, [.. CommandInput.TargetOptions, "--profile", "--name", "--trusted-keys"], ["--json"], [], out string? argError);
         if (a == null || a.Positional.Count != 1)
             return CommandInput.Usage("info", stderr, argError ?? (a!.Positional.Count == 0 ? "which payload? give its file" : $"one payload at a time (got {a.Positional.Count})"));
         var profile = LivepatchProfile.FromName(a.Value("--profile") ?? LivepatchProfile.Xen417.Name);
@@ -50,15 +55,30 @@ internal static class InfoCommand
             if (!CommandInput.TryTarget("info", a, stderr, out target, out int code))
                 return code;
         }
+        else if (CommandInput.Running(options) is { Target: { } running } found)
+        {
+            // Without a target, the running hypervisor when one answers; otherwise the payload alone.
+            stderr.Write($"xen-livepatch info: target: {found.Description}\n");
+            target = running;
+        }
+        TrustStore? keys = null;
+        if (a.Value("--trusted-keys") is { } dir)
+        {
+            if (!SignatureOptions.TryKeys("info", dir, stderr, out var k, out int code))
+                return code;
+            keys = k;
+        }
         if (!CommandInput.TryRead("info", file, stderr, out byte[] data))
             return OwnExitCodes.NoInput;
+        PayloadSignatures.TryInspect(data, out var signature);
+        var verdict = keys == null ? null : PayloadSignatures.Verify(data, keys);
         if (!PayloadInfo.TryRead(Path.GetFileName(file), data, out var info, out string? error))
         {
             stderr.Write($"xen-livepatch info: {file}: {error}\n");
             return OwnExitCodes.NoInput;
         }
         var preview = target == null ? null : TargetPreview.Create(a.Value("--name") ?? CheckCommand.NameOf(file), data, target, profile);
-        stdout.Write(a.Flag("--json") ? Json(info, preview) : Text(info, preview));
+        stdout.Write(a.Flag("--json") ? Json(info, preview, signature, verdict) : Text(info, preview, signature, verdict));
         return OwnExitCodes.Success;
     }
 
@@ -81,7 +101,7 @@ internal static class InfoCommand
 
     private static string Where(FunctionInfo f) => f.Entry.OldAddr == 0 ? "old_addr 0 (resolved by name at load)" : $"old_addr 0x{f.Entry.OldAddr:x}";
 
-    private static string Text(PayloadInfo info, TargetPreview? preview)
+    private static string Text(PayloadInfo info, TargetPreview? preview, SignatureInfo? signature, SignatureVerdict? verdict)
     {
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
@@ -90,6 +110,11 @@ internal static class InfoCommand
         sb.Append(c, $"  depends      {Hex(info.Depends)}\n");
         sb.Append(c, $"  xen_depends  {Hex(info.XenDepends)}\n");
         sb.Append(c, $"  metadata     {(info.Metadata.Count == 0 ? "-" : string.Join("; ", info.Metadata))}\n");
+        sb.Append(c, $"  signature    {(signature == null ? "none" : SignatureOptions.Describe(signature))}\n");
+        if (signature != null && SignatureOptions.Coverage(signature) is { Length: > 0 } coverage)
+            sb.Append(c, $"               {coverage}\n");
+        if (verdict != null)
+            sb.Append(c, $"               {SignatureOptions.Verdict(verdict)}\n");
         sb.Append(c, $"functions: {info.Functions.Count}{(info.FuncsVersion != 0 ? $" (version {info.FuncsVersion})" : "")}\n");
         foreach (var f in info.Functions)
         {
@@ -154,7 +179,7 @@ internal static class InfoCommand
 
     private static string Line(Instruction i) => string.Create(CultureInfo.InvariantCulture, $"{i.Address:x}: {Bytes(i.Bytes),-23} {i.Text}");
 
-    private static string Json(PayloadInfo info, TargetPreview? preview)
+    private static string Json(PayloadInfo info, TargetPreview? preview, SignatureInfo? signature, SignatureVerdict? verdict)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
@@ -170,6 +195,9 @@ internal static class InfoCommand
             foreach (string m in info.Metadata)
                 w.WriteStringValue(m);
             w.WriteEndArray();
+            SignatureOptions.WriteJson(w, signature, verdict);
+            if (signature == null && verdict != null)
+                SignatureOptions.WriteVerification(w, verdict);
             w.WriteNumber("funcs_version", info.FuncsVersion);
             w.WriteStartArray("functions");
             foreach (var f in info.Functions)

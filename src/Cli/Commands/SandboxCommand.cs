@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using XenLivepatch.Control;
 using XenLivepatch.Hypervisor;
 using XenLivepatch.Sandbox;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Cli;
 
@@ -16,7 +17,8 @@ internal static class SandboxCommand
 {
     public const string Help = """
         Usage: xen-livepatch sandbox [--socket <path>] [--vcpus <n>] [--image <file>] [--group <name|gid>]
-                                     [--profile xen-4.17|seed-2016] [--quiet]
+                                     [--profile xen-4.17|seed-2016] [--trusted-keys <dir>]
+                                     [--signature-policy none|verify|require] [--quiet]
         Boots the sandbox hypervisor (a real x86-64 image built from this project's C sources) with <n> vCPU
         threads entering it, and serves the livepatch sysctl on a Unix socket until interrupted (Ctrl-C).
         In another terminal, 'xen-livepatch list', 'load', 'apply', ... talk to it when /dev/xen/privcmd is
@@ -27,6 +29,9 @@ internal static class SandboxCommand
           --group <g>        members of this group may use the socket besides root (mode 0660); others get EPERM
           --profile <name>   xen-4.17 (default) or seed-2016: the rules and the sysctl layout
           --quiet            no log; only errors
+        """ + SignatureOptions.Help + """
+        A payload the policy refuses gets -EINVAL at upload, and the log says why; 'xen-livepatch get <name>'
+        and 'list --json' show whether each payload was verified, and by which key.
 
         """;
 
@@ -37,7 +42,7 @@ internal static class SandboxCommand
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile"], ["--quiet"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile", .. SignatureOptions.Options], ["--quiet"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
         string socket = LivepatchTransports.SandboxSocket(a.Value("--socket"));
@@ -47,6 +52,8 @@ internal static class SandboxCommand
         var profile = LivepatchProfile.FromName(a.Value("--profile") ?? LivepatchProfile.Xen417.Name);
         if (profile == null)
             return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
+        if (!SignatureOptions.TryTrust("sandbox", a, stderr, profile, out var trust, out int code))
+            return code;
         uint? group = null;
         if (a.Value("--group") is { } g)
         {
@@ -64,15 +71,15 @@ internal static class SandboxCommand
             return Usage(stderr, $"{badPath}: give a shorter --socket");
         bool quiet = a.Flag("--quiet");
         var log = quiet ? null : TextWriter.Synchronized(stdout);
-        return Serve(image, socket, vcpus, group, profile, log, stderr);
+        return Serve(image, socket, vcpus, group, profile, trust, log, stderr);
     }
 
-    private static int Serve(string image, string socket, int vcpus, uint? group, LivepatchProfile profile, TextWriter? log, TextWriter stderr)
+    private static int Serve(string image, string socket, int vcpus, uint? group, LivepatchProfile profile, PayloadTrust trust, TextWriter? log, TextWriter stderr)
     {
         SandboxHost host;
         try
         {
-            host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Profile = profile, Log = log });
+            host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Profile = profile, Log = log, Trust = trust });
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
@@ -100,6 +107,8 @@ internal static class SandboxCommand
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
             log?.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"sandbox: {image} (build-id {Convert.ToHexStringLower(host.Image.BuildId)}), {vcpus} vCPU{(vcpus == 1 ? "" : "s")}, {profile.Name} rules"));
+            if (trust.Policy != SignaturePolicy.None)
+                log?.WriteLine($"sandbox: signature policy {trust.Policy.Name()}; trusted: {string.Join("; ", trust.Keys.Keys)}");
             log?.WriteLine($"sandbox: serving the livepatch sysctl on {socket} (mode 0660{(group is uint gid ? $", group {gid}" : ", root only")}); Ctrl-C stops");
             log?.WriteLine($"sandbox: sample payloads are in {Path.Combine(Path.GetDirectoryName(Path.GetFullPath(image))!, "payloads")}");
             var seen = new string[vcpus];

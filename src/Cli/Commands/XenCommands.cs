@@ -306,6 +306,11 @@ internal static class XenCommands
         s.Out(text.ToString());
         step.Outcome = "completed";
         s.Listed = list.Entries;
+        if (s.Json)
+        {
+            foreach (var e in list.Entries)
+                s.Signatures[e.Name] = await s.SignatureAsync(client, e.Name).ConfigureAwait(false);
+        }
         return 0;
     }
 

@@ -11,7 +11,7 @@ namespace XenLivepatch.Cli;
 /// {"command": "apply", "exit_code": 0, "steps": [{"op": "apply", "name": "x", "outcome": "completed",
 ///   "state": "APPLIED", "rc": 0, "errno": null, "error": null, "message": null, "messages": []}]}
 /// {"command": "list", "exit_code": 0, "payloads": [{"name": "x", "state": "APPLIED", "state_value": 2, "rc": 0,
-///   "errno": null, "error": null, "metadata": ["LIVEPATCH_RULEZ"]}], "steps": [...]}
+///   "errno": null, "error": null, "metadata": ["LIVEPATCH_RULEZ"], "signature": null}], "steps": [...]}
 /// {"command": "list", "exit_code": 1, "transport_error": {"problem": "...", "advice": "..."}}
 /// </code>
 /// <c>outcome</c> is completed, no-action or failed; <c>messages</c> are the lines Xen's tool prints on stderr.
@@ -45,7 +45,7 @@ internal static class JsonReport
             {
                 w.WriteStartArray("payloads");
                 foreach (var e in s.Listed)
-                    Payload(w, e);
+                    Payload(w, e, s.Signatures.GetValueOrDefault(e.Name));
                 w.WriteEndArray();
             }
             w.WriteStartArray("steps");
@@ -57,7 +57,7 @@ internal static class JsonReport
         return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
     }
 
-    private static void Payload(Utf8JsonWriter w, LivepatchListEntry e)
+    private static void Payload(Utf8JsonWriter w, LivepatchListEntry e, PayloadSignatureStatus? signature)
     {
         w.WriteStartObject();
         w.WriteString("name", RawText.Printable(e.Name));
@@ -69,6 +69,30 @@ internal static class JsonReport
         foreach (string m in e.MetadataStrings)
             w.WriteStringValue(m);
         w.WriteEndArray();
+        Signature(w, signature);
+        w.WriteEndObject();
+    }
+
+    /// <summary>
+    /// "signature": what the hypervisor recorded of the payload's signature check at upload, or null when it
+    /// reports none (real Xen checks no signature; the sandbox reports its policy and verdict).
+    /// </summary>
+    public static void Signature(Utf8JsonWriter w, PayloadSignatureStatus? status)
+    {
+        if (status == null)
+        {
+            w.WriteNull("signature");
+            return;
+        }
+        w.WriteStartObject("signature");
+        w.WriteString("policy", status.Policy);
+        w.WriteBoolean("checked", status.Checked);
+        w.WriteBoolean("verified", status.Verified);
+        if (status.Format is { } f) w.WriteString("format", f); else w.WriteNull("format");
+        if (status.Reason is { } r) w.WriteString("reason", r); else w.WriteNull("reason");
+        w.WriteString("detail", status.Detail);
+        if (status.Key is { } k) w.WriteString("key", k); else w.WriteNull("key");
+        if (status.KeyId is { } id) w.WriteString("key_id", id); else w.WriteNull("key_id");
         w.WriteEndObject();
     }
 

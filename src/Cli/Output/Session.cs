@@ -21,6 +21,8 @@ internal sealed class StepRecord
     public uint? State { get; set; }
     public int? Rc { get; set; }
     public List<string> Messages { get; } = [];
+    /// <summary>The hypervisor's signature check of the payload (get), when it reports one.</summary>
+    public PayloadSignatureStatus? Signature { get; set; }
 }
 
 /// <summary>
@@ -47,6 +49,7 @@ internal sealed class Session : IAsyncDisposable
     }
 
     public string Command { get; }
+    public TextWriter Stderr => _stderr;
     public ToolOptions Options { get; }
     public bool Json => Options.Json;
     public CancellationToken CancellationToken => _cancellationToken;
@@ -61,6 +64,35 @@ internal sealed class Session : IAsyncDisposable
 
     /// <summary>The list a <c>list</c> printed, for <c>--json</c>.</summary>
     public IReadOnlyList<LivepatchListEntry>? Listed { get; set; }
+
+    /// <summary>The build-id <c>buildid</c> printed, for <c>--json</c>.</summary>
+    public string? BuildId { get; set; }
+
+    /// <summary>The dump <c>dump</c> printed, for <c>--json</c>.</summary>
+    public LivepatchDump? Dump { get; set; }
+
+    /// <summary>The payload <c>get</c> found in the 'x' dump, for <c>--json</c>.</summary>
+    public DumpedPayload? Details { get; set; }
+
+    /// <summary>What the transport talks to, once opened ("Xen through /dev/xen/privcmd"), or null.</summary>
+    public string? TransportDescription => _client?.Transport.Description;
+
+    /// <summary>The listed payloads' signature checks, as the hypervisor reports them (list --json).</summary>
+    public Dictionary<string, PayloadSignatureStatus?> Signatures { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The hypervisor's record of <paramref name="name"/>'s signature check; null when it reports none.</summary>
+    public async Task<PayloadSignatureStatus?> SignatureAsync(LivepatchClient client, string name)
+    {
+        try
+        {
+            return await client.GetSignatureStatusAsync(name, CancellationToken).ConfigureAwait(false);
+        }
+        catch (LivepatchTransportException)
+        {
+            // A sandbox of an older build closes the connection on a request it does not know: no report.
+            return null;
+        }
+    }
 
     public StepRecord Begin(string op, string? name = null)
     {
@@ -87,6 +119,9 @@ internal sealed class Session : IAsyncDisposable
         foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
             (Current ?? Begin(Command)).Messages.Add(line);
     }
+
+    /// <summary>Our own commands' report on stdout (text or JSON, written whole).</summary>
+    public void Write(string text) => _stdout.Write(text);
 
     /// <summary>Xen's help text, on stderr (in JSON mode too: it is not a result).</summary>
     public void Help() => _stderr.Write(Usage.Help);

@@ -9,7 +9,7 @@ namespace XenLivepatch.Control;
 /// 136-byte <c>xen_sysctl</c> and the caller buffers), each message preceded by its length (u32, little-endian);
 /// the reply brings back the structure, the hypercall's result and the buffers the hypervisor wrote.
 /// </summary>
-public sealed class SocketTransport : ISysctlTransport
+public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
 {
     private readonly Socket _socket;
     private readonly byte[] _header = new byte[4];
@@ -87,27 +87,30 @@ public sealed class SocketTransport : ISysctlTransport
         long outBytes = buffers.Where(b => !b.In).Sum(b => (long)b.Data.Length);
         if (outBytes > SocketWire.MaxOutBytes)
             throw new LivepatchTransportException($"a sysctl asking for {outBytes} bytes of buffers back is larger than the sandbox answers ({SocketWire.MaxOutBytes})");
+        return await ExchangeAsync(request, sysctl, buffers, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<int> XenVersionAsync(int cmd, WireBuffer? arg, CancellationToken cancellationToken = default)
+    {
+        if (arg != null && arg.Data.Length > SocketWire.MaxXenVersionBuffer)
+            throw new LivepatchTransportException($"a xen_version buffer of {arg.Data.Length} bytes is larger than the sandbox accepts ({SocketWire.MaxXenVersionBuffer})");
+        byte[] request = SocketWire.EncodeXenVersionRequest(cmd, arg);
+        var op = request.AsSpan(24, SocketWire.XenVersionOpSize).ToArray();
+        return await ExchangeAsync(request, op, arg == null ? [] : [arg],
+            "it predates xen_version over the socket: restart it with this version of xen-livepatch", cancellationToken).ConfigureAwait(false);
+    }
+
+    // One request and its reply; the reply's op (as long as op) is copied back into op, its buffers into the caller's.
+    private async Task<int> ExchangeAsync(byte[] request, byte[] op, IReadOnlyList<WireBuffer> buffers, string? ifClosed, CancellationToken cancellationToken)
+    {
         byte[] framed = new byte[4 + request.Length];
         BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
         request.CopyTo(framed, 4);
-        byte[] reply;
-        try
-        {
-            await SendAllAsync(framed, cancellationToken).ConfigureAwait(false);
-            await ReceiveExactlyAsync(_header, cancellationToken).ConfigureAwait(false);
-            int length = BinaryPrimitives.ReadInt32LittleEndian(_header);
-            if (length is <= 0 or > SocketWire.MaxMessage)
-                throw new LivepatchTransportException($"the sandbox at {Path} sent a reply of {length} bytes; is this socket a livepatch sandbox?");
-            reply = new byte[length];
-            await ReceiveExactlyAsync(reply, cancellationToken).ConfigureAwait(false);
-        }
-        catch (SocketException e)
-        {
-            throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
-        }
-        if (!SocketWire.TryDecodeReply(reply, out int rc, out byte[] back, out var outs, out string error))
+        byte[] reply = await ExchangeFramedAsync(framed, ifClosed, cancellationToken).ConfigureAwait(false);
+        if (!SocketWire.TryDecodeReply(reply, op.Length, out int rc, out byte[] back, out var outs, out string error))
             throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed reply ({error})");
-        back.AsSpan(0, Math.Min(back.Length, sysctl.Length)).CopyTo(sysctl);
+        back.AsSpan(0, Math.Min(back.Length, op.Length)).CopyTo(op);
         foreach (var (address, data) in outs)
         {
             var target = buffers.FirstOrDefault(b => b.Out && b.Address == address && b.Data.Length == data.Length)
@@ -115,6 +118,44 @@ public sealed class SocketTransport : ISysctlTransport
             data.CopyTo(target.Data, 0);
         }
         return rc;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<PayloadSignatureStatus?> GetSignatureStatusAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        byte[] request = SocketWire.EncodeStatusRequest(name);
+        byte[] framed = new byte[4 + request.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
+        request.CopyTo(framed, 4);
+        byte[] reply = await ExchangeFramedAsync(framed, "it predates signature status requests: restart it with this version of xen-livepatch", cancellationToken).ConfigureAwait(false);
+        if (!SocketWire.TryDecodeStatusReply(reply, out int rc, out var fields, out string error))
+            throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed status reply ({error})");
+        return rc == 0 ? PayloadSignatureStatus.FromFields(fields) : null;
+    }
+
+    // Sends one framed message and returns the reply's bytes; ifClosed says why a sandbox may hang up on it.
+    private async Task<byte[]> ExchangeFramedAsync(byte[] framed, string? ifClosed, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await SendAllAsync(framed, cancellationToken).ConfigureAwait(false);
+            await ReceiveExactlyAsync(_header, cancellationToken).ConfigureAwait(false);
+            int length = BinaryPrimitives.ReadInt32LittleEndian(_header);
+            if (length is <= 0 or > SocketWire.MaxMessage)
+                throw new LivepatchTransportException($"the sandbox at {Path} sent a reply of {length} bytes; is this socket a livepatch sandbox?");
+            var reply = new byte[length];
+            await ReceiveExactlyAsync(reply, cancellationToken).ConfigureAwait(false);
+            return reply;
+        }
+        catch (SocketException e)
+        {
+            throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
+        }
+        catch (LivepatchTransportException e) when (ifClosed != null && e.Message.Contains("closed the connection", StringComparison.Ordinal))
+        {
+            throw new LivepatchTransportException($"the sandbox at {Path} closed the connection: {ifClosed}", e);
+        }
     }
 
     private async Task SendAllAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)

@@ -78,6 +78,12 @@ public abstract class LivepatchArch
     public virtual bool StartsWithEndbr(ReadOnlySpan<byte> first4) => false;
 
     /// <summary>
+    /// Whether the hypervisor has an exception table a payload's <c>.ex_table</c> extends (<c>CONFIG_HAS_EX_TABLE</c>:
+    /// x86 only); where it has none, a payload with the section is refused with -EOPNOTSUPP.
+    /// </summary>
+    public virtual bool HasExceptionTable => true;
+
+    /// <summary>
     /// Where a patch starts in the old function (<c>arch_livepatch_apply</c>'s <c>patch_offset</c>): 4 bytes in
     /// when the function starts with ENDBR64 (or its poison) and the profile handles CET-IBT (Xen 4.17); else 0.
     /// <paramref name="head"/> is the function's first bytes (shorter when they are not known).
@@ -106,6 +112,12 @@ public abstract class LivepatchArch
     /// <c>new_addr</c>, or NOPs when <c>new_addr</c> is 0. <paramref name="dest"/> is <see cref="PatchLength"/> bytes.
     /// </summary>
     public abstract void EncodePatch(in LivepatchFunc func, ulong place, Span<byte> dest);
+
+    /// <summary>
+    /// Why the branch from <paramref name="place"/> to <c>new_addr</c> cannot be encoded although the upload checks
+    /// pass it (what the patch is then), or null when it can: <c>check</c> tells its user.
+    /// </summary>
+    public virtual string? UnencodablePatch(in LivepatchFunc func, ulong place) => null;
 
     // A relocation whose place runs past the section it relocates (both architectures).
     private protected static LivepatchError PastEnd(in RelocationSite site) =>

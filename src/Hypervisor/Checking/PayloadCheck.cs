@@ -1,4 +1,5 @@
 using XenLivepatch.Abi;
+using XenLivepatch.Signing;
 
 namespace XenLivepatch.Hypervisor;
 
@@ -28,6 +29,10 @@ public sealed record CheckReport
     public IReadOnlyList<string> Notes { get; init; } = [];
     /// <summary>The core's log lines (Xen's "livepatch: ..." lines).</summary>
     public IReadOnlyList<string> Log { get; init; } = [];
+    /// <summary>The signature policy checked under.</summary>
+    public PayloadTrust Trust { get; init; } = PayloadTrust.None;
+    /// <summary>The payload's signature check (null under policy none).</summary>
+    public SignatureVerdict? Signature { get; init; }
 }
 
 /// <summary>
@@ -40,16 +45,21 @@ public static class PayloadCheck
 {
     /// <summary>Checks <paramref name="data"/> as payload <paramref name="name"/>.</summary>
     public static CheckReport Run(string name, ReadOnlyMemory<byte> data, OfflineHypervisor target, LivepatchProfile profile,
-        IReadOnlyList<StackedPayload>? applied = null, bool noDeps = false)
+        IReadOnlyList<StackedPayload>? applied = null, bool noDeps = false, PayloadTrust? trust = null)
     {
+        trust ??= new PayloadTrust(profile.SignaturePolicy, TrustStore.Empty);
         var log = new List<string>();
         var notes = new List<string>();
         if (!LivepatchArch.TryGet(target.Machine, out var arch))
             throw new ArgumentException($"livepatching {target.Machine} is not supported", nameof(target));
-        var core = new LivepatchCore(profile, arch, target, target);
+        // The payloads stacked underneath passed the same policy when they were uploaded: they are checked too.
+        var core = new LivepatchCore(profile, arch, target, target) { Trust = trust };
         core.Log += log.Add;
+        SignatureVerdict? verdict = null;
         CheckReport Report(string stage, LivepatchError? error, Payload? loaded) => new()
         {
+            Trust = trust,
+            Signature = verdict,
             Payload = name,
             Profile = profile,
             Stage = stage,
@@ -75,8 +85,13 @@ public static class PayloadCheck
 
         var error = core.Upload(name, data);
         if (error != null)
+        {
+            // The refusal's message says why; the report keeps the whole verdict.
+            verdict = trust.Check(data).Verdict;
             return Report("upload", error, null);
+        }
         var payload = core.Find(name)!;
+        verdict = payload.Signature;
 
         if (noDeps && !profile.SupportsNoDeps)
             notes.Add($"--nodeps has no effect in the {profile.Name} profile (it has no LIVEPATCH_ACTION_APPLY_NODEPS)");
@@ -86,6 +101,11 @@ public static class PayloadCheck
             notes.Add("expectations not checked: the target has no code bytes (give the image with --target to check them)");
         if (error == null && payload.Hooks.PreApply != 0)
             notes.Add("the pre-apply hook is not run offline; it may still veto the apply");
+        foreach (var f in payload.Functions)
+        {
+            if (arch.UnencodablePatch(f.Entry, f.OldAddress) is { } why)
+                notes.Add($"{(f.Name.Length > 0 ? f.Name : $"0x{f.OldAddress:x}")}: {why}");
+        }
         return Report("apply", error, payload);
     }
 }

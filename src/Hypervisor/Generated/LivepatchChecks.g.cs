@@ -19,7 +19,7 @@ public enum LivepatchCheck : ushort
     SysctlInterfaceVersion = 102,
     /// <summary>Only a privileged caller (dom0; root or a permitted group on the sandbox socket) may make the call. EPERM; Xen: <c>do_sysctl (xsm_sysctl)</c>; ours: SysctlHandler.Handle.</summary>
     SysctlNotPrivileged = 103,
-    /// <summary>The hypervisor serves XEN_SYSCTL_livepatch_op only. ENOSYS; Xen: <c>do_sysctl</c>; ours: SysctlHandler.Handle.</summary>
+    /// <summary>The hypervisor serves XEN_SYSCTL_livepatch_op, and the console sysctls a tool reads its state with (readconsole, debug_keys) only. ENOSYS; Xen: <c>do_sysctl</c>; ours: SysctlHandler.OtherSysctl.</summary>
     SysctlNotLivepatch = 104,
     /// <summary>Xen 4.19+ refuses unknown livepatch_op flags unless LIVEPATCH_FLAG_FORCE is set too (a quirk: with FORCE, any bits pass). EINVAL; Xen: <c>livepatch_op</c>; ours: SysctlHandler.LivepatchOp.</summary>
     OpFlagsUnknown = 105,
@@ -63,6 +63,8 @@ public enum LivepatchCheck : ushort
     UploadFault = 204,
     /// <summary>Xen refuses a payload whose name is already loaded. EEXIST; Xen: <c>livepatch_upload (find_payload)</c>; ours: LivepatchCore.CheckNameUnused.</summary>
     NameInUse = 205,
+    /// <summary>Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none). EINVAL; Xen: <c>check_signature (the 2025 series "livepatch: Verify livepatch signatures"; not in Xen 4.17)</c>; ours: SignatureCheck.Run.</summary>
+    SignatureRefused = 206,
     /// <summary>Xen refuses a payload shorter than an ELF64 header (64 bytes). EINVAL; Xen: <c>livepatch_header_check</c>; ours: PayloadElf.HeaderCheck.</summary>
     ElfTooShort = 301,
     /// <summary>A payload starts with the ELF magic (7f 45 4c 46). EINVAL; Xen: <c>livepatch_header_check</c>; ours: PayloadElf.HeaderCheck.</summary>
@@ -229,6 +231,8 @@ public enum LivepatchCheck : ushort
     AltReplacementOutside = 632,
     /// <summary>.ex_table is an array of 8-byte exception table entries. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
     ExTableSize = 633,
+    /// <summary>Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all. EOPNOTSUPP; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
+    ExTableUnsupported = 639,
     /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoEmpty = 634,
     /// <summary>.modinfo (the metadata) ends with NUL. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
@@ -318,6 +322,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge,
         LivepatchCheck.UploadFault,
         LivepatchCheck.NameInUse,
+        LivepatchCheck.SignatureRefused,
         LivepatchCheck.ElfTooShort,
         LivepatchCheck.ElfMagic,
         LivepatchCheck.ElfNotRelocatable,
@@ -401,6 +406,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText,
         LivepatchCheck.AltReplacementOutside,
         LivepatchCheck.ExTableSize,
+        LivepatchCheck.ExTableUnsupported,
         LivepatchCheck.ModinfoEmpty,
         LivepatchCheck.ModinfoNotTerminated,
         LivepatchCheck.XenBuildIdMissing,
@@ -459,6 +465,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => XenErrno.EINVAL,
         LivepatchCheck.UploadFault => XenErrno.EFAULT,
         LivepatchCheck.NameInUse => XenErrno.EEXIST,
+        LivepatchCheck.SignatureRefused => XenErrno.EINVAL,
         LivepatchCheck.ElfTooShort => XenErrno.EINVAL,
         LivepatchCheck.ElfMagic => XenErrno.EINVAL,
         LivepatchCheck.ElfNotRelocatable => XenErrno.EOPNOTSUPP,
@@ -542,6 +549,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => XenErrno.EINVAL,
         LivepatchCheck.AltReplacementOutside => XenErrno.EINVAL,
         LivepatchCheck.ExTableSize => XenErrno.EINVAL,
+        LivepatchCheck.ExTableUnsupported => XenErrno.EOPNOTSUPP,
         LivepatchCheck.ModinfoEmpty => XenErrno.EINVAL,
         LivepatchCheck.ModinfoNotTerminated => XenErrno.EINVAL,
         LivepatchCheck.XenBuildIdMissing => XenErrno.ENODATA,
@@ -574,7 +582,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SysctlTooShort => "The hypercall's argument is shorter than the 136-byte xen_sysctl.",
         LivepatchCheck.SysctlInterfaceVersion => "Xen refuses a sysctl whose interface_version is not the hypervisor's.",
         LivepatchCheck.SysctlNotPrivileged => "Only a privileged caller (dom0; root or a permitted group on the sandbox socket) may make the call.",
-        LivepatchCheck.SysctlNotLivepatch => "The hypervisor serves XEN_SYSCTL_livepatch_op only.",
+        LivepatchCheck.SysctlNotLivepatch => "The hypervisor serves XEN_SYSCTL_livepatch_op, and the console sysctls a tool reads its state with (readconsole, debug_keys) only.",
         LivepatchCheck.OpFlagsUnknown => "Xen 4.19+ refuses unknown livepatch_op flags unless LIVEPATCH_FLAG_FORCE is set too (a quirk: with FORCE, any bits pass).",
         LivepatchCheck.OpPadNotZero => "Before Xen 4.19 the word after cmd is pad and must be 0 (a FORCE flag from newer tools is refused).",
         LivepatchCheck.OpUnknown => "Xen answers an unknown livepatch sub-op (not UPLOAD, GET, LIST or ACTION) with EOPNOTSUPP.",
@@ -596,6 +604,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "Xen refuses a payload larger than LIVEPATCH_MAX_SIZE (2 MiB).",
         LivepatchCheck.UploadFault => "The payload's bytes must be in the caller's memory.",
         LivepatchCheck.NameInUse => "Xen refuses a payload whose name is already loaded.",
+        LivepatchCheck.SignatureRefused => "Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none).",
         LivepatchCheck.ElfTooShort => "Xen refuses a payload shorter than an ELF64 header (64 bytes).",
         LivepatchCheck.ElfMagic => "A payload starts with the ELF magic (7f 45 4c 46).",
         LivepatchCheck.ElfNotRelocatable => "A payload is a relocatable object: ET_REL, EV_CURRENT in e_version and EI_VERSION, EI_OSABI none or FreeBSD, EI_ABIVERSION 0, no program headers.",
@@ -679,6 +688,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "An alternative patches the payload's own text only.",
         LivepatchCheck.AltReplacementOutside => "An alternative's replacement lies inside .altinstr_replacement.",
         LivepatchCheck.ExTableSize => ".ex_table is an array of 8-byte exception table entries.",
+        LivepatchCheck.ExTableUnsupported => "Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all.",
         LivepatchCheck.ModinfoEmpty => "Our guard: an empty .modinfo (Xen reads its last byte out of bounds).",
         LivepatchCheck.ModinfoNotTerminated => ".modinfo (the metadata) ends with NUL.",
         LivepatchCheck.XenBuildIdMissing => "Xen 4.15+ checks .livepatch.xen_depends against the hypervisor's build-id, which it must have.",
@@ -738,6 +748,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "upload",
         LivepatchCheck.UploadFault => "upload",
         LivepatchCheck.NameInUse => "upload",
+        LivepatchCheck.SignatureRefused => "upload",
         LivepatchCheck.ElfTooShort => "elf",
         LivepatchCheck.ElfMagic => "elf",
         LivepatchCheck.ElfNotRelocatable => "elf",
@@ -821,6 +832,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "prepare",
         LivepatchCheck.AltReplacementOutside => "prepare",
         LivepatchCheck.ExTableSize => "prepare",
+        LivepatchCheck.ExTableUnsupported => "prepare",
         LivepatchCheck.ModinfoEmpty => "prepare",
         LivepatchCheck.ModinfoNotTerminated => "prepare",
         LivepatchCheck.XenBuildIdMissing => "prepare",
@@ -880,6 +892,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "verify_payload",
         LivepatchCheck.UploadFault => "verify_payload (guest_handle_okay), livepatch_upload (copy_from_guest)",
         LivepatchCheck.NameInUse => "livepatch_upload (find_payload)",
+        LivepatchCheck.SignatureRefused => "check_signature (the 2025 series \"livepatch: Verify livepatch signatures\"; not in Xen 4.17)",
         LivepatchCheck.ElfTooShort => "livepatch_header_check",
         LivepatchCheck.ElfMagic => "livepatch_header_check",
         LivepatchCheck.ElfNotRelocatable => "livepatch_header_check",
@@ -963,6 +976,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "prepare_payload",
         LivepatchCheck.AltReplacementOutside => "prepare_payload",
         LivepatchCheck.ExTableSize => "prepare_payload",
+        LivepatchCheck.ExTableUnsupported => "prepare_payload",
         LivepatchCheck.ModinfoEmpty => "prepare_payload",
         LivepatchCheck.ModinfoNotTerminated => "prepare_payload",
         LivepatchCheck.XenBuildIdMissing => "xen_build_id_dep",
@@ -1000,7 +1014,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SysctlTooShort => "SysctlHandler.Handle",
         LivepatchCheck.SysctlInterfaceVersion => "SysctlHandler.Handle",
         LivepatchCheck.SysctlNotPrivileged => "SysctlHandler.Handle",
-        LivepatchCheck.SysctlNotLivepatch => "SysctlHandler.Handle",
+        LivepatchCheck.SysctlNotLivepatch => "SysctlHandler.OtherSysctl",
         LivepatchCheck.OpFlagsUnknown => "SysctlHandler.LivepatchOp",
         LivepatchCheck.OpPadNotZero => "SysctlHandler.LivepatchOp",
         LivepatchCheck.OpUnknown => "SysctlHandler.LivepatchOp",
@@ -1022,6 +1036,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.PayloadTooLarge => "LivepatchCore.CheckUploadSize",
         LivepatchCheck.UploadFault => "SysctlHandler.Upload",
         LivepatchCheck.NameInUse => "LivepatchCore.CheckNameUnused",
+        LivepatchCheck.SignatureRefused => "SignatureCheck.Run",
         LivepatchCheck.ElfTooShort => "PayloadElf.HeaderCheck",
         LivepatchCheck.ElfMagic => "PayloadElf.HeaderCheck",
         LivepatchCheck.ElfNotRelocatable => "PayloadElf.HeaderCheck",
@@ -1105,6 +1120,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltInstructionOutsideText => "PayloadPreparation.CheckAlternatives",
         LivepatchCheck.AltReplacementOutside => "PayloadPreparation.CheckAlternatives",
         LivepatchCheck.ExTableSize => "PayloadPreparation.CheckArchTables",
+        LivepatchCheck.ExTableUnsupported => "PayloadPreparation.CheckArchTables",
         LivepatchCheck.ModinfoEmpty => "PayloadPreparation.PrepareMetadata",
         LivepatchCheck.ModinfoNotTerminated => "PayloadPreparation.PrepareMetadata",
         LivepatchCheck.XenBuildIdMissing => "PayloadLoader.CheckXenBuildId",
@@ -1169,9 +1185,9 @@ internal static class Refuse
     public static LivepatchError SysctlNotPrivileged(string payload) =>
         new(LivepatchCheck.SysctlNotPrivileged, XenErrno.EPERM, payload, $"the caller is not privileged");
 
-    /// <summary>The hypervisor serves XEN_SYSCTL_livepatch_op only.</summary>
+    /// <summary>The hypervisor serves XEN_SYSCTL_livepatch_op, and the console sysctls a tool reads its state with (readconsole, debug_keys) only.</summary>
     public static LivepatchError SysctlNotLivepatch(string payload, uint cmd) =>
-        new(LivepatchCheck.SysctlNotLivepatch, XenErrno.ENOSYS, payload, $"sysctl command {cmd} is not XEN_SYSCTL_livepatch_op");
+        new(LivepatchCheck.SysctlNotLivepatch, XenErrno.ENOSYS, payload, $"sysctl command {cmd} is not XEN_SYSCTL_livepatch_op, readconsole or debug_keys");
 
     /// <summary>Xen 4.19+ refuses unknown livepatch_op flags unless LIVEPATCH_FLAG_FORCE is set too (a quirk: with FORCE, any bits pass).</summary>
     public static LivepatchError OpFlagsUnknown(string payload, uint flags) =>
@@ -1256,6 +1272,10 @@ internal static class Refuse
     /// <summary>Xen refuses a payload whose name is already loaded.</summary>
     public static LivepatchError NameInUse(string payload) =>
         new(LivepatchCheck.NameInUse, XenErrno.EEXIST, payload, $"a payload with this name is already loaded");
+
+    /// <summary>Under a signature policy (verify: a present signature must verify; require: only what a trusted key signed), a payload is refused before any other check reads it; EINVAL is what Xen's 2025 signing series returns for a bad, malformed or unsupported signature (Xen 4.17 checks none).</summary>
+    public static LivepatchError SignatureRefused(string payload, string reason, string detail, string policy) =>
+        new(LivepatchCheck.SignatureRefused, XenErrno.EINVAL, payload, $"signature check failed ({reason}): {detail} (signature policy {policy})");
 
     /// <summary>Xen refuses a payload shorter than an ELF64 header (64 bytes).</summary>
     public static LivepatchError ElfTooShort(string payload, int length) =>
@@ -1588,6 +1608,10 @@ internal static class Refuse
     /// <summary>.ex_table is an array of 8-byte exception table entries.</summary>
     public static LivepatchError ExTableSize(string payload, ulong size) =>
         new(LivepatchCheck.ExTableSize, XenErrno.EINVAL, payload, $"wrong size {size} of .ex_table (must be a multiple of 8)");
+
+    /// <summary>Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all.</summary>
+    public static LivepatchError ExTableUnsupported(string payload, string machine) =>
+        new(LivepatchCheck.ExTableUnsupported, XenErrno.EOPNOTSUPP, payload, $".ex_table: {machine} hypervisors have no exception table for a payload to extend");
 
     /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds).</summary>
     public static LivepatchError ModinfoEmpty(string payload) =>

@@ -211,6 +211,8 @@ internal sealed class PayloadPreparation(LoadContext ctx, PayloadElf elf, Payloa
         if (CheckAlternatives() is { } alt)
             return alt;
         var ex = elf.SectionByName(".ex_table");
+        if (ex != null && !ctx.Arch.HasExceptionTable)
+            return Refuse.ExTableUnsupported(Name, ctx.Arch.Machine.ToString());
         if (ex != null && ex.Header.Size % 8 != 0)
             return Refuse.ExTableSize(Name, ex.Header.Size);
         return null;

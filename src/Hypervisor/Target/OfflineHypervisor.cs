@@ -6,8 +6,8 @@ namespace XenLivepatch.Hypervisor;
 /// <summary>
 /// A hypervisor that is not running: its symbols, its build-id and, when built from an image, its bytes.
 /// Payload memory is plain arrays at addresses in a window after the image, as <c>vmalloc_xen</c> places
-/// them after <c>__2M_rwdata_end</c> on x86 (1 GiB of room) or in <c>LIVEPATCH_VMAP_START</c> on arm64
-/// (2 MiB). This is the target of <c>xen-livepatch check</c> and of the tests.
+/// them after <c>__2M_rwdata_end</c> on x86 (1 GiB of room) or from <c>LIVEPATCH_VMAP_START</c> on arm64
+/// (<see cref="Arm64Arch.PayloadAreaReach"/>). This is the target of <c>xen-livepatch check</c> and of the tests.
 /// </summary>
 public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
 {
@@ -15,6 +15,7 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
     private readonly List<PayloadAllocation> _allocations = [];
     private readonly ulong _windowEnd;
     private readonly ulong _next;
+    private readonly bool _vmapPages;
 
     private OfflineHypervisor(ElfMachine machine, HypervisorSymbolTable symbols, ReadOnlyMemory<byte> buildId, bool hasBytes, ulong imageEnd, ulong? windowStart)
     {
@@ -23,9 +24,20 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
         BuildId = buildId;
         HasCodeBytes = hasBytes;
         const ulong twoMiB = 2 * 1024 * 1024;
-        _next = windowStart ?? (imageEnd + twoMiB - 1) & ~(twoMiB - 1);
+        if (machine == ElfMachine.AArch64)
+        {
+            // Xen 4.17's arm64 layout: the payload area follows the image at a fixed address; its allocator's
+            // bitmap and guard pages are modelled (Allocate).
+            _next = windowStart ?? (imageEnd <= Arm64Arch.PayloadAreaStart ? Arm64Arch.PayloadAreaStart : (imageEnd + twoMiB - 1) & ~(twoMiB - 1));
+            _windowEnd = _next + Arm64Arch.PayloadAreaReach;
+            _vmapPages = true;
+        }
+        else
+        {
+            _next = windowStart ?? (imageEnd + twoMiB - 1) & ~(twoMiB - 1);
+            _windowEnd = _next + (1UL << 30);
+        }
         WindowStart = _next;
-        _windowEnd = _next + (machine == ElfMachine.AArch64 ? twoMiB : 1UL << 30);
     }
 
     /// <summary>The hypervisor's architecture.</summary>
@@ -145,7 +157,17 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
         if (pages > MaxPayloadMemory / PayloadAllocation.PageSize)
             return null;
         ulong bytes = pages * PayloadAllocation.PageSize;
-        // First fit in the window, reusing what unloaded payloads freed.
+        ulong at = _vmapPages ? VmapFirstFit(bytes) : FirstFit(bytes);
+        if (at == 0 || at + bytes > _windowEnd)
+            return null;
+        var allocation = new PayloadAllocation(at, new byte[bytes], textSize, rwSize, roSize);
+        _allocations.Add(allocation);
+        return allocation;
+    }
+
+    // First fit in the window, reusing what unloaded payloads freed.
+    private ulong FirstFit(ulong bytes)
+    {
         ulong at = _next;
         foreach (var a in _allocations.OrderBy(a => a.BaseAddress))
         {
@@ -153,11 +175,23 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
                 break;
             at = Math.Max(at, a.BaseAddress + (ulong)a.Bytes.Length);
         }
-        if (at + bytes > _windowEnd)
-            return null;
-        var allocation = new PayloadAllocation(at, new byte[bytes], textSize, rwSize, roSize);
-        _allocations.Add(allocation);
-        return allocation;
+        return at;
+    }
+
+    // Xen's vm_alloc (common/vmap.c): the area's first page is the allocator's bitmap; an allocation goes in the
+    // first free run where it fits after one free page (a guard), and before the next allocation it leaves at
+    // least one more free page; the last run ends at the area's end. 0 when nothing fits.
+    private ulong VmapFirstFit(ulong bytes)
+    {
+        const ulong page = PayloadAllocation.PageSize;
+        ulong free = _next + page;
+        foreach (var a in _allocations.OrderBy(a => a.BaseAddress))
+        {
+            if (free + page + bytes < a.BaseAddress)
+                return free + page;
+            free = a.BaseAddress + (ulong)a.Bytes.Length;
+        }
+        return free + page + bytes <= _windowEnd ? free + page : 0;
     }
 
     /// <inheritdoc/>

@@ -15,7 +15,7 @@ static int apply_hook(livepatch_payload_t *p)
         p->fstate[i].applied = LIVEPATCH_FUNC_APPLIED;
         apply_cnt++;
     }
-    sandbox_log("action apply_hook: functions marked applied.");
+    sample_log("action apply_hook: functions marked applied.");
     return 0;
 }
 
@@ -25,7 +25,7 @@ static int revert_hook(livepatch_payload_t *p)
         p->fstate[i].applied = LIVEPATCH_FUNC_NOT_APPLIED;
         revert_cnt++;
     }
-    sandbox_log("action revert_hook: functions marked reverted.");
+    sample_log("action revert_hook: functions marked reverted.");
     return 0;
 }
 
@@ -33,7 +33,7 @@ static void post_revert_hook(livepatch_payload_t *p)
 {
     (void)p;
     if (apply_cnt != 1 || revert_cnt != 1)
-        sandbox_bug("action post_revert_hook: BUG: unexpected counts");
+        sample_bug("action post_revert_hook: BUG: unexpected counts");
 }
 
 LIVEPATCH_APPLY_HOOK(apply_hook);

@@ -13,16 +13,16 @@ static int apply_hook(livepatch_payload_t *p)
 {
     (void)p;
     apply_cnt++;
-    sandbox_log("action apply_hook: refusing.");
+    sample_log("action apply_hook: refusing.");
     return -22;
 }
 
 static void post_apply_hook(livepatch_payload_t *p)
 {
     if (apply_cnt != 1 || p->fstate[0].applied != LIVEPATCH_FUNC_NOT_APPLIED || p->rc != -22)
-        sandbox_bug("noapply post_apply_hook: BUG: the function is applied or the hook did not run once");
+        sample_bug("noapply post_apply_hook: BUG: the function is applied or the hook did not run once");
     else
-        sandbox_log("noapply post_apply_hook: nothing applied, as expected.");
+        sample_log("noapply post_apply_hook: nothing applied, as expected.");
 }
 
 LIVEPATCH_APPLY_HOOK(apply_hook);

@@ -14,25 +14,25 @@ const char *xen_extra_version(void)
 
 static void apply_hook(void)
 {
-    sandbox_log("Hook executing.");
+    sample_log("Hook executing.");
 }
 
 static void revert_hook(void)
 {
-    sandbox_log("Hook unloaded.");
+    sample_log("Hook unloaded.");
 }
 
 static void hi_func(void)
 {
     cnt++;
-    sandbox_log_number("hi_func: Hi! (called times) ", cnt);
+    sample_log_number("hi_func: Hi! (called times) ", cnt);
 }
 
 static void check_fnc(void)
 {
-    sandbox_log_number("check_fnc: Hi func called ", cnt);
+    sample_log_number("check_fnc: Hi func called ", cnt);
     if (cnt == 0 || cnt > 2)
-        sandbox_bug("check_fnc: BUG: cnt out of range");
+        sample_bug("check_fnc: BUG: cnt out of range");
 }
 
 LIVEPATCH_LOAD_HOOK(apply_hook);

@@ -1,12 +1,21 @@
 /*
  * The payload side of the livepatch ABI for payloads written in C: struct livepatch_func (version 2, 104
- * bytes; version 1, 64 bytes, with -DLIVEPATCH_V1), the hook sections, and the sandbox's services.
- * Written for this project from the ABI's description (the seed design, Xen 4.17's public/sysctl.h).
+ * bytes; version 1, 64 bytes, with -DLIVEPATCH_V1), the hook sections, and the services the samples use to
+ * log: the sandbox's, or with -DLIVEPATCH_XEN a real Xen 4.17's (xen_payload.h; tests/qemu-arm64 builds the
+ * samples so for arm64 Xen). Written for this project from the ABI's description (the seed design, Xen
+ * 4.17's public/sysctl.h).
  */
 #ifndef LIVEPATCH_H
 #define LIVEPATCH_H
 
+#ifdef LIVEPATCH_XEN
+#include "xen_payload.h"
+#else
 #include "../image/sandbox.h"
+#define sample_log sandbox_log
+#define sample_log_number sandbox_log_number
+#define sample_bug sandbox_bug
+#endif
 
 struct livepatch_expectation {
     uint8_t enabled : 1;

@@ -13,21 +13,21 @@ static int pre_apply_hook(livepatch_payload_t *p)
 {
     (void)p;
     pre_apply_cnt++;
-    sandbox_log("pre_apply_hook: Hook starting.");
+    sample_log("pre_apply_hook: Hook starting.");
     return 0;
 }
 
 static void post_apply_hook(livepatch_payload_t *p)
 {
     post_apply_cnt++;
-    sandbox_log_number("post_apply_hook: rc ", p->rc);
+    sample_log_number("post_apply_hook: rc ", p->rc);
 }
 
 static int pre_revert_hook(livepatch_payload_t *p)
 {
     (void)p;
     pre_revert_cnt++;
-    sandbox_log_number("pre_revert_hook: call ", pre_revert_cnt);
+    sample_log_number("pre_revert_hook: call ", pre_revert_cnt);
     return pre_revert_cnt == 1 ? -1 : 0; /* the first revert is vetoed */
 }
 
@@ -36,9 +36,9 @@ static void post_revert_hook(livepatch_payload_t *p)
     (void)p;
     post_revert_cnt++;
     if (pre_apply_cnt != 1 || post_apply_cnt != 1 || pre_revert_cnt != 2 || post_revert_cnt != 1)
-        sandbox_bug("post_revert_hook: BUG: unexpected hook counts");
+        sample_bug("post_revert_hook: BUG: unexpected hook counts");
     else
-        sandbox_log("post_revert_hook: counts as expected.");
+        sample_log("post_revert_hook: counts as expected.");
 }
 
 LIVEPATCH_PREAPPLY_HOOK(pre_apply_hook);

@@ -9,27 +9,27 @@ const char *xen_extra_version(void)
 static int pre_apply_hook(livepatch_payload_t *p)
 {
     (void)p;
-    sandbox_log("pre_apply_hook: refusing.");
+    sample_log("pre_apply_hook: refusing.");
     return -22;
 }
 
 static void post_apply_hook(livepatch_payload_t *p)
 {
     (void)p;
-    sandbox_bug("post_apply_hook: BUG: must not run");
+    sample_bug("post_apply_hook: BUG: must not run");
 }
 
 static int pre_revert_hook(livepatch_payload_t *p)
 {
     (void)p;
-    sandbox_bug("pre_revert_hook: BUG: must not run");
+    sample_bug("pre_revert_hook: BUG: must not run");
     return 0;
 }
 
 static void post_revert_hook(livepatch_payload_t *p)
 {
     (void)p;
-    sandbox_bug("post_revert_hook: BUG: must not run");
+    sample_bug("post_revert_hook: BUG: must not run");
 }
 
 LIVEPATCH_PREAPPLY_HOOK(pre_apply_hook);

@@ -21,7 +21,9 @@ public sealed record Step(string Op, string Name, string? File = null)
 /// The differential corpus: payloads mutated from one hello-world payload built for a hypervisor, each
 /// exercising one UPLOAD check (or an APPLY check), and the steps that run them. It leaves out the inputs
 /// that crash Debian's Xen 4.17.7 (reference §7.5) and those whose outcome depends on how much memory the
-/// hypervisor has.
+/// hypervisor has. The mutations are the same for an x86-64 and an arm64 payload but for the few that name
+/// a machine or a relocation type (the payload's machine picks them); <see cref="Arm64UploadCorpus"/> adds
+/// arm64's own.
 /// </summary>
 public static class UploadCorpus
 {
@@ -51,6 +53,7 @@ public static class UploadCorpus
         var h = new Editor(hello);
         string text = h.SectionNames().First(n => n.StartsWith(".text.", StringComparison.Ordinal));
         string replacement = text[".text.".Length..];
+        bool arm64 = h.File.Header.Machine == ElfMachine.AArch64;
 
         Single("ok", hello);
         Single("osabi_freebsd", Raw(e => e.Bytes[ElfIdent.OsAbiIndex] = (byte)ElfOsAbi.FreeBsd));
@@ -60,7 +63,7 @@ public static class UploadCorpus
         Single("osabi_gnu", Raw(e => e.Bytes[ElfIdent.OsAbiIndex] = (byte)ElfOsAbi.Gnu));
         Single("et_exec", Raw(e => e.U16(ElfHeader.Layout64.Type, (ushort)ElfType.Executable)));
         Single("phnum", Raw(e => e.U16(ElfHeader.Layout64.PhNum, 1)));
-        Single("machine", Raw(e => e.U16(ElfHeader.Layout64.Machine, (ushort)ElfMachine.AArch64)));
+        Single("machine", Raw(e => e.U16(ElfHeader.Layout64.Machine, (ushort)(arm64 ? ElfMachine.X86_64 : ElfMachine.AArch64))));
         Single("class32", Raw(e => e.Bytes[ElfIdent.ClassIndex] = 1));
         Single("bigendian", Raw(e => e.Bytes[ElfIdent.DataIndex] = 2));
         Single("shstrndx0", Raw(e => e.U16(ElfHeader.Layout64.ShStrNdx, 0)));
@@ -97,9 +100,14 @@ public static class UploadCorpus
         Single("rel_type", Raw(e => { e.U32(e.Shdr(".rela.livepatch.funcs", L64.Type), (uint)ElfSectionType.Rel); e.U64(e.Shdr(".rela.livepatch.funcs", L64.EntSize), 16); }));
         Single("rela_sym0", Raw(e => e.U32(e.Rela(".rela.livepatch.funcs", 0) + 12, 0)));
         Single("rela_sym_past", Raw(e => e.U32(e.Rela(".rela.livepatch.funcs", 0) + 12, 5000)));
-        Single("rela_r32", Raw(e => e.U32(e.Rela(".rela.livepatch.funcs", 0) + 8, (uint)X86_64RelocationType.R_X86_64_32)));
+        Single("rela_r32", Raw(e => e.U32(e.Rela(".rela.livepatch.funcs", 0) + 8, arm64 ? (uint)AArch64RelocationType.R_AARCH64_ABS32 : (uint)X86_64RelocationType.R_X86_64_32)));
         Single("rela_offset_past", Raw(e => e.U64(e.Rela(".rela.livepatch.funcs", 0), 100)));
-        Single("pc32_overflow", Model(o => RetargetTextRelocation(o, "xen_extra_version_abs", abs: true)));
+        // The replacement's first relocation (x86: PC32 to its string; arm64: ADRP to its page) retargeted to an
+        // absolute symbol out of its reach (2 GiB; 4 GiB from the arm64 payload area at 10 MiB).
+        if (arm64)
+            Single("adrp_overflow", Model(o => RetargetTextRelocation(o, "xen_extra_version_abs", 1UL << 40)));
+        else
+            Single("pc32_overflow", Model(o => RetargetTextRelocation(o, "xen_extra_version_abs", 0x1000)));
         Single("unknown_symbol", Model(o => AddExternalRelocation(o, "no_such_hypervisor_symbol")));
         Single("old_addr_by_relocation", Model(o => AddExternalRelocation(o, "xen_extra_version")));
 
@@ -158,7 +166,7 @@ public static class UploadCorpus
     }
 
     // new_addr 0 (no relocation), new_size n, old_size stays.
-    private static void MakeNop(ElfObject o, uint newSize)
+    internal static void MakeNop(ElfObject o, uint newSize)
     {
         ((ElfRelocationSection)o.FindSection(".rela.livepatch.funcs")!).Entries.RemoveAll(r => r.Offset == 8);
         var funcs = o.FindSection(".livepatch.funcs")!;
@@ -168,20 +176,20 @@ public static class UploadCorpus
         funcs.Data = data;
     }
 
-    // An R_X86_64_64 relocation writing old_addr from an undefined (hypervisor) symbol.
+    // A 64-bit absolute relocation (R_X86_64_64, R_AARCH64_ABS64) writing old_addr from an undefined (hypervisor) symbol.
     private static void AddExternalRelocation(ElfObject o, string symbol)
     {
         var symtab = o.SymbolTable!;
         var s = symtab.Add(new ElfObjectSymbol(symbol) { Binding = ElfSymbolBinding.Global });
-        ((ElfRelocationSection)o.FindSection(".rela.livepatch.funcs")!).Entries.Add(new ElfObjectRelocation(16, (uint)X86_64RelocationType.R_X86_64_64, s, 0));
+        uint abs64 = o.Machine == ElfMachine.AArch64 ? (uint)AArch64RelocationType.R_AARCH64_ABS64 : (uint)X86_64RelocationType.R_X86_64_64;
+        ((ElfRelocationSection)o.FindSection(".rela.livepatch.funcs")!).Entries.Add(new ElfObjectRelocation(16, abs64, s, 0));
     }
 
-    // The replacement's PC32 relocation now targets an absolute symbol at 0: more than 2 GiB away.
-    private static void RetargetTextRelocation(ElfObject o, string name, bool abs)
+    // The replacement's first relocation now targets an absolute symbol at value.
+    private static void RetargetTextRelocation(ElfObject o, string name, ulong value)
     {
-        _ = abs;
         var symtab = o.SymbolTable!;
-        var s = symtab.Add(new ElfObjectSymbol(name) { Binding = ElfSymbolBinding.Local, SpecialSection = ElfSpecialSection.Abs, Value = 0x1000 });
+        var s = symtab.Add(new ElfObjectSymbol(name) { Binding = ElfSymbolBinding.Local, SpecialSection = ElfSpecialSection.Abs, Value = value });
         var rela = o.Sections.OfType<ElfRelocationSection>().First(r => r.Target!.Name.StartsWith(".text.", StringComparison.Ordinal));
         var e = rela.Entries[0];
         rela.Entries[0] = e with { Symbol = s };
@@ -195,7 +203,7 @@ public static class UploadCorpus
     }
 
     /// <summary>Byte edits of an ELF64 payload.</summary>
-    private sealed class Editor(byte[] bytes)
+    internal sealed class Editor(byte[] bytes)
     {
         public byte[] Bytes { get; } = bytes;
         public ElfFile File => ElfFile.Read(Bytes);
