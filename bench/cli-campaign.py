@@ -55,10 +55,10 @@ def mutate(data):
                 continue
             v = rng.choice((0, (1 << (8 * width)) - 1, rng.getrandbits(8 * width), rng.getrandbits(8 * width) & 0xffff, 1 << rng.randrange(8 * width)))
             b[at:at + width] = v.to_bytes(width, "little")
-        elif r < 0.9:
+        elif r < 0.9 and b:
             at = rng.randrange(len(b))
             b[at] ^= 1 << rng.randrange(8)
-        else:
+        elif b:
             b = b[:rng.randrange(len(b))]
     return bytes(b)
 
