@@ -277,7 +277,7 @@ public enum LivepatchCheck : ushort
     PreApplyHookVeto = 716,
     /// <summary>REPLACE refuses when the payload or an applied one has pre/post apply or revert hooks. EOPNOTSUPP; Xen: <c>livepatch_action</c>; ours: ActionChecks.Replace.</summary>
     ReplaceWithVetoingHooks = 717,
-    /// <summary>One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN). EBUSY; Xen: <c>schedule_work</c>; ours: ActionScheduler.Schedule.</summary>
+    /// <summary>One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc). EBUSY; Xen: <c>schedule_work</c>; ours: ActionScheduler.Schedule.</summary>
     ActionPending = 718,
     /// <summary>A CPU that does not reach its safe point within the action's timeout fails the action; nothing is written. EBUSY; Xen: <c>livepatch_spin</c>; ours: ActionScheduler.Completed.</summary>
     QuiesceTimeout = 801,
@@ -711,7 +711,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.ExpectationNotMapped => "Our guard: the old function of an expectation must be mapped.",
         LivepatchCheck.PreApplyHookVeto => "A pre-apply hook that returns non-zero vetoes the apply; its value is the result and the payload's rc.",
         LivepatchCheck.ReplaceWithVetoingHooks => "REPLACE refuses when the payload or an applied one has pre/post apply or revert hooks.",
-        LivepatchCheck.ActionPending => "One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN).",
+        LivepatchCheck.ActionPending => "One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc).",
         LivepatchCheck.QuiesceTimeout => "A CPU that does not reach its safe point within the action's timeout fails the action; nothing is written.",
         LivepatchCheck.ApplyHookFailed => "An apply action hook that returns non-zero fails the apply; its value is the payload's rc.",
         LivepatchCheck.RevertHookFailed => "A revert action hook that returns non-zero fails the revert; its value is the payload's rc.",
@@ -1701,7 +1701,7 @@ internal static class Refuse
     public static LivepatchError ReplaceWithVetoingHooks(string payload) =>
         new(LivepatchCheck.ReplaceWithVetoingHooks, XenErrno.EOPNOTSUPP, payload, $"REPLACE is refused: this payload or an applied one has pre/post hooks");
 
-    /// <summary>One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN).</summary>
+    /// <summary>One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc).</summary>
     public static LivepatchError ActionPending(string payload) =>
         new(LivepatchCheck.ActionPending, XenErrno.EBUSY, payload, $"another action is in progress");
 
