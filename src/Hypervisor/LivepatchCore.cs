@@ -209,8 +209,12 @@ public sealed class LivepatchCore
                 default:
                     return LivepatchCheck.ActionUnknown.Rc();
             }
+            int previous = p.Rc;
             p.Rc = -(int)XenErrno.EAGAIN;
-            return _scheduler.Schedule(p, cmd, timeoutNs);
+            int scheduled = _scheduler.Schedule(p, cmd, timeoutNs);
+            if (scheduled != 0 && !Profile.KeepsAgainWhenBusy)
+                p.Rc = previous;
+            return scheduled;
         }
     }
 

@@ -66,6 +66,14 @@ public sealed record LivepatchProfile
     public bool AcceptsOpFlags { get; init; }
 
     /// <summary>
+    /// Xen 4.17 (and 4.22) set a payload's rc to -EAGAIN before <c>schedule_work</c>, which answers -EBUSY while
+    /// another payload's action is pending and leaves that rc in place: the payload reads as "in progress" for good,
+    /// and Xen's tool refuses every action on it (reference §7.4, quirk 4). The seed profile gives the payload its
+    /// previous rc back when the action could not be scheduled.
+    /// </summary>
+    public bool KeepsAgainWhenBusy { get; init; }
+
+    /// <summary>
     /// What UPLOAD does with payload signatures when the target sets no policy of its own. Xen 4.17 and the seed's
     /// Xen 4.7 verify nothing (the design's "Signature checking requirements" were never built): none.
     /// </summary>
@@ -116,6 +124,7 @@ public sealed record LivepatchProfile
         HandlesEndbr = true,
         SupportsNoDeps = true,
         PlacesEmptySections = true,
+        KeepsAgainWhenBusy = true,
         X86FeatureWords = 19,
         LoadOrder =
         [
@@ -151,6 +160,7 @@ public sealed record LivepatchProfile
         SupportsExpectations = false,
         HandlesEndbr = false,
         SupportsNoDeps = false,
+        KeepsAgainWhenBusy = false,
         LoadOrder =
         [
             LoadStep.MovePayload, LoadStep.ResolveSymbols, LoadStep.PerformRelocations, LoadStep.CheckSpecialSections,

@@ -125,7 +125,7 @@ internal static class InfoCommand
         foreach (var h in info.Hooks)
             sb.Append(c, $"  {h.Kind,-11} {string.Join(", ", h.Functions)}\n");
         sb.Append("sections:\n");
-        int width = Math.Max(4, info.Sections.Max(s => s.Name.Length));
+        int width = info.Sections.Select(s => s.Name.Length).Append(4).Max();
         sb.Append(c, $"  [Nr] {"Name".PadRight(width)}  {"Type",-9} {"Flags",-5} {"Size",8} {"Align",5} {"Relocs",6}\n");
         foreach (var s in info.Sections)
         {

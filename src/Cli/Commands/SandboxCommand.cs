@@ -67,8 +67,8 @@ internal static class SandboxCommand
             stderr.Write($"xen-livepatch sandbox: the image {image} does not exist: run ./build.sh (it builds artifacts/sandbox/xen-syms) or give --image\n");
             return OwnExitCodes.NoInput;
         }
-        if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
-            return Usage(stderr, $"the socket path {socket} is longer than a Unix socket address allows (107 bytes): give a shorter --socket");
+        if (SocketTransport.PathProblem(socket) is { } badPath)
+            return Usage(stderr, $"{badPath}: give a shorter --socket");
         bool quiet = a.Flag("--quiet");
         var log = quiet ? null : TextWriter.Synchronized(stdout);
         return Serve(image, socket, vcpus, group, profile, trust, log, stderr);

@@ -113,6 +113,8 @@ public enum LivepatchCheck : ushort
     SectionNamePastEnd = 323,
     /// <summary>Every symbol's st_name lies within the string table. EINVAL; Xen: <c>elf_get_sym</c>; ours: PayloadElf.GetSymbols.</summary>
     SymbolNamePastEnd = 324,
+    /// <summary>Our guard: the symbol table's sh_link may not be 0. The null section is no string table; Xen 4.17 refuses it as a corrupted one (EINVAL) unless section 0 is made SHT_STRTAB, and then reads its offset and size, which nothing checked, and faults. EINVAL; Xen: <c>elf_resolve_sections</c>; ours: PayloadElf.ResolveSections.</summary>
+    SymtabLinkNull = 325,
     /// <summary>Xen refuses a payload with a section that is both executable and writable (SHF_EXECINSTR and SHF_WRITE). EOPNOTSUPP; Xen: <c>move_payload</c>; ours: PayloadRules.RegionOf, PayloadLoader.MovePayload.</summary>
     SectionWritableCode = 401,
     /// <summary>A payload without any loadable section gets no memory (vmalloc of 0 pages fails). ENOMEM; Xen: <c>move_payload</c>; ours: PayloadLoader.MovePayload.</summary>
@@ -301,7 +303,7 @@ public enum LivepatchCheck : ushort
     PreApplyHookVeto = 716,
     /// <summary>REPLACE refuses when the payload or an applied one has pre/post apply or revert hooks. EOPNOTSUPP; Xen: <c>livepatch_action</c>; ours: ActionChecks.Replace.</summary>
     ReplaceWithVetoingHooks = 717,
-    /// <summary>One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN). EBUSY; Xen: <c>schedule_work</c>; ours: ActionScheduler.Schedule.</summary>
+    /// <summary>One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc). EBUSY; Xen: <c>schedule_work</c>; ours: ActionScheduler.Schedule.</summary>
     ActionPending = 718,
     /// <summary>A CPU that does not reach its safe point within the action's timeout fails the action; nothing is written. EBUSY; Xen: <c>livepatch_spin</c>; ours: ActionScheduler.Completed.</summary>
     QuiesceTimeout = 801,
@@ -371,6 +373,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt,
         LivepatchCheck.SectionNamePastEnd,
         LivepatchCheck.SymbolNamePastEnd,
+        LivepatchCheck.SymtabLinkNull,
         LivepatchCheck.SectionWritableCode,
         LivepatchCheck.NothingLoadable,
         LivepatchCheck.OutOfMemory,
@@ -526,6 +529,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => XenErrno.EINVAL,
         LivepatchCheck.SectionNamePastEnd => XenErrno.EINVAL,
         LivepatchCheck.SymbolNamePastEnd => XenErrno.EINVAL,
+        LivepatchCheck.SymtabLinkNull => XenErrno.EINVAL,
         LivepatchCheck.SectionWritableCode => XenErrno.EOPNOTSUPP,
         LivepatchCheck.NothingLoadable => XenErrno.ENOMEM,
         LivepatchCheck.OutOfMemory => XenErrno.ENOMEM,
@@ -677,6 +681,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => "The section name table is a non-empty SHT_STRTAB that starts and ends with NUL.",
         LivepatchCheck.SectionNamePastEnd => "Every section's sh_name lies within the section name table.",
         LivepatchCheck.SymbolNamePastEnd => "Every symbol's st_name lies within the string table.",
+        LivepatchCheck.SymtabLinkNull => "Our guard: the symbol table's sh_link may not be 0. The null section is no string table; Xen 4.17 refuses it as a corrupted one (EINVAL) unless section 0 is made SHT_STRTAB, and then reads its offset and size, which nothing checked, and faults.",
         LivepatchCheck.SectionWritableCode => "Xen refuses a payload with a section that is both executable and writable (SHF_EXECINSTR and SHF_WRITE).",
         LivepatchCheck.NothingLoadable => "A payload without any loadable section gets no memory (vmalloc of 0 pages fails).",
         LivepatchCheck.OutOfMemory => "There is no room for the payload within branch range of the hypervisor's text.",
@@ -771,7 +776,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.ExpectationNotMapped => "Our guard: the old function of an expectation must be mapped.",
         LivepatchCheck.PreApplyHookVeto => "A pre-apply hook that returns non-zero vetoes the apply; its value is the result and the payload's rc.",
         LivepatchCheck.ReplaceWithVetoingHooks => "REPLACE refuses when the payload or an applied one has pre/post apply or revert hooks.",
-        LivepatchCheck.ActionPending => "One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN).",
+        LivepatchCheck.ActionPending => "One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc).",
         LivepatchCheck.QuiesceTimeout => "A CPU that does not reach its safe point within the action's timeout fails the action; nothing is written.",
         LivepatchCheck.ApplyHookFailed => "An apply action hook that returns non-zero fails the apply; its value is the payload's rc.",
         LivepatchCheck.RevertHookFailed => "A revert action hook that returns non-zero fails the revert; its value is the payload's rc.",
@@ -833,6 +838,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => "elf",
         LivepatchCheck.SectionNamePastEnd => "elf",
         LivepatchCheck.SymbolNamePastEnd => "elf",
+        LivepatchCheck.SymtabLinkNull => "elf",
         LivepatchCheck.SectionWritableCode => "load",
         LivepatchCheck.NothingLoadable => "load",
         LivepatchCheck.OutOfMemory => "load",
@@ -989,6 +995,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => "elf_resolve_section_names (elf_verify_strtab)",
         LivepatchCheck.SectionNamePastEnd => "elf_resolve_section_names",
         LivepatchCheck.SymbolNamePastEnd => "elf_get_sym",
+        LivepatchCheck.SymtabLinkNull => "elf_resolve_sections",
         LivepatchCheck.SectionWritableCode => "move_payload",
         LivepatchCheck.NothingLoadable => "move_payload",
         LivepatchCheck.OutOfMemory => "move_payload (vmalloc_xen)",
@@ -1145,6 +1152,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => "PayloadElf.ResolveSectionNames",
         LivepatchCheck.SectionNamePastEnd => "PayloadElf.ResolveSectionNames",
         LivepatchCheck.SymbolNamePastEnd => "PayloadElf.GetSymbols",
+        LivepatchCheck.SymtabLinkNull => "PayloadElf.ResolveSections",
         LivepatchCheck.SectionWritableCode => "PayloadRules.RegionOf, PayloadLoader.MovePayload",
         LivepatchCheck.NothingLoadable => "PayloadLoader.MovePayload",
         LivepatchCheck.OutOfMemory => "PayloadLoader.MovePayload",
@@ -1468,6 +1476,10 @@ internal static class Refuse
     /// <summary>Every symbol's st_name lies within the string table.</summary>
     public static LivepatchError SymbolNamePastEnd(string payload, int index) =>
         new(LivepatchCheck.SymbolNamePastEnd, XenErrno.EINVAL, payload, $"symbol [{index}]'s name is not within the string table");
+
+    /// <summary>Our guard: the symbol table's sh_link may not be 0. The null section is no string table; Xen 4.17 refuses it as a corrupted one (EINVAL) unless section 0 is made SHT_STRTAB, and then reads its offset and size, which nothing checked, and faults.</summary>
+    public static LivepatchError SymtabLinkNull(string payload) =>
+        new(LivepatchCheck.SymtabLinkNull, XenErrno.EINVAL, payload, $"the symbol table's string table index is 0 (the null section)");
 
     /// <summary>Xen refuses a payload with a section that is both executable and writable (SHF_EXECINSTR and SHF_WRITE).</summary>
     public static LivepatchError SectionWritableCode(string payload, string section) =>
@@ -1845,7 +1857,7 @@ internal static class Refuse
     public static LivepatchError ReplaceWithVetoingHooks(string payload) =>
         new(LivepatchCheck.ReplaceWithVetoingHooks, XenErrno.EOPNOTSUPP, payload, $"REPLACE is refused: this payload or an applied one has pre/post hooks");
 
-    /// <summary>One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN).</summary>
+    /// <summary>One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc).</summary>
     public static LivepatchError ActionPending(string payload) =>
         new(LivepatchCheck.ActionPending, XenErrno.EBUSY, payload, $"another action is in progress");
 
