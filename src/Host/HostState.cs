@@ -23,7 +23,8 @@ public sealed record LoadedPayload(string Name, LivepatchState? State, int Rc, s
 /// build-id it depends on), ties in upload order. That is the applied order of every stack this tool builds (it
 /// uploads each payload just before applying it, and a desired set puts a payload after the one it depends on)
 /// and of stacks built with Xen's <c>load</c>; a stack whose independent payloads were applied in another order
-/// than they were uploaded is read in upload order.
+/// than they were uploaded is read in upload order, and a payload applied with NODEPS before the payload it depends
+/// on is read above it.
 /// </summary>
 public sealed class HostState
 {
