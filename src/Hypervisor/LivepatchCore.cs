@@ -32,6 +32,12 @@ public sealed class LivepatchCore
 
     /// <summary>The rules followed.</summary>
     public LivepatchProfile Profile { get; }
+
+    /// <summary>
+    /// The deadline of an action whose caller passes no timeout (0): Xen's is 30 ms, fixed (seed design "Sysctl
+    /// API", LIVEPATCH_ACTION's timeout). A sandbox whose vCPU threads share a busy host may be given more.
+    /// </summary>
+    public uint DefaultTimeoutNs { get; init; } = Livepatch.DefaultTimeoutNs;
     /// <summary>The architecture.</summary>
     public LivepatchArch Arch { get; }
     /// <summary>The hypervisor's symbols and build-id.</summary>

@@ -19,6 +19,8 @@ public sealed record SandboxOptions
     public TextWriter? Log { get; init; }
     /// <summary>The signature policy and trusted keys (default: the profile's policy, no keys).</summary>
     public Signing.PayloadTrust? Trust { get; init; }
+    /// <summary>The deadline of an action whose caller passes no timeout (default Xen's 30 ms).</summary>
+    public uint ActionTimeoutNs { get; init; } = Abi.Livepatch.DefaultTimeoutNs;
 }
 
 /// <summary>
@@ -45,6 +47,7 @@ public sealed unsafe class SandboxHost : IDisposable
         Core = new LivepatchCore(options.Profile, X86_64Arch.Instance, Image, Memory, Vcpus, Hooks)
         {
             Trust = options.Trust ?? new Signing.PayloadTrust(options.Profile.SignaturePolicy, Signing.TrustStore.Empty),
+            DefaultTimeoutNs = options.ActionTimeoutNs,
         };
         Handler = new SysctlHandler(Core);
         if (_log != null)

@@ -64,6 +64,8 @@ public sealed class SandboxCommandTests
     [InlineData("sandbox", "--vcpus", "many")]
     [InlineData("sandbox", "--group", "no-such-group-here")]
     [InlineData("sandbox", "--profile", "xen-9")]
+    [InlineData("sandbox", "--action-timeout", "0")]
+    [InlineData("sandbox", "--action-timeout", "30ms")]
     [InlineData("sandbox", "--socket", "/tmp/a-socket-path-that-is-far-too-long-for-a-unix-socket-address-to-hold-it-all-and-then-some-more-and-more-and-more.sock")]
     public void Bad_options_are_usage_errors(params string[] args)
     {
@@ -117,7 +119,8 @@ public sealed class SandboxCommandTests
         Directory.CreateDirectory(dir);
         try
         {
-            using var server = Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "2");
+            using var server = Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "2",
+                "--action-timeout", "1000");   // the point is finding the sandbox, not a busy host's 30 ms
             var output = new StringBuilder();
             server.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
             server.BeginOutputReadLine();
@@ -125,6 +128,7 @@ public sealed class SandboxCommandTests
             try
             {
                 Assert.True(SpinUntil(() => Output().Contains("serving the livepatch sysctl", StringComparison.Ordinal)), Output());
+                Assert.Contains("xen-4.17 rules, actions given no timeout wait 1000 ms", Output(), StringComparison.Ordinal);
                 var env = new Dictionary<string, string> { ["XEN_LIVEPATCH_SANDBOX"] = socket };
                 string payload = Path.Combine(SandboxBuild.Directory, "payloads", "xen_hello_world.livepatch");
 

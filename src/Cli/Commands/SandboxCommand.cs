@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using XenLivepatch.Abi;
 using XenLivepatch.Control;
 using XenLivepatch.Hypervisor;
 using XenLivepatch.Sandbox;
@@ -18,7 +19,7 @@ internal static class SandboxCommand
     public const string Help = """
         Usage: xen-livepatch sandbox [--socket <path>] [--vcpus <n>] [--image <file>] [--group <name|gid>]
                                      [--profile xen-4.17|xen-4.22|seed-2016] [--trusted-keys <dir>]
-                                     [--signature-policy none|verify|require] [--quiet]
+                                     [--signature-policy none|verify|require] [--action-timeout <ms>] [--quiet]
         Boots the sandbox hypervisor (a real x86-64 image built from this project's C sources) with <n> vCPU
         threads entering it, and serves the livepatch sysctl on a Unix socket until interrupted (Ctrl-C).
         In another terminal, 'xen-livepatch list', 'load', 'apply', ... talk to it when /dev/xen/privcmd is
@@ -29,6 +30,8 @@ internal static class SandboxCommand
           --group <g>        members of this group may use the socket besides root (mode 0660); others get EPERM
           --profile <name>   xen-4.17 (default), xen-4.22 or seed-2016: the rules and the
                              sysctl layout
+          --action-timeout <ms>  the deadline of an action whose caller gives none, as Xen's tool does
+                             (default 30, Xen's; more when the host is too busy to run every vCPU in time)
           --quiet            no log; only errors
         """ + SignatureOptions.Help + """
         A payload the policy refuses gets -EINVAL at upload, and the log says why; 'xen-livepatch get <name>'
@@ -43,13 +46,16 @@ internal static class SandboxCommand
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile", .. SignatureOptions.Options], ["--quiet"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile", "--action-timeout", .. SignatureOptions.Options], ["--quiet"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
         string socket = LivepatchTransports.SandboxSocket(a.Value("--socket"));
         int vcpus = 2;
         if (a.Value("--vcpus") is { } n && (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out vcpus) || vcpus is < 1 or > 64))
             return Usage(stderr, $"--vcpus takes a number from 1 to 64, not '{n}'");
+        uint timeoutMs = Livepatch.DefaultTimeoutNs / 1_000_000;
+        if (a.Value("--action-timeout") is { } t && (!uint.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out timeoutMs) || timeoutMs is < 1 or > 60_000))
+            return Usage(stderr, $"--action-timeout takes milliseconds from 1 to 60000, not '{t}'");
         if (!CommandInput.TryProfile("sandbox", a.Value("--profile"), stderr, out var profile, out int profileError))
             return profileError;
         if (!SignatureOptions.TryTrust("sandbox", a, stderr, profile, out var trust, out int code))
@@ -71,15 +77,15 @@ internal static class SandboxCommand
             return Usage(stderr, $"{badPath}: give a shorter --socket");
         bool quiet = a.Flag("--quiet");
         var log = quiet ? null : TextWriter.Synchronized(stdout);
-        return Serve(image, socket, vcpus, group, profile, trust, log, stderr);
+        return Serve(image, socket, vcpus, group, profile, trust, timeoutMs * 1_000_000, log, stderr);
     }
 
-    private static int Serve(string image, string socket, int vcpus, uint? group, LivepatchProfile profile, PayloadTrust trust, TextWriter? log, TextWriter stderr)
+    private static int Serve(string image, string socket, int vcpus, uint? group, LivepatchProfile profile, PayloadTrust trust, uint timeoutNs, TextWriter? log, TextWriter stderr)
     {
         SandboxHost host;
         try
         {
-            host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Profile = profile, Log = log, Trust = trust });
+            host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Profile = profile, Log = log, Trust = trust, ActionTimeoutNs = timeoutNs });
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
@@ -105,8 +111,10 @@ internal static class SandboxCommand
             using var stop = new ManualResetEventSlim(false);
             using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
+            string deadline = timeoutNs == Livepatch.DefaultTimeoutNs ? ""
+                : string.Create(CultureInfo.InvariantCulture, $", actions given no timeout wait {timeoutNs / 1_000_000} ms");
             log?.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"sandbox: {image} (build-id {Convert.ToHexStringLower(host.Image.BuildId)}), {vcpus} vCPU{(vcpus == 1 ? "" : "s")}, {profile.Name} rules"));
+                $"sandbox: {image} (build-id {Convert.ToHexStringLower(host.Image.BuildId)}), {vcpus} vCPU{(vcpus == 1 ? "" : "s")}, {profile.Name} rules{deadline}"));
             if (trust.Policy != SignaturePolicy.None)
                 log?.WriteLine($"sandbox: signature policy {trust.Policy.Name()}; trusted: {string.Join("; ", trust.Keys.Keys)}");
             log?.WriteLine($"sandbox: serving the livepatch sysctl on {socket} (mode 0660{(group is uint gid ? $", group {gid}" : ", root only")}); Ctrl-C stops");

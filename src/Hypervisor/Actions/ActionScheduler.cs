@@ -31,7 +31,7 @@ internal sealed class ActionScheduler(LivepatchCore core, PayloadRegistry regist
         CompileThePause();
         var plan = PatchPlan.Create(core, registry, p, cmd);
         SetIdle(false);
-        ulong timeout = timeoutNs == 0 ? Livepatch.DefaultTimeoutNs : timeoutNs;
+        ulong timeout = timeoutNs == 0 ? core.DefaultTimeoutNs : timeoutNs;
         core.Cpus.Schedule(plan.Run, timeout, completed: rc =>
         {
             plan.Dispose();
