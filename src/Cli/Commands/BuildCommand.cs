@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using XenLivepatch.Hypervisor;
 using XenLivepatch.Tooling;
 
@@ -45,7 +46,7 @@ internal static class BuildCommand
 
     private static readonly Dictionary<string, string> s_aliases = new(StringComparer.Ordinal) { ["-o"] = "--output" };
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions options)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -130,6 +131,11 @@ internal static class BuildCommand
         }
         if (!CommandInput.TryWrite("build", output, written, stderr))
             return OwnExitCodes.CantCreate;
+        if (options.Json)
+        {
+            stdout.Write(Json(output, written.Length, target, profile, result, signing?.Describe(written)));
+            return OwnExitCodes.Success;
+        }
         stdout.Write(Summary(output, target, profile, result));
         if (signing != null)
             stdout.Write($"  {signing.Describe(written)}\n");
@@ -191,6 +197,46 @@ internal static class BuildCommand
         s.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
             ? uint.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value)
             : uint.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+
+    private static string Json(string output, int size, OfflineTarget target, LivepatchProfile profile, PayloadBuildResult r, string? signature)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, JsonEnvelope.WriterOptions))
+        {
+            w.WriteStartObject();
+            w.WriteString("output", output);
+            w.WriteNumber("size", size);
+            w.WriteString("build_id", Convert.ToHexStringLower(r.BuildId));
+            w.WriteString("target", target.Description);
+            w.WriteString("profile", profile.Name);
+            w.WriteStartArray("functions");
+            foreach (var f in r.Functions)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", f.Name);
+                w.WriteString("old_addr", $"0x{f.OldAddress:x}");
+                w.WriteBoolean("old_addr_stored", f.OldAddressStored);
+                w.WriteNumber("old_size", f.OldSize);
+                if (f.NewSymbol == null) w.WriteNull("new"); else w.WriteString("new", f.NewSymbol);
+                w.WriteNumber("new_size", f.NewSize);
+                w.WriteBoolean("nop", f.NewSymbol == null);
+                w.WriteBoolean("expectation", f.Expect.Enabled);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartObject("depends");
+            w.WriteString("of", r.Depends.Of);
+            w.WriteString("build_id", Convert.ToHexStringLower(r.Depends.BuildId.Span));
+            w.WriteEndObject();
+            if (signature == null) w.WriteNull("signature"); else w.WriteString("signature", signature);
+            w.WriteStartArray("notes");
+            foreach (string note in r.Notes)
+                w.WriteStringValue(note);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
 
     private static string Summary(string output, OfflineTarget target, LivepatchProfile profile, PayloadBuildResult r)
     {

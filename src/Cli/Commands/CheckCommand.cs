@@ -17,7 +17,8 @@ internal static class CheckCommand
         Runs <payload> through the livepatch core's upload checks against a hypervisor that is not running,
         then the apply checks that need no CPU: the build-id dependency and, when the target has code bytes,
         the expectations. Prints OK and a summary, or "error <errno> (<NAME>): <payload>: <message>".
-        Exit status: 0 when accepted, otherwise the errno Xen would return.
+        Exit status: 0 when accepted; 1 when refused (the errno is in the message and the JSON); 64 for a wrong
+        command line; 66 when an input cannot be read.
           --target <image>       the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: expectations unchecked)
           --build-id <hex>       with --symbols: its build-id (/sys/hypervisor/properties/buildid)
@@ -35,7 +36,7 @@ internal static class CheckCommand
 
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions options)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -65,7 +66,7 @@ internal static class CheckCommand
         }
         string name = a.Value("--name") ?? NameOf(file);
         var report = PayloadCheck.Run(name, data, target.Create(), profile, applied, a.Flag("--nodeps"), trust);
-        if (a.Flag("--json"))
+        if (options.Json)
             stdout.Write(Json(report));
         else if (report.Error is { } e)
             stderr.Write(Line(e.ToString()));

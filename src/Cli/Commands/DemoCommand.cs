@@ -52,13 +52,14 @@ internal static class DemoCommand
             return Usage(stderr, $"--timeout takes milliseconds from 1 to 4000, not '{t}'");
         string image = a.Value("--image") ?? SandboxImage.DefaultPath();
         string payload = a.Value("--payload") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(image))!, "payloads", "xen_hello_world.livepatch");
-        foreach (string f in new[] { image, payload })
+        if (!CommandInput.TrySandboxImage("demo", image, a.Value("--image") != null, stderr))
+            return OwnExitCodes.NoInput;
+        if (!File.Exists(payload))
         {
-            if (!File.Exists(f))
-            {
-                stderr.Write($"xen-livepatch demo: {f} does not exist: run ./build.sh first (it builds the sandbox image and its sample payloads)\n");
-                return OwnExitCodes.NoInput;
-            }
+            stderr.Write(a.Value("--payload") != null
+                ? $"xen-livepatch demo: {FileProblem.Reading(payload, null)}\n"
+                : $"xen-livepatch demo: {payload} does not exist: ./build.sh makes the sample payloads beside the image; give --payload <file>\n");
+            return OwnExitCodes.NoInput;
         }
         var demo = new Demo(stdout, stderr, a.Flag("--verbose"), timeoutMs * 1_000_000, a.Flag("--signed"));
         return demo.Run(image, payload, vcpus);
@@ -98,9 +99,9 @@ internal static class DemoCommand
                         _coreLog.Add(line);
                 };
             }
-            catch (Exception e) when (e is IOException or InvalidDataException)
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
             {
-                stderr.Write($"xen-livepatch demo: cannot boot {image}: {e.Message}\n");
+                stderr.Write($"xen-livepatch demo: cannot boot {image}: {(e is InvalidDataException ? e.Message : FileProblem.ReadReason(image, e))}\n");
                 return ExitCodes.Failure;
             }
             using (_host)

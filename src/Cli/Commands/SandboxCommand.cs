@@ -62,11 +62,8 @@ internal static class SandboxCommand
             group = gid;
         }
         string image = a.Value("--image") ?? SandboxImage.DefaultPath();
-        if (!File.Exists(image))
-        {
-            stderr.Write($"xen-livepatch sandbox: the image {image} does not exist: run ./build.sh (it builds artifacts/sandbox/xen-syms) or give --image\n");
+        if (!CommandInput.TrySandboxImage("sandbox", image, a.Value("--image") != null, stderr))
             return OwnExitCodes.NoInput;
-        }
         if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
             return Usage(stderr, $"the socket path {socket} is longer than a Unix socket address allows (107 bytes): give a shorter --socket");
         bool quiet = a.Flag("--quiet");
@@ -81,9 +78,9 @@ internal static class SandboxCommand
         {
             host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Profile = profile, Log = log, Trust = trust });
         }
-        catch (Exception e) when (e is IOException or InvalidDataException)
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            stderr.Write($"xen-livepatch sandbox: cannot boot {image}: {e.Message}\n");
+            stderr.Write($"xen-livepatch sandbox: cannot boot {image}: {(e is InvalidDataException ? e.Message : FileProblem.ReadReason(image, e))}\n");
             return ExitCodes.Failure;
         }
         using (host)
