@@ -18,7 +18,7 @@ internal static class SandboxCommand
     public const string Help = """
         Usage: xen-livepatch sandbox [--socket <path>] [--vcpus <n>] [--image <file>] [--group <name|gid>]
                                      [--profile xen-4.17|seed-2016] [--trusted-keys <dir>]
-                                     [--signature-policy none|verify|require] [--quiet]
+                                     [--signature-policy none|verify|require] [--quiet] [--log-format text|journal]
         Boots the sandbox hypervisor (a real x86-64 image built from this project's C sources) with <n> vCPU
         threads entering it, and serves the livepatch sysctl on a Unix socket until interrupted (Ctrl-C).
         In another terminal, 'xen-livepatch list', 'load', 'apply', ... talk to it when /dev/xen/privcmd is
@@ -29,6 +29,9 @@ internal static class SandboxCommand
           --group <g>        members of this group may use the socket besides root (mode 0660); others get EPERM
           --profile <name>   xen-4.17 (default) or seed-2016: the rules and the sysctl layout
           --quiet            no log; only errors
+          --log-format <f>   text: a UTC timestamp and a level (info, warn, error) before each line (default);
+                             journal: systemd's <N> priority prefixes, no timestamp (the default when
+                             $JOURNAL_STREAM says stdout is the journal, as under a systemd service)
         """ + SignatureOptions.Help + """
         A payload the policy refuses gets -EINVAL at upload, and the log says why; 'xen-livepatch get <name>'
         and 'list --json' show whether each payload was verified, and by which key.
@@ -42,7 +45,7 @@ internal static class SandboxCommand
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile", .. SignatureOptions.Options], ["--quiet"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile", "--log-format", .. SignatureOptions.Options], ["--quiet"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
         string socket = LivepatchTransports.SandboxSocket(a.Value("--socket"));
@@ -66,8 +69,17 @@ internal static class SandboxCommand
             return OwnExitCodes.NoInput;
         if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
             return Usage(stderr, $"the socket path {socket} is longer than a Unix socket address allows (107 bytes): give a shorter --socket");
+        var format = a.Value("--log-format") switch
+        {
+            null => DaemonLog.Detect(),
+            "text" => LogFormat.Text,
+            "journal" => LogFormat.Journal,
+            _ => (LogFormat)(-1),
+        };
+        if (format == (LogFormat)(-1))
+            return Usage(stderr, $"unknown --log-format '{a.Value("--log-format")}': use text or journal");
         bool quiet = a.Flag("--quiet");
-        var log = quiet ? null : TextWriter.Synchronized(stdout);
+        var log = quiet ? null : TextWriter.Synchronized(new DaemonLog(stdout, format));
         return Serve(image, socket, vcpus, group, profile, trust, log, stderr);
     }
 
@@ -118,10 +130,18 @@ internal static class SandboxCommand
                     string now = host.LastExtraVersion(i);
                     if (now.Length > 0 && now != seen[i])
                     {
-                        log.WriteLine($"sandbox: vcpu{i} reads XENVER_extraversion \"{now}\"");
+                        // With how often it read the value before: a patch that took effect late shows here.
+                        string before = seen[i] == null ? "" : string.Create(CultureInfo.InvariantCulture,
+                            $" (after {host.Vcpus.Stats[i].ExtraVersions.GetValueOrDefault(seen[i]):N0} reads of \"{seen[i]}\")");
+                        log.WriteLine($"sandbox: vcpu{i} reads XENVER_extraversion \"{now}\"{before}");
                         seen[i] = now;
                     }
                 }
+            }
+            for (int i = 0; log != null && i < vcpus; i++)
+            {
+                var reads = host.Vcpus.Stats[i].ExtraVersions.Select(r => string.Create(CultureInfo.InvariantCulture, $"\"{r.Key}\" {r.Value:N0} times"));
+                log.WriteLine($"sandbox: vcpu{i} read XENVER_extraversion {string.Join(", ", reads)}");
             }
             log?.WriteLine("sandbox: stopping");
             server.DisposeAsync().AsTask().GetAwaiter().GetResult();
