@@ -35,11 +35,13 @@ public static class XenLivepatchTool
     /// <summary>The exit codes of every command, as <c>--help</c> lists them (the README has the same table).</summary>
     internal const string ExitCodesHelp = """
         Exit status:
-          0   success (check: accepted)          64  wrong command line (our commands)
-          1   failure (check: refused; the       65  the input cannot be made into what was asked (build)
-              errno is in the message and JSON)  66  an input cannot be read
-          2   retry: the hypervisor is busy      73  the output cannot be written
-              (Xen's EAGAIN, EBUSY)
+          0   success; check: the payload would be accepted
+          1   failure; check: refused (the errno is in the message and the JSON); an unknown command
+          2   retry: the hypervisor is busy (Xen's EAGAIN, EBUSY)
+          64  a wrong command line (our commands)
+          65  what was asked cannot be made (build, sign); info: the file is not a payload
+          66  an input cannot be read
+          73  the output cannot be written
 
         """;
 

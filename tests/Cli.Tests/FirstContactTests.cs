@@ -10,7 +10,9 @@ namespace XenLivepatch.Cli.Tests;
 /// </summary>
 public class FirstContactTests
 {
-    private static string Temp(string name) => Path.Combine(Repo.TempDirectory("first-contact"), name);
+    private static readonly Lazy<string> s_temp = new(() => Repo.TempDirectory("first-contact"));
+
+    private static string Temp(string name) => Path.Combine(s_temp.Value, name);
 
     [Fact]
     public void Dash_dash_help_lists_every_command_on_stdout()
@@ -102,7 +104,7 @@ public class FirstContactTests
     [Fact]
     public void The_native_binary_prints_words_not_resource_keys()
     {
-        // The NativeAOT publish drops the runtime's message texts; ours must not depend on them.
+        // What users run is the NativeAOT binary: no resource keys (IO_FileNotFound_FileName) in what it says.
         string binary = Repo.Path("artifacts", "publish", "xen-livepatch", "xen-livepatch");
         Assert.True(File.Exists(binary), $"{binary} is missing: run ./build.sh");
         foreach (string[] args in new[] { new[] { "info", "nope.livepatch" }, ["info", "/tmp"], ["check", "/nonexistent/x", "--symbols", "/nonexistent/s", "--build-id", "00"],

@@ -41,7 +41,9 @@ public class JsonContractTests
         return root;
     }
 
-    private static string Temp(string name) => Path.Combine(Repo.TempDirectory("json-contract"), name);
+    private static readonly Lazy<string> s_temp = new(() => Repo.TempDirectory("json-contract"));
+
+    private static string Temp(string name) => Path.Combine(s_temp.Value, name);
 
     private static readonly Lazy<(TestImage Image, string Hello, string Bye, string Object)> s_inputs = new(() =>
     {
@@ -68,7 +70,7 @@ public class JsonContractTests
         yield return ("--version", 0, null, Ours("--version", "--json"));
         yield return (null, 1, "usage", Ours("--json", "--xen", "--sandbox", "x", "list"));
         yield return ("help", 0, null, Ours("--json", "help"));
-        yield return ("list", 1, "no_hypervisor", Ours("--json", "--sandbox", Temp("none.sock"), "list"));
+        yield return ("list", 1, "no_hypervisor", Ours("--json", "--sandbox", $"/tmp/xlp-none-{Environment.ProcessId}.sock", "list"));
 
         // Xen's commands, in order against one hypervisor: --json before or after the command.
         yield return ("list", 0, null, With("list", "--json"));
@@ -99,7 +101,9 @@ public class JsonContractTests
         yield return ("build", 64, "usage", Ours("build", "--json"));
         yield return ("sign", 64, "usage", Ours("--json", "sign", hello));
         yield return ("sign", 66, "no_input", Ours("--json", "sign", hello, "--key", Path.Combine(keys, "missing.pem"), "-o", Temp("signed.livepatch")));
-        yield return ("sandbox", 66, "no_input", Ours("--json", "sandbox", "--image", Repo.Path("README.md"), "--socket", Temp("s.sock")));
+        yield return ("sandbox", 66, "no_input", Ours("--json", "sandbox", "--image", Repo.Path("README.md"), "--socket", $"/tmp/xlp-none-{Environment.ProcessId}.sock"));
+        // A socket path no Unix socket address can hold: said, not thrown.
+        yield return ("list", 1, "no_hypervisor", Ours("--json", "--sandbox", "/tmp/" + new string('s', 120), "list"));
         yield return ("demo", 66, "no_input", Ours("--json", "demo", "--image", Repo.Path("README.md")));
         yield return ("demo", 0, null, Ours("--json", "demo", "--help"));
     }

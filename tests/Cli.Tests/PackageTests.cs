@@ -103,7 +103,7 @@ public class PackageTests
             using var server = SandboxCommandTests.Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "1", "--quiet");
             try
             {
-                Assert.True(Poll.Until(() => File.Exists(socket), 30_000, 20), server.StandardError.ReadToEnd());
+                Assert.True(Poll.Until(() => File.Exists(socket), 30_000, 20), "the sandbox did not create its socket");
                 string payload = Path.Combine(SandboxBuild.Directory, "payloads", "xen_hello_world.livepatch");
                 var run = Tool.Run("dotnet", [Path.Combine(dir, "out", "loader.dll"), payload, socket]);
                 Assert.Equal((0, "xen_hello_world: applied\nxen_hello_world: Applied\n"), (run.ExitCode, run.Stdout));

@@ -159,7 +159,7 @@ internal static class CommandInput
         if (!File.Exists(image))
         {
             stderr.Write(given
-                ? $"xen-livepatch {command}: {FileProblem.Reading(image, null)}\n"
+                ? $"xen-livepatch {command}: {FileProblem.Reading(image, null)}; ./build.sh makes the image as artifacts/sandbox/xen-syms\n"
                 : $"xen-livepatch {command}: no sandbox image found. It is looked for in $XEN_LIVEPATCH_SANDBOX_IMAGE, then as\n" +
                   $"  artifacts/sandbox/xen-syms or sandbox/xen-syms in {AppContext.BaseDirectory.TrimEnd('/')} and the directories above it.\n" +
                   "  ./build.sh makes artifacts/sandbox/xen-syms in the repository: set XEN_LIVEPATCH_SANDBOX_IMAGE to it, copy it to\n" +

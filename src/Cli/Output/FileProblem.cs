@@ -3,10 +3,9 @@ using XenLivepatch.Interop;
 namespace XenLivepatch.Cli;
 
 /// <summary>
-/// Says in words why a file could not be read or written, and what to do about it. The runtime's own messages
-/// are not shown: the NativeAOT binary drops them for size (<c>UseSystemResourceKeys</c>) and prints resource
-/// keys such as "IO_FileNotFound_FileName" instead; and they say what failed, never what to do next. The reason is
-/// read again from the file system (a directory opened for reading fails as "access denied" in the runtime).
+/// Says in words why a file could not be read or written, and what to do about it. The runtime's own messages say
+/// what failed ("Could not find file"), never what to do next, and a directory opened for reading fails there as
+/// "access denied": the reason is read again from the file system.
 /// </summary>
 internal static class FileProblem
 {

@@ -37,6 +37,13 @@ public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
     public static async Task<TransportOpenResult> OpenAsync(string path, LivepatchAbi? abi = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
+        // sockaddr_un holds 108 bytes with the NUL: a longer path cannot name a socket.
+        if (path.Length == 0 || System.Text.Encoding.UTF8.GetByteCount(path) > 107)
+        {
+            return TransportOpenResult.Failed(
+                path.Length == 0 ? "the sandbox socket's path is empty" : $"the socket path {path} is longer than a Unix socket address allows (107 bytes)",
+                "give a shorter path with --sandbox PATH (or XEN_LIVEPATCH_SANDBOX)");
+        }
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {

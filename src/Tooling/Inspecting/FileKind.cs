@@ -54,7 +54,8 @@ public sealed record FileKind(string Kind, string Description, string? WhyNot)
         }
     }
 
-    // Symbols only a Xen hypervisor with the livepatch core has (the sandbox image has them too).
+    // Symbols a Xen hypervisor has (the sandbox image, built to be live-patched like it, has xen_extra_version and
+    // do_xen_version too); an ordinary executable has none of them.
     private static bool IsHypervisor(ElfFile file)
     {
         int index = file.FindSymbolTable();
@@ -62,7 +63,7 @@ public sealed record FileKind(string Kind, string Description, string? WhyNot)
             return false;
         for (int i = 1; i < symbols.Count; i++)
         {
-            if (symbols.TryGetName(symbols[i], out string? name, out _) && name is "livepatch_op" or "do_livepatch_op" or "xen_build_id")
+            if (symbols.TryGetName(symbols[i], out string? name, out _) && name is "xen_extra_version" or "do_xen_version" or "livepatch_op" or "do_sysctl" or "xen_build_id")
                 return true;
         }
         return false;
