@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one set-up command: installs what the build and the tests need when it is missing (as root on
 # Debian), restores, builds Release, publishes the CLI to artifacts/publish/xen-livepatch/xen-livepatch,
-# builds the sandbox image and its sample payloads with that CLI, and fetches Debian's Xen 4.17 tools as the
-# tests' oracle. Safe to run again: it only does what is missing.
+# builds the sandbox image and its sample payloads with that CLI, writes the manual page, the bash completion
+# and the systemd unit to artifacts/dist (./install.sh installs them all), and fetches Debian's Xen 4.17 tools
+# as the tests' oracle. Safe to run again: it only does what is missing.
 #   usage: ./build.sh [--no-install]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,7 +14,8 @@ step() { printf '==> %s\n' "$*"; }
 # tool:package pairs the build and the tests use.
 wanted=(gcc:gcc ld:binutils readelf:binutils objdump:binutils as:binutils
         aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-ld:binutils-aarch64-linux-gnu
-        dpkg-deb:dpkg python3:python3 clang:clang openssl:openssl)
+        dpkg-deb:dpkg python3:python3 clang:clang ansible-playbook:ansible openssl:openssl
+        make:make patch:patch flex:flex bison:bison)   # the last four: build-source builds Xen trees
 missing=()
 for pair in "${wanted[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
@@ -88,6 +90,11 @@ dotnet pack src/Abi/XenLivepatch.Abi.csproj -c Release --no-build --nologo -v qu
 # After the CLI: the sample payloads are made by 'xen-livepatch build'.
 step "building the sandbox hypervisor image and sample payloads into artifacts/sandbox"
 XEN_LIVEPATCH=artifacts/publish/xen-livepatch/xen-livepatch src/Sandbox/build-artifacts.sh artifacts/sandbox
+step "writing the manual page, bash completion and systemd unit into artifacts/dist"
+mkdir -p artifacts/dist
+artifacts/publish/xen-livepatch/xen-livepatch man > artifacts/dist/xen-livepatch.1
+artifacts/publish/xen-livepatch/xen-livepatch completion bash > artifacts/dist/xen-livepatch.bash
+cp packaging/systemd/xen-livepatch.service artifacts/dist/xen-livepatch.service
 step "fetching Debian's Xen 4.17 tools (the tests' oracle)"
 if command -v apt-get >/dev/null 2>&1; then
   tools/oracle/fetch-xen-tools.sh

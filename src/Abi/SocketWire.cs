@@ -10,15 +10,22 @@ namespace XenLivepatch.Abi;
 public sealed record WireBuffer(ulong Address, byte[] Data, bool In, bool Out);
 
 /// <summary>
-/// The sandbox socket's framing: a request carries the 136-byte <c>xen_sysctl</c> exactly as the hypercall
-/// takes it, plus the caller buffers its guest handles point at; the reply carries the <c>xen_sysctl</c> as the
+/// The sandbox socket's framing: a request carries a hypercall's argument structure exactly as the hypercall
+/// takes it, plus the caller buffers its guest handles point at; the reply carries the structure as the
 /// hypervisor left it, the hypercall's result, and the buffers it wrote. All integers are little-endian.
 /// <code>
-/// request: u32 'XLPQ', u32 version (1), u32 sysctl bytes (136), u32 buffers,
-///          xen_sysctl, then per buffer: u64 address, u32 length, u32 flags (1 in, 2 out), [bytes if in]
-/// reply:   u32 'XLPR', i32 rc, u32 sysctl bytes (136), u32 buffers,
-///          xen_sysctl, then per out buffer: u64 address, u32 length, bytes
+/// request v1: u32 'XLPQ', u32 1, u32 op bytes (136), u32 buffers,
+///             xen_sysctl, then per buffer: u64 address, u32 length, u32 flags (1 in, 2 out), [bytes if in]
+/// request v2: u32 'XLPQ', u32 2, u32 op bytes, u32 buffers, u32 hypercall, u32 0,
+///             op, then the buffers as in v1
+///             hypercall 35 (sysctl): op is the 136-byte xen_sysctl
+///             hypercall 17 (xen_version): op is i32 cmd, u32 0, u64 arg (the guest handle, 0 for none); at most
+///             one buffer, of at most <see cref="MaxXenVersionBuffer"/> bytes
+/// reply:      u32 'XLPR', i32 rc, u32 op bytes, u32 buffers,
+///             op, then per out buffer: u64 address, u32 length, bytes
 /// </code>
+/// Version 1 is what every sysctl still travels as, so a sandbox from before version 2 serves today's tools
+/// for everything but xen_version; a sandbox that does not know version 2 closes the connection.
 /// </summary>
 public static class SocketWire
 {
@@ -26,8 +33,16 @@ public static class SocketWire
     public const uint RequestMagic = 0x51504c58;
     /// <summary>"XLPR".</summary>
     public const uint ReplyMagic = 0x52504c58;
-    /// <summary>The protocol version.</summary>
+    /// <summary>The protocol version of sysctl frames (every sysctl travels as version 1).</summary>
     public const uint Version = 1;
+    /// <summary>The protocol version that names the hypercall (sysctl or xen_version).</summary>
+    public const uint VersionWithHypercall = 2;
+    /// <summary><c>__HYPERVISOR_sysctl</c>.</summary>
+    public const uint SysctlHypercall = 35;
+    /// <summary>The size of a xen_version frame's op: i32 cmd, u32 0, u64 arg.</summary>
+    public const int XenVersionOpSize = 16;
+    /// <summary>The largest buffer a xen_version request may carry (Xen's largest sub-op result is 1 KiB).</summary>
+    public const int MaxXenVersionBuffer = 4096;
     /// <summary>The largest message either side accepts: a 2 MiB payload plus room for the rest.</summary>
     public const int MaxMessage = 4 * 1024 * 1024;
     /// <summary>The most buffers one sysctl carries (LIST uses five).</summary>
@@ -60,7 +75,7 @@ public static class SocketWire
         return m;
     }
 
-    /// <summary>Decodes a request; false (with the reason) when it is malformed.</summary>
+    /// <summary>Decodes a version 1 (sysctl) request; false (with the reason) when it is malformed.</summary>
     public static bool TryDecodeRequest(ReadOnlySpan<byte> m, out byte[] sysctl, out List<WireBuffer> buffers, out string error)
     {
         sysctl = [];
@@ -75,14 +90,23 @@ public static class SocketWire
             error = "unknown protocol version";
             return false;
         }
+        return TryDecodeBody(m, XenSysctl.SizeOf, MaxMessage, out sysctl, out buffers, out error);
+    }
+
+    // The version 1 layout after the magic and version: op size (must be opSize), buffer count, op, buffers
+    // (each at most maxBuffer bytes, checked before anything is allocated for it).
+    private static bool TryDecodeBody(ReadOnlySpan<byte> m, int opSize, int maxBuffer, out byte[] op, out List<WireBuffer> buffers, out string error)
+    {
+        op = [];
+        buffers = [];
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[12..]);
-        if (length != XenSysctl.SizeOf || count > MaxBuffers || m.Length < 16 + (int)length)
+        if (length != opSize || count > MaxBuffers || m.Length < 16 + (int)length)
         {
             error = "bad sysctl size or buffer count";
             return false;
         }
-        sysctl = m.Slice(16, (int)length).ToArray();
+        op = m.Slice(16, (int)length).ToArray();
         int at = 16 + (int)length;
         for (int i = 0; i < count; i++)
         {
@@ -95,7 +119,7 @@ public static class SocketWire
             uint len = BinaryPrimitives.ReadUInt32LittleEndian(m[(at + 8)..]);
             uint flags = BinaryPrimitives.ReadUInt32LittleEndian(m[(at + 12)..]);
             at += 16;
-            if (len > MaxMessage)
+            if (len > maxBuffer)
             {
                 error = "buffer too large";
                 return false;
@@ -118,6 +142,78 @@ public static class SocketWire
             buffers.Add(new WireBuffer(address, data, (flags & 1) != 0, (flags & 2) != 0));
         }
         error = "";
+        return true;
+    }
+
+    /// <summary>Encodes a xen_version request (version 2): <paramref name="cmd"/> with its argument buffer, or none.</summary>
+    public static byte[] EncodeXenVersionRequest(int cmd, WireBuffer? arg)
+    {
+        var op = new byte[XenVersionOpSize];
+        BinaryPrimitives.WriteInt32LittleEndian(op, cmd);
+        BinaryPrimitives.WriteUInt64LittleEndian(op.AsSpan(8), arg?.Address ?? 0);
+        IReadOnlyList<WireBuffer> buffers = arg == null ? [] : [arg];
+        byte[] v1 = EncodeRequest(op, buffers);
+        // The v1 body with the hypercall number and a reserved word between the header and the op.
+        var m = new byte[v1.Length + 8];
+        v1.AsSpan(0, 16).CopyTo(m);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(4), VersionWithHypercall);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(16), XenVersion.Hypercall);
+        v1.AsSpan(16).CopyTo(m.AsSpan(24));
+        return m;
+    }
+
+    /// <summary>
+    /// Decodes a request of either version; false (with the reason) when it is malformed or breaks a limit (a
+    /// xen_version request with more than one buffer, or a buffer over <see cref="MaxXenVersionBuffer"/> bytes).
+    /// </summary>
+    public static bool TryDecode(ReadOnlySpan<byte> m, out WireRequest request, out string error)
+    {
+        request = new WireRequest(SysctlHypercall, [], []);
+        if (m.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(m) != RequestMagic)
+        {
+            error = "not a livepatch sysctl request";
+            return false;
+        }
+        uint version = BinaryPrimitives.ReadUInt32LittleEndian(m[4..]);
+        if (version == Version)
+        {
+            if (!TryDecodeRequest(m, out byte[] sysctl, out var buffers, out error))
+                return false;
+            request = new WireRequest(SysctlHypercall, sysctl, buffers);
+            return true;
+        }
+        if (version != VersionWithHypercall)
+        {
+            error = "unknown protocol version";
+            return false;
+        }
+        if (m.Length < 24 || BinaryPrimitives.ReadUInt32LittleEndian(m[20..]) != 0)
+        {
+            error = "truncated version 2 header";
+            return false;
+        }
+        uint hypercall = BinaryPrimitives.ReadUInt32LittleEndian(m[16..]);
+        uint opSize = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
+        uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[12..]);
+        bool version17 = hypercall == XenVersion.Hypercall;
+        if (hypercall != SysctlHypercall && !version17)
+        {
+            error = $"hypercall {hypercall} is not served";
+            return false;
+        }
+        if (version17 && (opSize != XenVersionOpSize || count > 1 || m.Length > 24 + XenVersionOpSize + 16 + MaxXenVersionBuffer))
+        {
+            error = "xen_version request over its size budget";
+            return false;
+        }
+        // The rest is a version 1 body: reuse its decoder on a header rebuilt without the two extra words.
+        var body = new byte[m.Length - 8];
+        m[..16].CopyTo(body);
+        BinaryPrimitives.WriteUInt32LittleEndian(body.AsSpan(4), Version);
+        m[24..].CopyTo(body.AsSpan(16));
+        if (!TryDecodeBody(body, (int)opSize, version17 ? MaxXenVersionBuffer : MaxMessage, out byte[] op, out var list, out error))
+            return false;
+        request = new WireRequest(hypercall, op, list);
         return true;
     }
 
@@ -144,8 +240,12 @@ public static class SocketWire
         return m;
     }
 
-    /// <summary>Decodes a reply into the result, the structure and the returned buffers.</summary>
-    public static bool TryDecodeReply(ReadOnlySpan<byte> m, out int rc, out byte[] sysctl, out List<(ulong Address, byte[] Data)> buffers, out string error)
+    /// <summary>Decodes a reply to a sysctl into the result, the structure and the returned buffers.</summary>
+    public static bool TryDecodeReply(ReadOnlySpan<byte> m, out int rc, out byte[] sysctl, out List<(ulong Address, byte[] Data)> buffers, out string error) =>
+        TryDecodeReply(m, XenSysctl.SizeOf, out rc, out sysctl, out buffers, out error);
+
+    /// <summary>Decodes a reply whose op is <paramref name="opSize"/> bytes (136 for a sysctl, 16 for xen_version).</summary>
+    public static bool TryDecodeReply(ReadOnlySpan<byte> m, int opSize, out int rc, out byte[] sysctl, out List<(ulong Address, byte[] Data)> buffers, out string error)
     {
         rc = 0;
         sysctl = [];
@@ -158,7 +258,7 @@ public static class SocketWire
         rc = BinaryPrimitives.ReadInt32LittleEndian(m[4..]);
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[12..]);
-        if (length != XenSysctl.SizeOf || count > MaxBuffers || m.Length < 16 + (int)length)
+        if (length != opSize || count > MaxBuffers || m.Length < 16 + (int)length)
         {
             error = "bad reply sizes";
             return false;
@@ -305,4 +405,17 @@ public static class SocketWire
         error = "";
         return true;
     }
+}
+
+/// <summary>A decoded request: which hypercall, its argument structure, and the caller buffers.</summary>
+/// <param name="Hypercall">35 (sysctl) or 17 (xen_version).</param>
+/// <param name="Op">The 136-byte <c>xen_sysctl</c>, or the 16-byte xen_version op (cmd, arg).</param>
+/// <param name="Buffers">The caller buffers.</param>
+public sealed record WireRequest(uint Hypercall, byte[] Op, List<WireBuffer> Buffers)
+{
+    /// <summary>A xen_version request's <c>cmd</c>.</summary>
+    public int XenVersionCmd => BinaryPrimitives.ReadInt32LittleEndian(Op);
+
+    /// <summary>A xen_version request's <c>arg</c> (a guest handle, 0 for none).</summary>
+    public ulong XenVersionArg => BinaryPrimitives.ReadUInt64LittleEndian(Op.AsSpan(8));
 }

@@ -43,7 +43,7 @@ internal static class CommandTable
     [
         new("help", "", "display Xen's help", true, null, _ => Task.FromResult(ExitCodes.Success)),
         new("upload", "<name> <file>", "upload file <file> with <name> name", true, null, Hypervisor("upload")),
-        new("list", "", "list payloads uploaded", true, null, Hypervisor("list")),
+        new("list", "[--installed]", "list payloads uploaded (--installed, ours: the install store's)", true, null, Hypervisor("list")),
         new("apply", "<name> [--nodeps]", "apply <name> patch", true, null, Hypervisor("apply")),
         new("revert", "<name>", "revert name <name> patch", true, null, Hypervisor("revert")),
         new("replace", "<name>", "apply <name> patch and revert all others", true, null, Hypervisor("replace")),
@@ -54,11 +54,25 @@ internal static class CommandTable
     /// <summary>Our commands, matched by their full name only.</summary>
     public static IReadOnlyList<ToolCommand> Ours { get; } =
     [
-        new("get", "<name>", "one payload's state, rc and signature check", false, GetCommand.Help, Hypervisor("get")),
+        new("get", "<name>", "one payload's state, rc, metadata, build-ids and patched functions", false, GetCommand.Help, Hypervisor("get")),
+        new("buildid", "", "the running hypervisor's build-id", false, HostCommands.BuildIdHelp, Hypervisor("buildid")),
+        new("dump", "", "what Xen's debug key 'x' prints: every payload, its memory and functions", false, HostCommands.DumpHelp, Hypervisor("dump")),
+        new("install", "<payload>...", "keep payloads in the install store of their hypervisor, applied at every boot", false,
+            StoreCommands.InstallHelp, i => StoreCommands.InstallAsync(i.Args, i.Options, i.Stdout, i.Stderr, i.Host, i.CancellationToken)),
+        new("uninstall", "<name>...", "remove payloads from the install store", false,
+            StoreCommands.UninstallHelp, i => StoreCommands.UninstallAsync(i.Args, i.Options, i.Stdout, i.Stderr, i.Host, i.CancellationToken)),
+        new("apply-installed", "", "apply the installed payloads (the boot unit runs it; idempotent)", false,
+            StoreCommands.ApplyInstalledHelp, i => StoreCommands.ApplyInstalledAsync(i.Args, i.Options, i.Stdout, i.Stderr, i.Host, i.CancellationToken)),
+        new("converge", "<dir|manifest>", "make the loaded and applied payloads exactly a desired set", false,
+            ConvergeCommand.Help, i => ConvergeCommand.RunAsync(i.Args, i.Options, i.Stdout, i.Stderr, i.Host, i.CancellationToken)),
         new("check", "<payload> ...", "the upload and apply checks offline, against a hypervisor image or symbol list", false,
             CheckCommand.Help, Sync(i => CheckCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options))),
         new("build", "-o OUT ...", "link replacement objects into a payload for a target", false,
             BuildCommand.Help, Sync(i => BuildCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options))),
+        new("diff", "<orig.o> <patched.o> ...", "the functions that changed between two objects, as a replacement object", false,
+            DiffCommand.Help, Sync(i => DiffCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options))),
+        new("build-source", "...", "a payload from a Xen tree and a source patch (livepatch-build's job)", false,
+            BuildSourceCommand.Help, Sync(i => BuildSourceCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options))),
         new("sign", "<payload> ...", "sign a payload (appended PKCS#7 or ELF note)", false,
             SignCommand.Help, Sync(i => SignCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options))),
         new("info", "<file>", "what a payload holds (and, with a target, what it would write); what any other file is", false,
@@ -67,6 +81,8 @@ internal static class CommandTable
             SandboxCommand.Help, Sync(i => SandboxCommand.Run(i.Args, i.Stdout, i.Stderr)), LogsOnStdout: true),
         new("demo", "[options]", "live-patch the sandbox while its vCPUs run, and show it", false,
             DemoCommand.Help, Sync(i => DemoCommand.Run(i.Args, i.Stdout, i.Stderr))),
+        new("completion", "bash", "the bash completion script", false, DocsCommand.CompletionHelp, Sync(i => DocsCommand.Completion(i.Args, i.Stdout, i.Stderr))),
+        new("man", "", "the manual page (troff), made from these help texts", false, DocsCommand.ManHelp, Sync(i => DocsCommand.Man(i.Args, i.Stdout, i.Stderr))),
     ];
 
     /// <summary>Every command: Xen's, then ours.</summary>

@@ -41,6 +41,14 @@ internal static class OwnExitCodes
     public const int NoInput = 66;
     /// <summary>EX_CANTCREAT: the output file cannot be written.</summary>
     public const int CantCreate = 73;
+    /// <summary>build-source: a patch does not apply to the tree (the tree is left as it was).</summary>
+    public const int PatchDoesNotApply = 80;
+    /// <summary>build-source: the tree (original or patched) does not build.</summary>
+    public const int TreeDoesNotBuild = 81;
+    /// <summary>diff, build-source: the objects were built by different compilers or flags, or cannot be compared.</summary>
+    public const int Mismatched = 82;
+    /// <summary>diff, build-source: the patch changes no function (an empty patch, comments, line numbers only).</summary>
+    public const int NothingToPatch = 83;
 
     /// <summary><c>check</c>'s exit code: 0 when accepted, 1 when refused.</summary>
     public static int FromCheck(LivepatchError? refusal) => refusal == null ? Success : Refused;

@@ -42,6 +42,10 @@ public static class XenLivepatchTool
           65  what was asked cannot be made (build, sign); info: the file is not a payload
           66  an input cannot be read
           73  the output cannot be written
+          80  diff, build-source: a patch does not apply
+          81  build-source: the tree does not build
+          82  diff, build-source: objects that cannot be compared (other compiler or flags)
+          83  diff, build-source: nothing to patch
 
         """;
 
@@ -129,6 +133,16 @@ public static class XenLivepatchTool
         d.Command = found.Name;
         if (found.Xen)
         {
+            // Our addition to Xen's list: the install store's payloads.
+            if (found.Name == "list" && rest.Contains("--installed"))
+            {
+                if (rest.Contains("--help") || rest.Contains("-h"))
+                {
+                    stdout.Write(StoreCommands.ListInstalledHelp);
+                    return ExitCodes.Success;
+                }
+                return await StoreCommands.ListInstalledAsync(rest, options, stdout, stderr, d.Host, d.CancellationToken).ConfigureAwait(false);
+            }
             // Our addition: '<command> --help' alone describes it (Xen's help text, on stderr as Xen prints it).
             if (found.Name == "help" || rest is ["--help"] or ["-h"])
             {
@@ -274,6 +288,8 @@ public static class XenLivepatchTool
                 "upload" => await XenCommands.UploadAsync(session, args).ConfigureAwait(false),
                 "load" => await XenCommands.LoadAsync(session, args).ConfigureAwait(false),
                 "get" => await GetCommand.RunAsync(session, args).ConfigureAwait(false),
+                "buildid" => await HostCommands.BuildIdAsync(session, args).ConfigureAwait(false),
+                "dump" => await HostCommands.DumpAsync(session, args).ConfigureAwait(false),
                 _ => await XenCommands.ActionAsync(session, args, XenCommands.ActionIndex(command)).ConfigureAwait(false),
             };
         }
@@ -285,7 +301,15 @@ public static class XenLivepatchTool
         int exit = ExitCodes.FromResult(result);
         i.UsageError = session.UsageError;
         if (json)
-            stdout.Write(command == "get" ? GetCommand.Json(session, exit) : JsonReport.Write(session, exit));
+        {
+            stdout.Write(command switch
+            {
+                "get" => GetCommand.Json(session, exit),
+                "buildid" => HostCommands.BuildIdJson(session, exit),
+                "dump" => HostCommands.DumpJson(session, exit),
+                _ => JsonReport.Write(session, exit),
+            });
+        }
         return exit;
     }
 }

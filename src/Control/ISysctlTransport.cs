@@ -30,6 +30,15 @@ public interface ISysctlTransport : IAsyncDisposable
     /// <returns>The hypercall's result: 0, a count (LIST), or a negative Xen errno.</returns>
     /// <exception cref="LivepatchTransportException">The transport itself failed (connection lost, malformed reply).</exception>
     ValueTask<int> CallAsync(byte[] sysctl, IReadOnlyList<WireBuffer> buffers, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Issues the <c>xen_version</c> hypercall: <c>HYPERVISOR_xen_version(cmd, arg)</c>, <paramref name="arg"/> being
+    /// the buffer its guest handle points at (null for none). A transport that cannot reach it answers -ENOSYS.
+    /// </summary>
+    /// <returns>The hypercall's result: a size or count, or a negative Xen errno.</returns>
+    /// <exception cref="LivepatchTransportException">The transport itself failed.</exception>
+    ValueTask<int> XenVersionAsync(int cmd, WireBuffer? arg, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(-(int)XenErrno.ENOSYS);
 }
 
 /// <summary>

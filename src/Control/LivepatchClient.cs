@@ -11,7 +11,7 @@ namespace XenLivepatch.Control;
 /// mean the transport itself failed (<see cref="LivepatchTransportException"/>) or the call was cancelled.
 /// Not thread-safe: one call at a time per client, as with one <c>xc_interface</c>.
 /// </summary>
-public sealed class LivepatchClient : IAsyncDisposable
+public sealed partial class LivepatchClient : IAsyncDisposable
 {
     /// <summary>The action timeout Xen's tool passes: 30 ms, in ns (the hypervisor's default is the same).</summary>
     public const uint ToolTimeoutNs = 30_000_000;

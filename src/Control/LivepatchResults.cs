@@ -15,6 +15,12 @@ public enum LivepatchCall
     List,
     /// <summary><c>xc_livepatch_{apply,revert,unload,replace}</c>.</summary>
     Action,
+    /// <summary><c>xc_version(XENVER_build_id)</c>.</summary>
+    BuildId,
+    /// <summary><c>xc_send_debug_keys</c> (XEN_SYSCTL_debug_keys).</summary>
+    DebugKeys,
+    /// <summary><c>xc_readconsolering</c> (XEN_SYSCTL_readconsole).</summary>
+    ReadConsole,
 }
 
 /// <summary>

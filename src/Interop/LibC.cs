@@ -20,7 +20,7 @@ internal static unsafe partial class LibC
         MAP_POPULATE = 0x8000, MAP_FIXED_NOREPLACE = 0x100000;
     public const int MADV_DONTFORK = 10;
     public const uint MFD_CLOEXEC = 1;
-    public const int EINTR = 4, EPERM = 1, EACCES = 13, ENOTTY = 25, EFBIG = 27;
+    public const int EINTR = 4, EPERM = 1, EACCES = 13, ENOTTY = 25, EFBIG = 27, EINVAL = 22, ENOTSUP = 95;
     public static readonly nint MAP_FAILED = -1;
 
     /// <summary><c>membarrier(2)</c> has no libc wrapper: <c>syscall(SYS_membarrier, ...)</c>.</summary>
@@ -39,6 +39,9 @@ internal static unsafe partial class LibC
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    public static partial int fsync(SafeFileDescriptor fd);
 
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
     public static partial nint write(int fd, byte* buffer, nuint count);

@@ -53,7 +53,11 @@ public sealed class SandboxImage : IHypervisorSymbols
     /// <summary>The PT_LOAD segments.</summary>
     public IEnumerable<ElfProgramHeader> Segments => File.ProgramHeaders.ToArray().Where(p => p.Type == ElfSegmentType.Load);
 
-    /// <summary>The default place of the image: artifacts/sandbox/xen-syms, next to the CLI or in the repository.</summary>
+    /// <summary>
+    /// The default place of the image: $XEN_LIVEPATCH_SANDBOX_IMAGE, else, from the CLI's directory upwards,
+    /// artifacts/sandbox/xen-syms (the repository), sandbox/xen-syms, or lib/xen-livepatch/sandbox/xen-syms (where
+    /// install.sh puts it: PREFIX/sbin/xen-livepatch finds PREFIX/lib/xen-livepatch/sandbox/xen-syms).
+    /// </summary>
     public static string DefaultPath()
     {
         string? env = Environment.GetEnvironmentVariable("XEN_LIVEPATCH_SANDBOX_IMAGE");
@@ -65,6 +69,9 @@ public sealed class SandboxImage : IHypervisorSymbols
             if (System.IO.File.Exists(candidate))
                 return candidate;
             candidate = Path.Combine(dir.FullName, "sandbox", "xen-syms");
+            if (System.IO.File.Exists(candidate))
+                return candidate;
+            candidate = Path.Combine(dir.FullName, "lib", "xen-livepatch", "sandbox", "xen-syms");
             if (System.IO.File.Exists(candidate))
                 return candidate;
         }

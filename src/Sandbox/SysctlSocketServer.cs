@@ -10,7 +10,8 @@ namespace XenLivepatch.Sandbox;
 public readonly record struct PeerCredentials(int Pid, uint Uid, uint Gid, IReadOnlyList<uint> Groups);
 
 /// <summary>
-/// Serves the livepatch sysctl on a Unix socket, with the same bytes as the hypercall (<see cref="SocketWire"/>).
+/// Serves the livepatch sysctl on a Unix socket, with the same bytes as the hypercall (<see cref="SocketWire"/>),
+/// and the console sysctls and XENVER_build_id the operator's commands use.
 /// The socket file is mode 0660, owned by root and by the configured group; a peer is privileged when it
 /// runs as uid 0 or belongs to that group (by SO_PEERCRED and its supplementary groups), and every sub-op
 /// of an unprivileged peer gets -EPERM, as Xen answers a guest that is not the control domain.
@@ -177,14 +178,24 @@ public sealed class SysctlSocketServer : IAsyncDisposable
                 }
                 else
                 {
-                    if (!SocketWire.TryDecodeRequest(message, out byte[] sysctl, out var buffers, out string why))
+                    if (!SocketWire.TryDecode(message, out var request, out string why))
                     {
                         _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: {why}; closing");
                         return;
                     }
-                    int rc = _handler.Handle(sysctl, new GuestBuffers(buffers), privileged);
-                    Log(peer, privileged, sysctl, rc);
-                    reply = SocketWire.EncodeReply(rc, sysctl, buffers);
+                    byte[] op = request.Op;
+                    int rc;
+                    if (request.Hypercall == XenVersion.Hypercall)
+                    {
+                        rc = _handler.XenVersion(request.XenVersionCmd, request.XenVersionArg, new GuestBuffers(request.Buffers), privileged);
+                        LogXenVersion(peer, privileged, request.XenVersionCmd, rc);
+                    }
+                    else
+                    {
+                        rc = _handler.Handle(op, new GuestBuffers(request.Buffers), privileged);
+                        Log(peer, privileged, op, rc);
+                    }
+                    reply = SocketWire.EncodeReply(rc, op, request.Buffers);
                 }
                 var prefix = new byte[4];
                 BinaryPrimitives.WriteInt32LittleEndian(prefix, reply.Length);
@@ -217,18 +228,44 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     {
         if (_log == null)
             return;
-        var op = XenSysctl.ReadLivepatch(sysctl, _handler.Core.Profile.Abi.Layout);
-        // GET and LIST that succeed change nothing, and tools poll GET while an action runs.
-        if (rc >= 0 && privileged && op.Cmd is LivepatchSubOp.Get or LivepatchSubOp.List)
-            return;
-        string what = op.Cmd switch
+        uint cmd = XenSysctl.ReadHeader(sysctl).Cmd;
+        string what;
+        if (cmd == Livepatch.SysctlCommand)
         {
-            LivepatchSubOp.Action => $"ACTION {(LivepatchAction)op.Action.Cmd}",
-            _ => op.Cmd.ToString().ToUpperInvariant(),
-        };
-        string result = rc < 0 ? $"-{(XenErrno)(-rc)}" : rc.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        _log.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: {what} -> {result}");
+            var op = XenSysctl.ReadLivepatch(sysctl, _handler.Core.Profile.Abi.Layout);
+            // GET and LIST that succeed change nothing, and tools poll GET while an action runs.
+            if (rc >= 0 && privileged && op.Cmd is LivepatchSubOp.Get or LivepatchSubOp.List)
+                return;
+            what = op.Cmd switch
+            {
+                LivepatchSubOp.Action => $"ACTION {(LivepatchAction)op.Action.Cmd}",
+                _ => op.Cmd.ToString().ToUpperInvariant(),
+            };
+        }
+        else
+        {
+            // Reading the console changes nothing either.
+            if (rc >= 0 && privileged && cmd == SysctlCommands.ReadConsole)
+                return;
+            what = cmd switch
+            {
+                SysctlCommands.DebugKeys => "DEBUG_KEYS",
+                SysctlCommands.ReadConsole => "READCONSOLE",
+                _ => $"sysctl {cmd}",
+            };
+        }
+        _log.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: {what} -> {Result(rc)}");
     }
+
+    private void LogXenVersion(in PeerCredentials peer, bool privileged, int cmd, int rc)
+    {
+        if (_log == null || (rc >= 0 && privileged))
+            return;
+        _log.WriteLine($"xen_version: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: cmd {cmd} -> {Result(rc)}");
+    }
+
+    private static string Result(int rc) =>
+        rc < 0 ? $"-{(XenErrno)(-rc)}" : rc.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()

@@ -14,6 +14,22 @@ internal static class CStructs
         typedef uint64_t uint64_aligned_t __attribute__((aligned(8)));
         #define XEN_GUEST_HANDLE_64(type) union { type *p; uint64_aligned_t q; }
 
+        struct xen_sysctl_readconsole {
+            uint8_t clear;
+            uint8_t incremental;
+            uint8_t pad0, pad1;
+            uint32_t index;
+            XEN_GUEST_HANDLE_64(char) buffer;
+            uint32_t count;
+        };
+        struct xen_sysctl_debug_keys {
+            XEN_GUEST_HANDLE_64(const char) keys;
+            uint32_t nr_keys;
+        };
+        struct xen_build_id {
+            uint32_t len;
+            unsigned char buf[];
+        };
         struct xen_livepatch_name {
             XEN_GUEST_HANDLE_64(char) name;
             uint16_t size;

@@ -29,6 +29,9 @@ public class StructLayoutTests
             new("livepatch_func_v1", LivepatchFunc.SizeOf(1), LivepatchFunc.Fields(1)),
             new("livepatch_func_v2", LivepatchFunc.SizeOf(2), LivepatchFunc.Fields(2)),
             new("livepatch_expectation", LivepatchExpectation.SizeOf, [new("data", 1, LivepatchExpectation.DataSize)], Tiles: false),
+            new("xen_sysctl_readconsole", SysctlReadConsole.SizeOf, SysctlReadConsole.Fields, Tiles: false),
+            new("xen_sysctl_debug_keys", SysctlDebugKeys.SizeOf, SysctlDebugKeys.Fields, Tiles: false),
+            new("xen_build_id", XenBuildId.HeaderSize, XenBuildId.Fields),
         ];
     }
 

@@ -220,7 +220,11 @@ public class HypervisorCommandTests
     {
         var xen = OfflineXen.Create();
         CliRun.With(xen, "load", Payloads.Hello);
-        Assert.Equal(new CliRun(0, "xen_hello_world: APPLIED\n", ""), CliRun.With(xen, "get", "xen_hello_world"));
+        var get = CliRun.With(xen, "get", "xen_hello_world");
+        Assert.Equal((0, ""), (get.ExitCode, get.Stderr));
+        // The state line, then what debug key 'x' shows of it (like kpatch info).
+        Assert.StartsWith("xen_hello_world: APPLIED\n  build-id     ", get.Stdout, StringComparison.Ordinal);
+        Assert.Contains("\n  metadata     LIVEPATCH_RULEZ\n", get.Stdout, StringComparison.Ordinal);
         Assert.Equal(new CliRun(1, "", "Failed to get status of nope.\nError 2: No such file or directory\n"), CliRun.With(xen, "get", "nope"));
         Assert.Equal(new CliRun(1, "", "Unrecognised command 'ge' -- try 'xen-livepatch help'\nxen-livepatch: did you mean 'get'? ('xen-livepatch --help' lists every command)\n"), CliRun.With(xen, "ge", "x"));
         Assert.Equal(0, CliRun.With(xen, "get", "--help").ExitCode);

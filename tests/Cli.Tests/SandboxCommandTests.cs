@@ -31,6 +31,25 @@ public sealed class SandboxCommandTests
     }
 
     [Fact]
+    public void The_demo_from_source_builds_the_payload_from_a_source_patch_then_applies_it()
+    {
+        // The image's own build (beside it) is the base: the payload depends on the running image's build-id.
+        var r = CliRun.Ours("demo", "--image", SandboxBuild.Image, "--from-source");
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        Assert.Contains("[1/7] Building a live patch from extra-version.patch", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("version.o: 1 changed function (xen_extra_version)", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("the vCPUs read \"-sandbox\"", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("[4/7] Applying extra-version while the vCPUs run ... completed (APPLIED)", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("the vCPUs now read \"-patched\"", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("the vCPUs read \"-sandbox\" again", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("nothing but the old and the new value", r.Stdout, StringComparison.Ordinal);
+
+        var refused = CliRun.Ours("demo", "--image", SandboxBuild.Image, "--from-source", "--patch", Repo.Path("src", "Sandbox", "patches", "init-code.patch"));
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("changed __init code", refused.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_demo_with_a_payload_that_cannot_apply_fails_and_says_why()
     {
         // xen_bye_world depends on xen_hello_world's build-id: alone, its APPLY fails with EINVAL.

@@ -129,7 +129,8 @@ public class XenParityTests
         string[] listed = [.. ours.Stdout.Split('\n')
             .Where(line => line.StartsWith("  ", StringComparison.Ordinal) && line.Length > 2 && char.IsAsciiLetterLower(line[2]))
             .Select(line => line.Trim().Split(' ')[0])];
-        Assert.Equal(["help", "upload", "list", "apply", "revert", "replace", "unload", "load", "get", "check", "build", "sign", "info", "sandbox", "demo"], listed);
+        Assert.Equal(["help", "upload", "list", "apply", "revert", "replace", "unload", "load", "get", "buildid", "dump", "install", "uninstall", "apply-installed", "converge",
+            "check", "build", "diff", "build-source", "sign", "info", "sandbox", "demo", "completion", "man"], listed);
         foreach (string command in listed)
         {
             var help = CliRun.Ours(command, "--help");
@@ -137,6 +138,7 @@ public class XenParityTests
             if (CommandTable.Our(command) != null)
                 Assert.StartsWith(Usage.Unrecognised(command[..^1]), CliRun.Ours(command[..^1], "--help").Stderr, StringComparison.Ordinal);
         }
+        Assert.StartsWith("Usage: xen-livepatch [--xen | --sandbox PATH] list --installed", CliRun.Ours("list", "--installed", "--help").Stdout, StringComparison.Ordinal);
         // After one of Xen's commands, alone, it prints Xen's help and succeeds.
         Assert.Equal(new CliRun(0, "", xens), CliRun.Ours("apply", "--help"));
         Assert.Equal(new CliRun(0, "", xens), CliRun.Ours("list", "-h"));

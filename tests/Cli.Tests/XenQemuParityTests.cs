@@ -133,7 +133,13 @@ public class XenQemuParityTests
             var p = Assert.Single(json.RootElement.GetProperty("payloads").EnumerateArray());
             Assert.Equal(("xen_hello_world", "CHECKED", "LIVEPATCH_RULEZ"), (p.GetProperty("name").GetString(), p.GetProperty("state").GetString(), p.GetProperty("metadata")[0].GetString()));
         }
-        Assert.Equal("xen_hello_world: CHECKED\n0\nFailed to get status of xen_hello_world.\nError 2: No such file or directory\n1\n", r.File("ours-get"));
+        // get: the state, then what Xen's debug key 'x' shows of the payload; then, once it is unloaded, Xen's error.
+        string get = r.File("ours-get");
+        Assert.StartsWith("xen_hello_world: CHECKED\n  build-id     ", get, StringComparison.Ordinal);
+        Assert.Contains("\n  metadata     LIVEPATCH_RULEZ\n", get, StringComparison.Ordinal);
+        // Addresses as Xen's 'x' prints them, 16 digits: x86-64's start ffff82d0, arm64's are low (0000000000a02000).
+        Assert.Matches(@"\n    xen_extra_version +[0-9a-f]{16} \(\d+ bytes\) -> [0-9a-f]{16} \(\d+ bytes\)\n0\n", get);
+        Assert.EndsWith("\n0\nFailed to get status of xen_hello_world.\nError 2: No such file or directory\n1\n", get, StringComparison.Ordinal);
         Assert.Contains("(XEN) livepatch: xen_hello_world finished APPLY with rc=0", r.SerialLog, StringComparison.Ordinal);
     }
 

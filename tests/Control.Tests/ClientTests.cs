@@ -17,12 +17,12 @@ public class ClientTests
 
     public static TheoryData<string> Transports => new() { "in-process", "socket" };
 
-    private static async Task<(LivepatchClient Client, OfflineXen Xen, IAsyncDisposable? Server)> Connect(string how)
+    internal static async Task<(LivepatchClient Client, OfflineXen Xen, IAsyncDisposable? Server)> Connect(string how)
     {
         var xen = OfflineXen.Create();
         if (how == "in-process")
         {
-            var opened = await InProcessTransport.OpenAsync(xen.Sysctl);
+            var opened = await InProcessTransport.OpenAsync(xen.Sysctl, xenVersion: xen.XenVersion);
             Assert.Null(opened.Problem);
             return (new LivepatchClient(opened.Transport!), xen, null);
         }

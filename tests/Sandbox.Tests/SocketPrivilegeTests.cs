@@ -66,7 +66,7 @@ public class SocketPrivilegeTests
         return SocketWire.EncodeRequest(XenSysctl.EncodeLivepatch(abi, op), buffers);
     }
 
-    private static int Call(string socket, byte[] request, bool asNobody)
+    private static int Call(string socket, byte[] request, bool asNobody, int opSize = XenSysctl.SizeOf)
     {
         string dir = Repo.TempDirectory("request");
         string req = Path.Combine(dir, "request");
@@ -85,7 +85,7 @@ public class SocketPrivilegeTests
         string err = p.StandardError.ReadToEnd();
         p.WaitForExit();
         Assert.True(p.ExitCode == 0, $"the client failed: {err}");
-        Assert.True(SocketWire.TryDecodeReply(output.ToArray(), out int rc, out _, out _, out string why), why);
+        Assert.True(SocketWire.TryDecodeReply(output.ToArray(), opSize, out int rc, out _, out _, out string why), why);
         return rc;
     }
 
@@ -123,6 +123,44 @@ public class SocketPrivilegeTests
             Assert.Equal(-(int)XenErrno.EACCES, Call(socket, Request(ops[2].Op, 0x14, ops[2].Buffers), asNobody: true));
             Assert.Equal(-(int)XenErrno.ENOENT, Call(socket, Request(ops[2].Op, 0x15, ops[2].Buffers), asNobody: false));
             Assert.Empty(host.Core.Payloads);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_unprivileged_peer_gets_EPERM_on_the_build_id_and_the_console_sysctls()
+    {
+        using var host = SandboxArtifacts.Boot(vcpus: 0);
+        string socket = Path.Combine(Repo.TempDirectory("sock"), "sandbox.sock");
+        File.SetUnixFileMode(Path.GetDirectoryName(socket)!, (UnixFileMode)0b111_101_101);
+        var server = Sandbox.SysctlSocketServer.Start(host.Handler, socket);
+        try
+        {
+            File.SetUnixFileMode(socket, (UnixFileMode)0b110_110_110);
+            var arg = new WireBuffer(0x1000, XenBuildId.Request(64), In: true, Out: true);
+            byte[] buildId = SocketWire.EncodeXenVersionRequest(XenVersion.BuildId, arg);
+            Assert.Equal(-(int)XenErrno.EPERM, Call(socket, buildId, asNobody: true, SocketWire.XenVersionOpSize));
+            Assert.Equal(host.Image.BuildId.Length, Call(socket, buildId, asNobody: false, SocketWire.XenVersionOpSize));
+
+            var keys = new WireBuffer(0x1000, "x"u8.ToArray(), In: true, Out: false);
+            byte[] debugKeys = SocketWire.EncodeRequest(SysctlCommands.Encode(SysctlCommands.DebugKeys, 0x15, u => new SysctlDebugKeys(0x1000, 1).Write(u)), [keys]);
+            var ring = new WireBuffer(0x1000, new byte[4096], In: false, Out: true);
+            byte[] read = SocketWire.EncodeRequest(SysctlCommands.Encode(SysctlCommands.ReadConsole, 0x15, u => new SysctlReadConsole(0, 0, 0, 0x1000, 4096).Write(u)), [ring]);
+            Assert.Equal(-(int)XenErrno.EPERM, Call(socket, debugKeys, asNobody: true));
+            Assert.Equal(-(int)XenErrno.EPERM, Call(socket, read, asNobody: true));
+            Assert.DoesNotContain("'x' pressed", host.Handler.Console.Text, StringComparison.Ordinal);
+            Assert.Equal(0, Call(socket, debugKeys, asNobody: false));
+            Assert.Contains("(XEN) 'x' pressed - Dumping all livepatch patches\n", host.Handler.Console.Text, StringComparison.Ordinal);
+            Assert.Equal(0, Call(socket, read, asNobody: false));
+            // A xen_version request over its budget: the connection is closed, nothing answered.
+            byte[] big = SocketWire.EncodeXenVersionRequest(XenVersion.BuildId, new WireBuffer(0x1000, new byte[SocketWire.MaxXenVersionBuffer + 4], true, true));
+            string dir = Repo.TempDirectory("request");
+            File.WriteAllBytes(Path.Combine(dir, "request"), big);
+            var closed = Tool.Run(s_client.Value, socket, Path.Combine(dir, "request"));
+            Assert.Equal(2, closed.ExitCode);
         }
         finally
         {

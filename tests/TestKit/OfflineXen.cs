@@ -68,8 +68,11 @@ public sealed class OfflineXen
         return Handler.Handle(sysctl, new GuestBuffers(buffers), Privileged);
     }
 
+    /// <summary><c>do_xen_version</c> with the caller's buffers as guest memory.</summary>
+    public int XenVersion(int cmd, ulong arg, IReadOnlyList<WireBuffer> buffers) => Handler.XenVersion(cmd, arg, new GuestBuffers(buffers), Privileged);
+
     /// <summary>An in-process transport to this hypervisor, speaking its dialect.</summary>
-    public InProcessTransport Transport() => InProcessTransport.Create(Sysctl, Core.Profile.Abi, "the offline test hypervisor");
+    public InProcessTransport Transport() => InProcessTransport.Create(Sysctl, Core.Profile.Abi, "the offline test hypervisor", XenVersion);
 
     /// <summary>A client over <see cref="Transport"/>.</summary>
     public LivepatchClient Client() => new(Transport());

@@ -40,3 +40,14 @@ public sealed class OutsideXenFactAttribute : FactAttribute
             Skip = $"this machine is a Xen domain ({PrivcmdPath} exists); the test is about one that is not";
     }
 }
+
+/// <summary>A fact that needs root (mount(2): a read-only bind mount, a tiny tmpfs): skipped, saying so, for others.</summary>
+public sealed class RootFactAttribute : FactAttribute
+{
+    /// <summary>Skips when the tests do not run as root.</summary>
+    public RootFactAttribute()
+    {
+        if (Environment.UserName != "root")
+            Skip = "needs root: it mounts a read-only or a full file system under the store";
+    }
+}

@@ -5,8 +5,9 @@
 #      order, dependencies first); mounts xenfs on /proc/xen;
 #   2. writes /work/out/xensyms (copy of /proc/xen/xensyms; empty on arm, which has none) and
 #      /work/out/build-id (the hypervisor's build-id in hex, from /sys/hypervisor/properties/buildid);
-#   3. runs `sh /work/run.sh` (the caller's script) in /work with stdin from /dev/null, its stdout and stderr
-#      tee'd to the console and to /work/out/run.log; its exit code goes to /work/out/run.rc;
+#   3. mounts run.sh --share's directory (virtio-9p) where /etc/xen-qemu/share says, when it exists; runs
+#      `sh /work/run.sh` (the caller's script) in /work with stdin from /dev/null, its stdout and stderr
+#      tee'd to the console and to /work/out/run.log; its exit code goes to /work/out/run.rc; unmounts the share;
 #   4. streams every file under /work/out back over the console, each one as
 #         @@XQ-BEGIN <token> <name>
 #         <gzip'ed content, base64, 76 columns>
@@ -61,10 +62,23 @@ od -An -tx1 /sys/hypervisor/properties/buildid | tr -d ' \n' > /work/out/build-i
   || log "cannot read /sys/hypervisor/properties/buildid"
 log "hypervisor: $(cat /sys/hypervisor/type) $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra), build-id $(cat /work/out/build-id)"
 
+# run.sh --share: the host directory over virtio-9p, where the caller asked.
+share=''
+if [ -f "$conf/share" ]; then
+  share=$(cat "$conf/share")
+  mkdir -p "$share"
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 xenqemushare "$share" || log "mount of the shared directory on $share FAILED"
+fi
+
 log "running /work/run.sh"
 cd /work
 { sh /work/run.sh </dev/null; echo $? > /work/out/run.rc; } 2>&1 | tee /work/out/run.log
 log "/work/run.sh exited with $(cat /work/out/run.rc)"
+if [ -n "$share" ]; then
+  cd /
+  sync
+  umount "$share" || log "umount $share FAILED"
+fi
 
 # Keep kernel messages off the console while the files go out (Xen's own lines may still appear; run.sh
 # verifies every file's size and md5).

@@ -5,8 +5,8 @@
 # under qemu-system-aarch64, with Debian 12's arm64 kernel, tools and busybox in dom0.
 #
 #   usage: tests/qemu/run.sh --script FILE --out OUTDIR [--files DIR] [--timeout SECONDS] [--smp N]
-#                            [--memory MB] [--dom0-memory MB] [--cpu MODEL] [--cache DIR] [--keep]
-#                            [--arch x86_64|arm64]
+#                            [--memory MB] [--dom0-memory MB] [--cpu MODEL] [--cache DIR] [--xen IMAGE] [--keep]
+#                            [--arch x86_64|arm64] [--share HOSTDIR[:GUESTDIR]]
 #
 #   --script FILE      shell script run in dom0 as `sh /work/run.sh`, in /work, with stdin from /dev/null.
 #                      Its stdout+stderr go to the console and to /work/out/run.log, its exit code to
@@ -31,7 +31,15 @@
 #                      <repo>/artifacts/qemu-arm64, or $XEN_QEMU_ARM64_CACHE); the architecture's fetch.sh
 #                      runs first when DIR/READY is missing.
 #   --arch ARCH        x86_64 (default) or arm64.
+#   --xen IMAGE        boot this hypervisor instead of the cache's (x86: a Xen 4.17 build's xen/xen, the multiboot
+#                      image; Debian's 4.17.7 dom0 tools speak to any 4.17; arm64: an Image).
 #   --keep             keep the temporary work directory (initramfs, raw console) and print its path.
+#   --share HOSTDIR[:GUESTDIR]
+#                      HOSTDIR (created if needed) is mounted read-write in dom0 at GUESTDIR (default /work/share)
+#                      over virtio-9p before the script runs, and unmounted (synced) after it: what the
+#                      script writes there is in HOSTDIR when run.sh returns, and a later boot given the same
+#                      HOSTDIR finds it (a disk shared between boots). Files keep the owner dom0 gave them.
+#                      x86_64 only.
 #   Extra Xen / dom0 kernel command-line options: $XEN_QEMU_XEN_ARGS / $XEN_QEMU_DOM0_ARGS.
 #
 # Files the dom0 always returns: run.log, run.rc, build-id (hex), xensyms (the hypervisor's symbols; empty
@@ -48,7 +56,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2
 say() { echo "xen-qemu: $*"; }
 die() { echo "xen-qemu: error: $1" >&2; exit "${2:-1}"; }   # MESSAGE [STATUS]
 
-files='' script='' out='' timeout=300 smp='' memory=2048 dom0_mb='' keep=0 arch=x86_64 cpu='' cache=''
+files='' script='' out='' timeout=300 smp='' memory=2048 dom0_mb='' keep=0 arch=x86_64 cpu='' cache='' xen='' share='' share_at=/work/share
 while [ $# -gt 0 ]; do
   case "$1" in
     --files) files=${2:?--files needs a directory}; shift 2 ;;
@@ -60,7 +68,10 @@ while [ $# -gt 0 ]; do
     --dom0-memory) dom0_mb=${2:?--dom0-memory needs megabytes}; shift 2 ;;
     --cpu) cpu=${2:?--cpu needs a model}; shift 2 ;;
     --cache) cache=${2:?--cache needs a directory}; shift 2 ;;
+    --xen) xen=${2:?--xen needs a hypervisor image}; shift 2 ;;
     --keep) keep=1; shift ;;
+    --share) share=${2:?--share needs a directory}; shift 2
+             if [[ "$share" == *:* ]]; then share_at=${share#*:}; share=${share%%:*}; fi ;;
     --arch) arch=${2:?--arch needs x86_64 or arm64}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "xen-qemu: unknown argument '$1'" >&2; usage ;;
@@ -78,6 +89,14 @@ case "$arch" in
 esac
 [ -f "$script" ] || die "script '$script' not found" 2
 [ -z "$files" ] || [ -d "$files" ] || die "--files '$files' is not a directory" 2
+if [ -n "$share" ]; then
+  [ "$arch" = x86_64 ] || die "--share is for x86_64 boots (virtio-9p over PCI)" 2
+  [[ "$share_at" == /* ]] || die "--share's guest directory must be absolute, not '$share_at'" 2
+  mkdir -p "$share" || die "cannot create --share directory '$share'" 2
+  share=$(cd "$share" && pwd)
+  [[ "$share" != *[\ ,]* ]] || die "the --share directory '$share' must not contain spaces or commas" 2
+fi
+[ -z "$xen" ] || [ -f "$xen" ] || die "--xen '$xen' is not a file" 2
 for n in "$timeout" "$smp" "$memory" ${dom0_mb:+"$dom0_mb"}; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive integer" 2
 done
@@ -184,6 +203,11 @@ add_module() {
   cp "$ko" "$I/usr/lib/modules/xen-qemu/$m.ko"
 }
 for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do add_module "$m"; done
+# virtio-9p for --share: the PCI transport, the 9p client and file system (netfs and fscache come as dependencies).
+if [ -n "$share" ]; then
+  for m in virtio_pci 9pnet_virtio 9p; do add_module "$m"; done
+  echo "$share_at" > "$I/etc/xen-qemu/share"
+fi
 printf '%s\n' "${modules[@]}" > "$I/etc/xen-qemu/modules"
 
 # the caller's files and script; libraries of the ELF programs among the files
@@ -225,7 +249,7 @@ if [ "$arch" = arm64 ]; then
   [[ "$dom0_args" != *,* ]] || die "dom0 kernel arguments must not contain commas (QEMU's -device option separator)" 2
   qemu=(qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3,accel=tcg -cpu "$cpu" -smp "$smp" -m "$memory"
         -nographic -no-reboot -monitor none -serial stdio -nic none
-        -kernel "$cache/xen" -append "$xen_args"
+        -kernel "${xen:-$cache/xen}" -append "$xen_args"
         -device "guest-loader,addr=0x49000000,kernel=$cache/vmlinuz,bootargs=$dom0_args"
         -device "guest-loader,addr=0x4c000000,initrd=$work/initrd")
 else
@@ -234,11 +258,14 @@ else
   [[ "$dom0_args" != *,* ]] || die "dom0 kernel arguments must not contain commas (QEMU's multiboot module separator)" 2
   qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu "$cpu" -smp "$smp" -m "$memory"
         -nographic -no-reboot -monitor none -serial stdio -nic none
-        -kernel "$cache/xen" -append "$xen_args"
+        -kernel "${xen:-$cache/xen}" -append "$xen_args"
         -initrd "$cache/vmlinuz $dom0_args,$work/initrd")
+  if [ -n "$share" ]; then
+    qemu+=(-virtfs "local,path=$share,mount_tag=xenqemushare,security_model=passthrough,id=xenqemushare")
+  fi
 fi
 printf '%q ' "${qemu[@]}" > "$work/qemu.cmd"; echo >> "$work/qemu.cmd"
-say "booting $arch Xen $(sed -n '/^xen: /{s/^xen: [^=]*=//;s/ .*//;p}' "$cache/READY") with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, dom0 ${dom0_mb} MB, timeout ${timeout}s)"
+say "booting $arch Xen ${xen:-$(sed -n '/^xen: /{s/^xen: [^=]*=//;s/ .*//;p}' "$cache/READY")} with dom0 kernel $kver (cpu $cpu, smp $smp, ${memory} MB, dom0 ${dom0_mb} MB, timeout ${timeout}s)"
 start=$(date +%s%N)
 rc=0
 # At a lower priority: an emulated boot only takes longer when the host is busy, while the tests running beside

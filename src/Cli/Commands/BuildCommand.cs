@@ -13,11 +13,12 @@ namespace XenLivepatch.Cli;
 internal static class BuildCommand
 {
     public const string Help = """
-        Usage: xen-livepatch build -o <out.livepatch> (--target <image> | --symbols <file> --build-id <hex>) [options] <object.o>...
+        Usage: xen-livepatch build -o <out.livepatch> [--target <image> | --symbols <file> --build-id <hex>] [options] <object.o>...
         Links the replacement objects (what gcc -c makes) into a livepatch payload for that hypervisor, adding
         .livepatch.funcs, .livepatch.depends, .livepatch.xen_depends, .modinfo and the payload's own build-id, as
         Xen's recipe does with objcopy and ld -r. By default every global function of the objects that has the
         name of a hypervisor function replaces it. The payload is written only once the livepatch core accepts it.
+        Without --target or --symbols, the target is the running hypervisor (real Xen, or the sandbox) when one answers.
           -o, --output <file>       the payload to write
           --name <name>             its name in messages and in the check (default: the output's name without extension)
           --target <image>          the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
@@ -46,7 +47,7 @@ internal static class BuildCommand
 
     private static readonly Dictionary<string, string> s_aliases = new(StringComparer.Ordinal) { ["-o"] = "--output" };
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions options)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -75,7 +76,7 @@ internal static class BuildCommand
         if (!PayloadSigning.TryCreate("build", a, stderr, out var signing, out code))
             return code;
         using var signingKey = signing;
-        if (!CommandInput.TryTarget("build", a, stderr, out var target, out code))
+        if (!CommandInput.TryTarget("build", a, stderr, out var target, out code, options))
             return code;
         ReadOnlyMemory<byte>? depends = null;
         if (a.Value("--depends") is { } hex)
@@ -131,7 +132,7 @@ internal static class BuildCommand
         }
         if (!CommandInput.TryWrite("build", output, written, stderr))
             return OwnExitCodes.CantCreate;
-        if (options.Json)
+        if (options?.Json == true)
         {
             stdout.Write(Json(output, written.Length, target, profile, result, signing?.Describe(written)));
             return OwnExitCodes.Success;

@@ -13,10 +13,11 @@ namespace XenLivepatch.Cli;
 internal static class CheckCommand
 {
     public const string Help = """
-        Usage: xen-livepatch check <payload> (--target <image> | --symbols <file> --build-id <hex>) [options]
+        Usage: xen-livepatch check <payload> [--target <image> | --symbols <file> --build-id <hex>] [options]
         Runs <payload> through the livepatch core's upload checks against a hypervisor that is not running,
         then the apply checks that need no CPU: the build-id dependency and, when the target has code bytes,
         the expectations. Prints OK and a summary, or "error <errno> (<NAME>): <payload>: <message>".
+        Without --target or --symbols, the target is the running hypervisor (real Xen, or the sandbox) when one answers.
         Exit status: 0 when accepted; 1 when refused (the errno is in the message and the JSON); 64 for a wrong
         command line; 66 when an input cannot be read.
           --target <image>       the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
@@ -36,7 +37,7 @@ internal static class CheckCommand
 
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions options)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -53,7 +54,7 @@ internal static class CheckCommand
 
         if (!SignatureOptions.TryTrust("check", a, stderr, profile, out var trust, out int code))
             return code;
-        if (!CommandInput.TryTarget("check", a, stderr, out var target, out code))
+        if (!CommandInput.TryTarget("check", a, stderr, out var target, out code, options))
             return code;
         if (!TryRead(file, stderr, out byte[] data))
             return OwnExitCodes.NoInput;
@@ -66,7 +67,7 @@ internal static class CheckCommand
         }
         string name = a.Value("--name") ?? NameOf(file);
         var report = PayloadCheck.Run(name, data, target.Create(), profile, applied, a.Flag("--nodeps"), trust);
-        if (options.Json)
+        if (options?.Json == true)
             stdout.Write(Json(report));
         else if (report.Error is { } e)
             stderr.Write(Line(e.ToString()));

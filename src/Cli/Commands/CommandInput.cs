@@ -1,5 +1,8 @@
 using System.Diagnostics.CodeAnalysis;
+using XenLivepatch.Control;
 using XenLivepatch.Elf;
+using XenLivepatch.Host;
+using XenLivepatch.Sandbox;
 using XenLivepatch.Tooling;
 
 namespace XenLivepatch.Cli;
@@ -42,7 +45,7 @@ internal static class CommandInput
     /// Writes <paramref name="data"/> to <paramref name="output"/> whole or not at all (a temporary file beside it,
     /// then renamed over it), or reports why it cannot.
     /// </summary>
-    public static bool TryWrite(string command, string output, byte[] data, TextWriter stderr)
+    public static bool TryWrite(string command, string output, ReadOnlySpan<byte> data, TextWriter stderr)
     {
         if (output.Length == 0 || Directory.Exists(output))
         {
@@ -53,7 +56,8 @@ internal static class CommandInput
         string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
         {
-            File.WriteAllBytes(temporary, data);
+            using (var f = File.Create(temporary))
+                f.Write(data);
             File.Move(temporary, full, overwrite: true);
             return true;
         }
@@ -78,16 +82,34 @@ internal static class CommandInput
         return false;
     }
 
-    /// <summary>The hypervisor the options give; on failure <paramref name="code"/> is the exit code.</summary>
-    public static bool TryTarget(string command, ArgReader a, TextWriter stderr, [NotNullWhen(true)] out OfflineTarget? target, out int code)
+    /// <summary>
+    /// The hypervisor the options give, or, with neither --target nor --symbols, the running one when one answers
+    /// (<see cref="Running"/>; a note on stderr says which); on failure <paramref name="code"/> is the exit code.
+    /// <paramref name="options"/> are the tool's options before the command (--xen, --sandbox PATH), which say where
+    /// to look for the running hypervisor.
+    /// </summary>
+    public static bool TryTarget(string command, ArgReader a, TextWriter stderr, [NotNullWhen(true)] out OfflineTarget? target, out int code,
+        ToolOptions? options = null)
     {
         target = null;
         code = OwnExitCodes.Success;
         string? image = a.Value("--target");
         string? symbols = a.Value("--symbols");
-        if ((image == null) == (symbols == null))
+        if (image != null && symbols != null)
         {
-            code = Usage(command, stderr, "give the hypervisor: --target <image>, or --symbols <file> with --build-id <hex>");
+            code = Usage(command, stderr, "give the hypervisor once: --target <image>, or --symbols <file> with --build-id <hex>");
+            return false;
+        }
+        if (image == null && symbols == null)
+        {
+            var running = Running(options);
+            if (running.Target != null)
+            {
+                stderr.Write($"xen-livepatch {command}: target: {running.Description}\n");
+                target = running.Target;
+                return true;
+            }
+            code = Usage(command, stderr, $"give the hypervisor: --target <image>, or --symbols <file> with --build-id <hex> ({running.Problem})");
             return false;
         }
         string? why;
@@ -161,7 +183,8 @@ internal static class CommandInput
             stderr.Write(given
                 ? $"xen-livepatch {command}: {FileProblem.Reading(image, null)}; ./build.sh makes the image as artifacts/sandbox/xen-syms\n"
                 : $"xen-livepatch {command}: no sandbox image found. It is looked for in $XEN_LIVEPATCH_SANDBOX_IMAGE, then as\n" +
-                  $"  artifacts/sandbox/xen-syms or sandbox/xen-syms in {AppContext.BaseDirectory.TrimEnd('/')} and the directories above it.\n" +
+                  $"  artifacts/sandbox/xen-syms, sandbox/xen-syms or lib/xen-livepatch/sandbox/xen-syms in {AppContext.BaseDirectory.TrimEnd('/')}\n" +
+                  "  and the directories above it.\n" +
                   "  ./build.sh makes artifacts/sandbox/xen-syms in the repository: set XEN_LIVEPATCH_SANDBOX_IMAGE to it, copy it to\n" +
                   $"  {Path.Combine(AppContext.BaseDirectory, "sandbox", "xen-syms")}, or give --image <file>\n");
             return false;
@@ -184,6 +207,17 @@ internal static class CommandInput
         }
         return true;
     }
+
+    /// <summary>
+    /// The running hypervisor as a target (the one reusable call for commands that default to it): through the
+    /// transport the options choose (default: /dev/xen/privcmd, else the sandbox socket), its build-id from
+    /// XENVER_build_id, its symbols from /proc/xen/xensyms on real Xen, or the sandbox image with that build-id.
+    /// </summary>
+    public static RunningTargetResult Running(ToolOptions? options = null) =>
+        RunningTarget.FindAsync(options?.Transport ?? TransportChoice.Auto, options?.SandboxPath, SandboxImages()).GetAwaiter().GetResult();
+
+    /// <summary>The images a sandbox may run: the default one (see <see cref="SandboxImage.DefaultPath"/>).</summary>
+    public static IEnumerable<string> SandboxImages() => [SandboxImage.DefaultPath()];
 
     /// <summary>Parses hex (spaces around it ignored).</summary>
     public static bool TryHex(string hex, out byte[] bytes)

@@ -17,14 +17,20 @@ namespace XenLivepatch.Cli;
 internal static class DemoCommand
 {
     public const string Help = """
-        Usage: xen-livepatch demo [--vcpus <n>] [--image <file>] [--payload <file>] [--timeout <ms>] [--signed] [--verbose]
+        Usage: xen-livepatch demo [--vcpus <n>] [--image <file>] [--payload <file> | --from-source [--patch <file>]]
+                                  [--timeout <ms>] [--signed] [--verbose]
         Boots the sandbox hypervisor with <n> vCPU threads (default 2) that call its xen_version hypercall in a
         loop, then, while they run: uploads and applies xen_hello_world (which replaces xen_extra_version),
         shows the vCPUs reading the new extraversion, reverts and unloads it, and prints how long each action
         held the vCPUs still. Needs ./build.sh to have built artifacts/sandbox.
+        With --from-source the payload is made first, as a vendor makes one: a source patch to the sandbox
+        hypervisor's tree (src/Sandbox/image) goes through 'build-source' against the build the image came from.
           --vcpus <n>        vCPU threads (default 2)
           --image <file>     the image (default artifacts/sandbox/xen-syms)
           --payload <file>   the payload (default: xen_hello_world.livepatch beside the image)
+          --from-source      make the payload from a source patch (default src/Sandbox/patches/extra-version.patch)
+          --patch <file>     with --from-source: the source patch (one that changes what XENVER_extraversion says)
+          --src <tree>       with --from-source: the sandbox's source tree (default src/Sandbox/image)
           --timeout <ms>     how long the vCPUs have to reach their safe point (default 1000; Xen's default is 30:
                              the demo allows for a machine busy with other work, where a thread can wait that long)
           --signed           the hypervisor requires signed payloads (--signature-policy require) and trusts a
@@ -41,7 +47,7 @@ internal static class DemoCommand
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, ["--vcpus", "--image", "--payload", "--timeout"], ["--verbose", "--signed"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--vcpus", "--image", "--payload", "--timeout", "--patch", "--src"], ["--verbose", "--signed", "--from-source"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
         int vcpus = 2;
@@ -51,18 +57,51 @@ internal static class DemoCommand
         if (a.Value("--timeout") is { } t && (!uint.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out timeoutMs) || timeoutMs is 0 or > 4000))
             return Usage(stderr, $"--timeout takes milliseconds from 1 to 4000, not '{t}'");
         string image = a.Value("--image") ?? SandboxImage.DefaultPath();
-        string payload = a.Value("--payload") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(image))!, "payloads", "xen_hello_world.livepatch");
+        bool fromSource = a.Flag("--from-source");
+        if (!fromSource && (a.Value("--patch") != null || a.Value("--src") != null))
+            return Usage(stderr, "--patch and --src go with --from-source");
+        if (fromSource && a.Value("--payload") != null)
+            return Usage(stderr, "--payload and --from-source each give the payload: give one");
+        string imageDirectory = Path.GetDirectoryName(Path.GetFullPath(image))!;
+        string payload = a.Value("--payload") ?? Path.Combine(imageDirectory, "payloads", "xen_hello_world.livepatch");
+        string? repo = FindRepository(imageDirectory) ?? FindRepository(AppContext.BaseDirectory) ?? FindRepository(Directory.GetCurrentDirectory());
+        string tree = a.Value("--src") ?? (repo != null ? Path.Combine(repo, "src", "Sandbox", "image") : "src/Sandbox/image");
+        string patch = a.Value("--patch") ?? (repo != null ? Path.Combine(repo, "src", "Sandbox", "patches", "extra-version.patch") : "src/Sandbox/patches/extra-version.patch");
         if (!CommandInput.TrySandboxImage("demo", image, a.Value("--image") != null, stderr))
             return OwnExitCodes.NoInput;
-        if (!File.Exists(payload))
+        string needed = fromSource ? patch : payload;
+        if (!File.Exists(needed))
         {
-            stderr.Write(a.Value("--payload") != null
-                ? $"xen-livepatch demo: {FileProblem.Reading(payload, null)}\n"
-                : $"xen-livepatch demo: {payload} does not exist: ./build.sh makes the sample payloads beside the image; give --payload <file>\n");
+            stderr.Write(a.Value(fromSource ? "--patch" : "--payload") != null
+                ? $"xen-livepatch demo: {FileProblem.Reading(needed, null)}\n"
+                : $"xen-livepatch demo: {needed} does not exist: run ./build.sh first (it builds the sandbox image and its sample payloads), or give {(fromSource ? "--patch" : "--payload")} <file>\n");
             return OwnExitCodes.NoInput;
         }
-        var demo = new Demo(stdout, stderr, a.Flag("--verbose"), timeoutMs * 1_000_000, a.Flag("--signed"));
-        return demo.Run(image, payload, vcpus);
+        var demo = new Demo(stdout, stderr, a.Flag("--verbose"), timeoutMs * 1_000_000, a.Flag("--signed"), fromSource);
+        if (!fromSource)
+            return demo.Run(image, CheckCommand.NameOf(payload), File.ReadAllBytes(payload), Path.GetFileName(payload), vcpus);
+        if (!Directory.Exists(tree))
+        {
+            stderr.Write($"xen-livepatch demo: the sandbox's source tree {tree} does not exist: give it with --src\n");
+            return OwnExitCodes.NoInput;
+        }
+        // The base build is the tree the image was built from (build.sh keeps it beside the image).
+        string baseBuild = Path.Combine(imageDirectory, "build");
+        var made = demo.FromSource(tree, patch, Directory.Exists(baseBuild) ? baseBuild : null, image);
+        if (made == null)
+            return ExitCodes.Failure;
+        return demo.Run(image, made.Value.Name, made.Value.Data, $"{made.Value.Name}.livepatch (built from {Path.GetFileName(patch)})", vcpus);
+    }
+
+    // The checkout above the image (artifacts/sandbox/xen-syms) or the tool: where src/Sandbox lives.
+    private static string? FindRepository(string from)
+    {
+        for (var d = new DirectoryInfo(from); d != null; d = d.Parent)
+        {
+            if (Directory.Exists(Path.Combine(d.FullName, "src", "Sandbox", "image")))
+                return d.FullName;
+        }
+        return null;
     }
 
     private static int Usage(TextWriter stderr, string problem)
@@ -71,7 +110,7 @@ internal static class DemoCommand
         return OwnExitCodes.Usage;
     }
 
-    private sealed class Demo(TextWriter o, TextWriter stderr, bool verbose, uint timeoutNs, bool signed)
+    private sealed class Demo(TextWriter o, TextWriter stderr, bool verbose, uint timeoutNs, bool signed, bool fromSource)
     {
         private SandboxHost _host = null!;
         private SysctlClient _sysctl = null!;
@@ -79,14 +118,49 @@ internal static class DemoCommand
         private readonly List<string> _coreLog = [];
         private bool _hooks;
         private int _step;
-        private int Steps => signed ? 7 : 6;
+        private int Steps => 6 + (signed ? 1 : 0) + (fromSource ? 1 : 0);
 
         private string Step() => $"[{++_step}/{Steps}]";
 
-        public int Run(string image, string payloadPath, int vcpus)
+        /// <summary>The first step with --from-source: build-source on the sandbox's tree; the payload's name and bytes, or null.</summary>
+        public (string Name, byte[] Data)? FromSource(string tree, string patch, string? baseBuild, string image)
         {
-            string name = CheckCommand.NameOf(payloadPath);
-            byte[] payload = File.ReadAllBytes(payloadPath);
+            o.WriteLine($"{Step()} Building a live patch from {Path.GetFileName(patch)}, a source patch to {tree}");
+            string work = Path.Combine(Path.GetTempPath(), $"xen-livepatch-demo-{Environment.ProcessId}");
+            Directory.CreateDirectory(work);
+            try
+            {
+                var request = new Tooling.SourceBuildRequest
+                {
+                    Tree = tree,
+                    Patches = [patch],
+                    Output = Path.Combine(work, "payload.livepatch"),
+                    BaseBuild = baseBuild,
+                    Jobs = Math.Min(Environment.ProcessorCount, 4),
+                };
+                var r = Tooling.SourceBuild.Run(request, new PrefixWriter(o, "      "));
+                if (r.Outcome != Tooling.SourceBuildOutcome.Built)
+                {
+                    Fail($"build-source failed: {r.Problem}");
+                    return null;
+                }
+                var built = r.Payload!;
+                var running = SandboxImage.Load(image).BuildId;
+                if (!built.Depends.BuildId.Span.SequenceEqual(running))
+                {
+                    Fail($"the payload was built for {r.BaseImage} (build-id {Convert.ToHexStringLower(built.Depends.BuildId.Span)}), not for {image} ({Convert.ToHexStringLower(running)}): run ./build.sh again");
+                    return null;
+                }
+                return (r.Name, built.Data);
+            }
+            finally
+            {
+                Directory.Delete(work, recursive: true);
+            }
+        }
+
+        public int Run(string image, string name, byte[] payload, string payloadLabel, int vcpus)
+        {
             var log = verbose ? TextWriter.Synchronized(new PrefixWriter(o, "      ")) : null;
             using var signers = signed ? DemoSigners.Create() : null;
             o.WriteLine($"{Step()} Booting the sandbox hypervisor {image} with {vcpus} vCPU{(vcpus == 1 ? "" : "s")}");
@@ -120,7 +194,7 @@ internal static class DemoCommand
                         return ExitCodes.Failure;
                     payload = PayloadSigner.SignAppended(payload, signers.Trusted);
                 }
-                o.Write($"{Step()} Uploading {Path.GetFileName(payloadPath)} ({payload.Length:N0} bytes{(signers != null ? ", signed by the trusted key" : "")}) as {name} ... ");
+                o.Write($"{Step()} Uploading {payloadLabel} ({payload.Length:N0} bytes{(signers != null ? ", signed by the trusted key" : "")}) as {name} ... ");
                 int rc = _sysctl.Upload(name, payload);
                 if (rc != 0)
                     return Fail($"failed: {ErrnoText(rc)}");
@@ -342,10 +416,16 @@ internal static class DemoCommand
     /// <summary>Indents every line written through it.</summary>
     private sealed class PrefixWriter(TextWriter inner, string prefix) : TextWriter
     {
+        private bool _lineStart = true;
+
         public override System.Text.Encoding Encoding => inner.Encoding;
 
-        public override void WriteLine(string? value) => inner.WriteLine(prefix + value);
-
-        public override void Write(char value) => inner.Write(value);
+        public override void Write(char value)
+        {
+            if (_lineStart)
+                inner.Write(prefix);
+            inner.Write(value);
+            _lineStart = value == '\n';
+        }
     }
 }

@@ -17,10 +17,14 @@ internal static class GetCommand
           signature: verified by <key> | not verified (<reason>): ...
                                                      when the hypervisor checks signatures (the sandbox with
                                                      --signature-policy; real Xen 4.17 checks none)
+        then, like 'kpatch info', what the hypervisor holds of it (from debug key 'x', see 'xen-livepatch dump'):
+        its build-id, what it depends on and was made for, its metadata, its memory, and each patched function's
+        old and new address and size.
         A name the hypervisor does not know prints Xen's "Failed to get status of <name>." and its error.
         Exit status: 0 found, 2 an action is in progress, 1 anything else (Xen's codes).
           --json                 one JSON object: name, state, state_value, rc, in_progress, errno, error, message,
-                                 signature (policy, verified, format, reason, detail, key, key_id; null from real Xen)
+                                 signature (policy, verified, format, reason, detail, key, key_id; null from real Xen),
+                                 metadata, build_id, depends, xen_depends, text, data, rodata, pages, functions
 
         """;
 
@@ -58,6 +62,13 @@ internal static class GetCommand
             if (step.Signature is { Checked: true } sig)
                 s.Out(sig.Verified ? $"  signature: verified {sig.Detail}\n" : $"  signature: not verified ({sig.Reason}): {sig.Detail} (signature policy {sig.Policy})\n");
         }
+        // The rest comes from debug key 'x': Xen reports nothing else of a loaded payload.
+        var dump = await client.DumpAsync(s.CancellationToken).ConfigureAwait(false);
+        s.Details = dump.Dump?.Payloads.LastOrDefault(p => p.Name == name);
+        if (s.Details != null)
+            s.Out(HostCommands.Details(s.Details, dump.Dump!));
+        else
+            s.Err($"xen-livepatch get: no details of {name}: {dump.Problem ?? (dump.Result.Succeeded ? "the 'x' dump does not show it" : $"the 'x' dump failed ({XenErrors.Name(dump.Result.Errno)})")}\n");
         return get.InProgress ? (int)XenErrno.EAGAIN : 0;
     }
 
@@ -80,6 +91,14 @@ internal static class GetCommand
                     w.WriteBoolean("in_progress", step.Rc == -(int)XenErrno.EAGAIN);
                     JsonReport.Errno(w, step.Rc < 0 ? -step.Rc : null);
                     JsonReport.Signature(w, step.Signature);
+                    if (s.Details is { } d)
+                    {
+                        w.WriteStartArray("metadata");
+                        foreach (string m in d.Metadata)
+                            w.WriteStringValue(m);
+                        w.WriteEndArray();
+                        HostCommands.DumpedPayloadFields(w, d);
+                    }
                 }
                 else
                 {

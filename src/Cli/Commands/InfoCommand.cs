@@ -19,7 +19,8 @@ internal static class InfoCommand
         Describes a payload without loading it: its functions (names, sizes, version, expectations), build-id
         and dependencies, hooks, metadata, sections and relocations. Given the hypervisor, it also loads the
         payload there as the livepatch core would, and shows for each function the first instructions of the
-        old code beside the patch that would be written over them.
+        old code beside the patch that would be written over them. Without --target or --symbols, the hypervisor is
+        the running one (real Xen, or the sandbox) when one answers.
           --json                 print one JSON object instead of text
           --target <image>       the hypervisor as an ELF image with symbols (its code is disassembled)
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: the patch alone)
@@ -37,7 +38,7 @@ internal static class InfoCommand
 
         """;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions options)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -57,6 +58,12 @@ internal static class InfoCommand
             if (!CommandInput.TryTarget("info", a, stderr, out target, out int code))
                 return code;
         }
+        else if (CommandInput.Running(options) is { Target: { } running } found)
+        {
+            // Without a target, the running hypervisor when one answers; otherwise the payload alone.
+            stderr.Write($"xen-livepatch info: target: {found.Description}\n");
+            target = running;
+        }
         TrustStore? keys = null;
         if (a.Value("--trusted-keys") is { } dir)
         {
@@ -71,7 +78,7 @@ internal static class InfoCommand
         {
             // Say what it is, so that a wrong file is recognised at once (the hypervisor image given as the payload).
             stderr.Write($"xen-livepatch info: {file} is {kind.Description}, not a livepatch payload: {kind.WhyNot}\n");
-            if (options.Json)
+            if (options?.Json == true)
             {
                 var o = new System.Text.Json.Nodes.JsonObject
                 {
@@ -92,7 +99,7 @@ internal static class InfoCommand
             return OwnExitCodes.NoInput;
         }
         var preview = target == null ? null : TargetPreview.Create(a.Value("--name") ?? CheckCommand.NameOf(file), data, target, profile);
-        stdout.Write(options.Json ? Json(info, preview, signature, verdict) : Text(info, preview, signature, verdict));
+        stdout.Write(options?.Json == true ? Json(info, preview, signature, verdict) : Text(info, preview, signature, verdict));
         return OwnExitCodes.Success;
     }
 

@@ -90,18 +90,27 @@ internal sealed class PayloadSigning : IDisposable
     /// <summary>Signs <paramref name="payload"/>; on failure writes why and returns false.</summary>
     public bool TrySign(string command, byte[] payload, TextWriter stderr, out byte[] signed)
     {
+        byte[]? made = SignOrNull(payload, out string? problem);
+        signed = made ?? [];
+        if (made == null)
+            stderr.Write($"xen-livepatch {command}: cannot sign: {problem}\n");
+        return made != null;
+    }
+
+    /// <summary>The signed payload, or null with the reason in <paramref name="problem"/>.</summary>
+    public byte[]? SignOrNull(byte[] payload, out string? problem)
+    {
+        problem = null;
         try
         {
-            signed = Format == SignatureFormat.Appended
+            return Format == SignatureFormat.Appended
                 ? PayloadSigner.SignAppended(payload, Key, UseKeyId)
                 : PayloadSigner.SignNote(payload, Key.Key);
-            return true;
         }
         catch (SigningException e)
         {
-            stderr.Write($"xen-livepatch {command}: cannot sign: {e.Message}\n");
-            signed = [];
-            return false;
+            problem = e.Message;
+            return null;
         }
     }
 

@@ -28,13 +28,39 @@ internal static class SignatureOptions
     /// The trust the options give: <c>--signature-policy</c> (default: require when <c>--trusted-keys</c> is given,
     /// else the profile's), over the keys of <c>--trusted-keys</c>. On failure <paramref name="code"/> is the exit code.
     /// </summary>
-    public static bool TryTrust(string command, ArgReader a, TextWriter stderr, LivepatchProfile profile, out PayloadTrust trust, out int code)
+    public static bool TryTrust(string command, ArgReader a, TextWriter stderr, LivepatchProfile profile, out PayloadTrust trust, out int code) =>
+        TryTrust(command, a.Value("--trusted-keys"), a.Value("--signature-policy"), profile.SignaturePolicy, stderr, out trust, out code);
+
+    /// <summary>The environment variable that gives the operator's commands their trusted keys by default.</summary>
+    public const string TrustedKeysVariable = "XEN_LIVEPATCH_TRUSTED_KEYS";
+
+    /// <summary>The environment variable that gives the operator's commands their signature policy by default.</summary>
+    public const string PolicyVariable = "XEN_LIVEPATCH_SIGNATURE_POLICY";
+
+    /// <summary>Their help lines (install, converge, apply-installed: the tool checks before it stores or uploads).</summary>
+    public const string HostHelp = """
+          --trusted-keys <dir>   check each payload's signature against these keys (PEM certificates or public keys)
+                                 before storing or uploading it (default $XEN_LIVEPATCH_TRUSTED_KEYS)
+          --signature-policy <p> none, verify (a signature present must verify) or require (only payloads a trusted
+                                 key signed); default $XEN_LIVEPATCH_SIGNATURE_POLICY, else require with trusted
+                                 keys, else none
+        """ + "\n";
+
+    /// <summary>
+    /// The trust of the operator's commands: the options, else the environment (so that the boot unit, install and
+    /// converge share one policy, from the unit's EnvironmentFile /etc/default/xen-livepatch).
+    /// </summary>
+    public static bool TryHostTrust(string command, ArgReader a, TextWriter stderr, out PayloadTrust trust, out int code) =>
+        TryTrust(command, a.Value("--trusted-keys") ?? NonEmpty(TrustedKeysVariable), a.Value("--signature-policy") ?? NonEmpty(PolicyVariable),
+            SignaturePolicy.None, stderr, out trust, out code);
+
+    private static string? NonEmpty(string variable) => Environment.GetEnvironmentVariable(variable) is { Length: > 0 } v ? v : null;
+
+    private static bool TryTrust(string command, string? dir, string? policyName, SignaturePolicy fallback, TextWriter stderr, out PayloadTrust trust, out int code)
     {
         trust = PayloadTrust.None;
         code = 0;
-        string? dir = a.Value("--trusted-keys");
-        string? policyName = a.Value("--signature-policy");
-        var policy = dir != null ? SignaturePolicy.Require : profile.SignaturePolicy;
+        var policy = dir != null ? SignaturePolicy.Require : fallback;
         if (policyName != null && !SignatureNames.TryParsePolicy(policyName, out policy))
         {
             code = CommandInput.Usage(command, stderr, $"unknown --signature-policy '{policyName}': use none, verify or require");

@@ -13,7 +13,8 @@ namespace XenLivepatch.Cli;
 /// </code>
 /// <c>command</c> is the command's full name (null when none was given; "--help", "--version" for those);
 /// <c>exit_code</c> is the process's; on failure <c>error</c> (the errno's name, or the kind of failure: usage,
-/// unknown_command, no_hypervisor, no_input, data_error, cant_create, retry, failed) and <c>message</c> are always there,
+/// unknown_command, no_hypervisor, no_input, data_error, cant_create, patch_does_not_apply, tree_does_not_build,
+/// objects_mismatched, nothing_to_patch, retry, failed) and <c>message</c> are always there,
 /// <c>errno</c> when the failure has one. The command's own fields follow. Commands write their own object (or
 /// text) to a buffer; this puts the envelope around it in one place, so that a command added to
 /// <see cref="CommandTable"/> is under the contract without knowing it.
@@ -102,6 +103,10 @@ internal static class JsonEnvelope
         OwnExitCodes.DataError => "data_error",
         OwnExitCodes.NoInput => "no_input",
         OwnExitCodes.CantCreate => "cant_create",
+        OwnExitCodes.PatchDoesNotApply => "patch_does_not_apply",
+        OwnExitCodes.TreeDoesNotBuild => "tree_does_not_build",
+        OwnExitCodes.Mismatched => "objects_mismatched",
+        OwnExitCodes.NothingToPatch => "nothing_to_patch",
         _ => "failed",
     };
 

@@ -121,6 +121,38 @@ internal static class JsonReport
         w.WriteEndObject();
     }
 
+    /// <summary>An array of strings.</summary>
+    public static void Strings(Utf8JsonWriter w, string name, IEnumerable<string> values)
+    {
+        w.WriteStartArray(name);
+        foreach (string v in values)
+            w.WriteStringValue(v);
+        w.WriteEndArray();
+    }
+
+    /// <summary>A string, or null.</summary>
+    public static void StringOrNull(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value == null)
+            w.WriteNull(name);
+        else
+            w.WriteString(name, value);
+    }
+
+    /// <summary>Our commands' failure: {"message", "advice"}, or null.</summary>
+    public static void Problem(Utf8JsonWriter w, Tooling.ToolingProblem? problem)
+    {
+        if (problem == null)
+        {
+            w.WriteNull("problem");
+            return;
+        }
+        w.WriteStartObject("problem");
+        w.WriteString("message", problem.Message);
+        w.WriteString("advice", problem.Advice);
+        w.WriteEndObject();
+    }
+
     /// <summary>"errno", "error" (its name) and "message" (strerror), or nulls.</summary>
     public static void Errno(Utf8JsonWriter w, int? errno)
     {

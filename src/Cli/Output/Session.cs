@@ -49,6 +49,7 @@ internal sealed class Session : IAsyncDisposable
     }
 
     public string Command { get; }
+    public TextWriter Stderr => _stderr;
     public ToolOptions Options { get; }
     public bool Json => Options.Json;
     public CancellationToken CancellationToken => _cancellationToken;
@@ -63,6 +64,18 @@ internal sealed class Session : IAsyncDisposable
 
     /// <summary>The list a <c>list</c> printed, for <c>--json</c>.</summary>
     public IReadOnlyList<LivepatchListEntry>? Listed { get; set; }
+
+    /// <summary>The build-id <c>buildid</c> printed, for <c>--json</c>.</summary>
+    public string? BuildId { get; set; }
+
+    /// <summary>The dump <c>dump</c> printed, for <c>--json</c>.</summary>
+    public LivepatchDump? Dump { get; set; }
+
+    /// <summary>The payload <c>get</c> found in the 'x' dump, for <c>--json</c>.</summary>
+    public DumpedPayload? Details { get; set; }
+
+    /// <summary>What the transport talks to, once opened ("Xen through /dev/xen/privcmd"), or null.</summary>
+    public string? TransportDescription => _client?.Transport.Description;
 
     /// <summary>The listed payloads' signature checks, as the hypervisor reports them (list --json).</summary>
     public Dictionary<string, PayloadSignatureStatus?> Signatures { get; } = new(StringComparer.Ordinal);
@@ -132,6 +145,9 @@ internal sealed class Session : IAsyncDisposable
         UsageError = true;
         _stderr.Write(text);
     }
+
+    /// <summary>Our own commands' report on stdout (text or JSON, written whole).</summary>
+    public void Write(string text) => _stdout.Write(text);
 
     /// <summary>
     /// The client, opening the transport on first use. Null when none can be opened: then the problem and the

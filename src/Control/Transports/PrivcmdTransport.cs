@@ -31,6 +31,9 @@ public sealed class PrivcmdTransport : ISysctlTransport
     /// <summary><c>__HYPERVISOR_sysctl</c> (xen/include/public/xen.h).</summary>
     private const ulong HYPERVISOR_sysctl = 35;
 
+    /// <summary><c>__HYPERVISOR_xen_version</c> (xen/include/public/xen.h).</summary>
+    private const ulong HYPERVISOR_xen_version = 17;
+
     [StructLayout(LayoutKind.Sequential)]
     private struct privcmd_hypercall
     {
@@ -99,6 +102,64 @@ public sealed class PrivcmdTransport : ISysctlTransport
             return ValueTask.FromResult(Call(sysctl, buffers));
     }
 
+    /// <summary>
+    /// <c>HYPERVISOR_xen_version(cmd, arg)</c> through IOCTL_PRIVCMD_HYPERCALL, as libxencall makes it (xc_version):
+    /// the argument buffer is copied into hypercall-safe memory, followed by a guard page.
+    /// </summary>
+    public ValueTask<int> XenVersionAsync(int cmd, WireBuffer? arg, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_lock)
+            return ValueTask.FromResult(XenVersion(cmd, arg));
+    }
+
+    private unsafe int XenVersion(int cmd, WireBuffer? arg)
+    {
+        ObjectDisposedException.ThrowIf(_privcmd.IsClosed, this);
+        IReadOnlyList<WireBuffer> buffers = arg == null ? [] : [arg];
+        var pages = buffers.Select(b => Pages(b.Data.Length)).ToArray();
+        if (_region == null || !pages.AsSpan().SequenceEqual(_regionPages))
+        {
+            ReleaseRegion();
+            MapRegion(pages);
+        }
+        ulong placed = 0;
+        if (arg != null && arg.Data.Length > 0)
+        {
+            placed = (ulong)(_region!.Address + (nint)_regionOffsets[0]);
+            var bytes = new Span<byte>((void*)placed, arg.Data.Length);
+            if (arg.In)
+                arg.Data.CopyTo(bytes);
+            else
+                bytes.Clear();
+        }
+        int rc = Hypercall(HYPERVISOR_xen_version, unchecked((ulong)cmd), placed);
+        if (arg != null && arg.Out && placed != 0)
+            new ReadOnlySpan<byte>((void*)placed, arg.Data.Length).CopyTo(arg.Data);
+        return rc;
+    }
+
+    // One hypercall; privcmd passes Xen's negative result through as errno.
+    private unsafe int Hypercall(ulong op, ulong arg0, ulong arg1)
+    {
+        var hypercall = new privcmd_hypercall { op = op, arg0 = arg0, arg1 = arg1 };
+        int rc;
+        do
+        {
+            rc = LibC.ioctl(_privcmd, IOCTL_PRIVCMD_HYPERCALL, &hypercall);
+        }
+        while (rc < 0 && LibC.Errno == LibC.EINTR);
+        if (rc < 0)
+        {
+            int e = LibC.Errno;
+            // ENOTTY would mean this is not privcmd.
+            if (e == LibC.ENOTTY)
+                throw new LivepatchTransportException($"{PrivcmdPath} does not take IOCTL_PRIVCMD_HYPERCALL (ENOTTY): is it Xen's privcmd device?");
+            rc = -e;
+        }
+        return rc;
+    }
+
     private unsafe int Call(byte[] sysctl, IReadOnlyList<WireBuffer> buffers)
     {
         ObjectDisposedException.ThrowIf(_privcmd.IsClosed, this);
@@ -129,32 +190,14 @@ public sealed class PrivcmdTransport : ISysctlTransport
                 bytes.Clear();
         }
         var layout = Abi.Layout;
-        var op = XenSysctl.ReadLivepatch(sysctl, layout);
-        var moved = new byte[XenSysctl.SizeOf];
-        sysctl.CopyTo(moved, 0);
-        SysctlHandles.Map(op, SysctlHandles.Forward(buffers, placed)).Write(moved.AsSpan(XenSysctl.UnionOffset), layout);
+        byte[] moved = SysctlHandles.MapSysctl(sysctl, layout, SysctlHandles.Forward(buffers, placed));
         moved.CopyTo(new Span<byte>((void*)sysctlPage, XenSysctl.SizeOf));
 
-        var hypercall = new privcmd_hypercall { op = HYPERVISOR_sysctl, arg0 = (ulong)sysctlPage };
-        int rc;
-        do
-        {
-            rc = LibC.ioctl(_privcmd, IOCTL_PRIVCMD_HYPERCALL, &hypercall);
-        }
-        while (rc < 0 && LibC.Errno == LibC.EINTR);
-        if (rc < 0)
-        {
-            int e = LibC.Errno;
-            // privcmd passes Xen's negative result through as errno; ENOTTY would mean this is not privcmd.
-            if (e == LibC.ENOTTY)
-                throw new LivepatchTransportException($"{PrivcmdPath} does not take IOCTL_PRIVCMD_HYPERCALL (ENOTTY): is it Xen's privcmd device?");
-            rc = -e;
-        }
+        int rc = Hypercall(HYPERVISOR_sysctl, (ulong)sysctlPage, 0);
 
         // Back: the structure as the hypervisor left it, with the caller's handles; the buffers it wrote.
         var back = new ReadOnlySpan<byte>((void*)sysctlPage, XenSysctl.SizeOf).ToArray();
-        back.CopyTo(sysctl, 0);
-        RestoreHandles(XenSysctl.ReadLivepatch(back, layout), op).Write(sysctl.AsSpan(XenSysctl.UnionOffset), layout);
+        SysctlHandles.RestoreSysctl(back, sysctl, layout).CopyTo(sysctl, 0);
         for (int i = 0; i < buffers.Count; i++)
         {
             if (buffers[i].Out && buffers[i].Data.Length > 0)
@@ -201,18 +244,6 @@ public sealed class PrivcmdTransport : ISysctlTransport
     {
         _region?.Dispose();
         _region = null;
-    }
-
-    // The hypervisor never changes a handle; put the caller's back (the OUT fields keep the hypervisor's values).
-    private static SysctlLivepatchOp RestoreHandles(in SysctlLivepatchOp returned, in SysctlLivepatchOp original)
-    {
-        var handles = new Queue<ulong>();
-        SysctlHandles.Map(original, h =>
-        {
-            handles.Enqueue(h);
-            return h;
-        });
-        return SysctlHandles.Map(returned, _ => handles.Dequeue());
     }
 
     private static long Pages(int length) => ((long)length + Page - 1) / Page * Page;

@@ -76,13 +76,30 @@ public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
         byte[] request = SocketWire.EncodeRequest(sysctl, buffers);
         if (request.Length > SocketWire.MaxMessage)
             throw new LivepatchTransportException($"a sysctl of {request.Length} bytes is larger than the sandbox accepts ({SocketWire.MaxMessage})");
+        return await ExchangeAsync(request, sysctl, buffers, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<int> XenVersionAsync(int cmd, WireBuffer? arg, CancellationToken cancellationToken = default)
+    {
+        if (arg != null && arg.Data.Length > SocketWire.MaxXenVersionBuffer)
+            throw new LivepatchTransportException($"a xen_version buffer of {arg.Data.Length} bytes is larger than the sandbox accepts ({SocketWire.MaxXenVersionBuffer})");
+        byte[] request = SocketWire.EncodeXenVersionRequest(cmd, arg);
+        var op = request.AsSpan(24, SocketWire.XenVersionOpSize).ToArray();
+        return await ExchangeAsync(request, op, arg == null ? [] : [arg],
+            "it predates xen_version over the socket: restart it with this version of xen-livepatch", cancellationToken).ConfigureAwait(false);
+    }
+
+    // One request and its reply; the reply's op (as long as op) is copied back into op, its buffers into the caller's.
+    private async Task<int> ExchangeAsync(byte[] request, byte[] op, IReadOnlyList<WireBuffer> buffers, string? ifClosed, CancellationToken cancellationToken)
+    {
         byte[] framed = new byte[4 + request.Length];
         BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
         request.CopyTo(framed, 4);
-        byte[] reply = await ExchangeAsync(framed, cancellationToken).ConfigureAwait(false);
-        if (!SocketWire.TryDecodeReply(reply, out int rc, out byte[] back, out var outs, out string error))
+        byte[] reply = await ExchangeFramedAsync(framed, ifClosed, cancellationToken).ConfigureAwait(false);
+        if (!SocketWire.TryDecodeReply(reply, op.Length, out int rc, out byte[] back, out var outs, out string error))
             throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed reply ({error})");
-        back.AsSpan(0, Math.Min(back.Length, sysctl.Length)).CopyTo(sysctl);
+        back.AsSpan(0, Math.Min(back.Length, op.Length)).CopyTo(op);
         foreach (var (address, data) in outs)
         {
             var target = buffers.FirstOrDefault(b => b.Out && b.Address == address && b.Data.Length == data.Length)
@@ -100,13 +117,14 @@ public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
         byte[] framed = new byte[4 + request.Length];
         BinaryPrimitives.WriteInt32LittleEndian(framed, request.Length);
         request.CopyTo(framed, 4);
-        byte[] reply = await ExchangeAsync(framed, cancellationToken).ConfigureAwait(false);
+        byte[] reply = await ExchangeFramedAsync(framed, "it predates signature status requests: restart it with this version of xen-livepatch", cancellationToken).ConfigureAwait(false);
         if (!SocketWire.TryDecodeStatusReply(reply, out int rc, out var fields, out string error))
             throw new LivepatchTransportException($"the sandbox at {Path} sent a malformed status reply ({error})");
         return rc == 0 ? PayloadSignatureStatus.FromFields(fields) : null;
     }
 
-    private async Task<byte[]> ExchangeAsync(byte[] framed, CancellationToken cancellationToken)
+    // Sends one framed message and returns the reply's bytes; ifClosed says why a sandbox may hang up on it.
+    private async Task<byte[]> ExchangeFramedAsync(byte[] framed, string? ifClosed, CancellationToken cancellationToken)
     {
         try
         {
@@ -122,6 +140,10 @@ public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
         catch (SocketException e)
         {
             throw new LivepatchTransportException($"the connection to the sandbox at {Path} failed: {e.Message}; is it still running?", e);
+        }
+        catch (LivepatchTransportException e) when (ifClosed != null && e.Message.Contains("closed the connection", StringComparison.Ordinal))
+        {
+            throw new LivepatchTransportException($"the sandbox at {Path} closed the connection: {ifClosed}", e);
         }
     }
 

@@ -3,12 +3,54 @@ using XenLivepatch.Abi;
 namespace XenLivepatch.Control;
 
 /// <summary>
-/// The guest handles of a livepatch sysctl (name, payload, the LIST arrays), rewritten through a mapping: a
-/// transport that must place the caller buffers elsewhere (privcmd: in hypercall-safe memory) moves the handles
-/// there before the call and back after it, so the caller sees its own addresses.
+/// The guest handles of a sysctl (a livepatch op's name, payload and LIST arrays; readconsole's buffer;
+/// debug_keys' keys), rewritten through a mapping: a transport that must place the caller buffers elsewhere
+/// (privcmd: in hypercall-safe memory) moves the handles there before the call and back after it, so the caller
+/// sees its own addresses.
 /// </summary>
 internal static class SysctlHandles
 {
+    /// <summary>A copy of <paramref name="sysctl"/> with every guest handle passed through <paramref name="map"/>.</summary>
+    public static byte[] MapSysctl(ReadOnlySpan<byte> sysctl, SysctlLayout layout, Func<ulong, ulong> map)
+    {
+        var moved = sysctl.ToArray();
+        var union = moved.AsSpan(XenSysctl.UnionOffset, XenSysctl.UnionSize);
+        switch (XenSysctl.ReadHeader(sysctl).Cmd)
+        {
+            case SysctlCommands.LivepatchOp:
+                Map(XenSysctl.ReadLivepatch(sysctl, layout), map).Write(union, layout);
+                break;
+            case SysctlCommands.ReadConsole:
+            {
+                var op = SysctlReadConsole.Read(union);
+                (op with { Buffer = map(op.Buffer) }).Write(union);
+                break;
+            }
+            case SysctlCommands.DebugKeys:
+            {
+                var op = SysctlDebugKeys.Read(union);
+                (op with { Keys = map(op.Keys) }).Write(union);
+                break;
+            }
+        }
+        return moved;
+    }
+
+    /// <summary>
+    /// <paramref name="returned"/> (what the hypervisor left) with the handles of <paramref name="original"/> (the
+    /// caller's) put back: the hypervisor never changes a handle, and the OUT fields keep its values.
+    /// </summary>
+    public static byte[] RestoreSysctl(ReadOnlySpan<byte> returned, ReadOnlySpan<byte> original, SysctlLayout layout)
+    {
+        var handles = new Queue<ulong>();
+        MapSysctl(original, layout, h =>
+        {
+            handles.Enqueue(h);
+            return h;
+        });
+        return MapSysctl(returned, layout, _ => handles.Count > 0 ? handles.Dequeue() : 0);
+    }
+
     public static SysctlLivepatchOp Map(in SysctlLivepatchOp op, Func<ulong, ulong> map) => op.Cmd switch
     {
         LivepatchSubOp.Upload => op with { Upload = op.Upload with { Name = MapName(op.Upload.Name, map), Payload = map(op.Upload.Payload) } },

@@ -19,7 +19,7 @@ public enum LivepatchCheck : ushort
     SysctlInterfaceVersion = 102,
     /// <summary>Only a privileged caller (dom0; root or a permitted group on the sandbox socket) may make the call. EPERM; Xen: <c>do_sysctl (xsm_sysctl)</c>; ours: SysctlHandler.Handle.</summary>
     SysctlNotPrivileged = 103,
-    /// <summary>The hypervisor serves XEN_SYSCTL_livepatch_op only. ENOSYS; Xen: <c>do_sysctl</c>; ours: SysctlHandler.Handle.</summary>
+    /// <summary>The hypervisor serves XEN_SYSCTL_livepatch_op, and the console sysctls a tool reads its state with (readconsole, debug_keys) only. ENOSYS; Xen: <c>do_sysctl</c>; ours: SysctlHandler.OtherSysctl.</summary>
     SysctlNotLivepatch = 104,
     /// <summary>Xen 4.19+ refuses unknown livepatch_op flags unless LIVEPATCH_FLAG_FORCE is set too (a quirk: with FORCE, any bits pass). EINVAL; Xen: <c>livepatch_op</c>; ours: SysctlHandler.LivepatchOp.</summary>
     OpFlagsUnknown = 105,
@@ -578,7 +578,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SysctlTooShort => "The hypercall's argument is shorter than the 136-byte xen_sysctl.",
         LivepatchCheck.SysctlInterfaceVersion => "Xen refuses a sysctl whose interface_version is not the hypervisor's.",
         LivepatchCheck.SysctlNotPrivileged => "Only a privileged caller (dom0; root or a permitted group on the sandbox socket) may make the call.",
-        LivepatchCheck.SysctlNotLivepatch => "The hypervisor serves XEN_SYSCTL_livepatch_op only.",
+        LivepatchCheck.SysctlNotLivepatch => "The hypervisor serves XEN_SYSCTL_livepatch_op, and the console sysctls a tool reads its state with (readconsole, debug_keys) only.",
         LivepatchCheck.OpFlagsUnknown => "Xen 4.19+ refuses unknown livepatch_op flags unless LIVEPATCH_FLAG_FORCE is set too (a quirk: with FORCE, any bits pass).",
         LivepatchCheck.OpPadNotZero => "Before Xen 4.19 the word after cmd is pad and must be 0 (a FORCE flag from newer tools is refused).",
         LivepatchCheck.OpUnknown => "Xen answers an unknown livepatch sub-op (not UPLOAD, GET, LIST or ACTION) with EOPNOTSUPP.",
@@ -1007,7 +1007,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SysctlTooShort => "SysctlHandler.Handle",
         LivepatchCheck.SysctlInterfaceVersion => "SysctlHandler.Handle",
         LivepatchCheck.SysctlNotPrivileged => "SysctlHandler.Handle",
-        LivepatchCheck.SysctlNotLivepatch => "SysctlHandler.Handle",
+        LivepatchCheck.SysctlNotLivepatch => "SysctlHandler.OtherSysctl",
         LivepatchCheck.OpFlagsUnknown => "SysctlHandler.LivepatchOp",
         LivepatchCheck.OpPadNotZero => "SysctlHandler.LivepatchOp",
         LivepatchCheck.OpUnknown => "SysctlHandler.LivepatchOp",
@@ -1177,9 +1177,9 @@ internal static class Refuse
     public static LivepatchError SysctlNotPrivileged(string payload) =>
         new(LivepatchCheck.SysctlNotPrivileged, XenErrno.EPERM, payload, $"the caller is not privileged");
 
-    /// <summary>The hypervisor serves XEN_SYSCTL_livepatch_op only.</summary>
+    /// <summary>The hypervisor serves XEN_SYSCTL_livepatch_op, and the console sysctls a tool reads its state with (readconsole, debug_keys) only.</summary>
     public static LivepatchError SysctlNotLivepatch(string payload, uint cmd) =>
-        new(LivepatchCheck.SysctlNotLivepatch, XenErrno.ENOSYS, payload, $"sysctl command {cmd} is not XEN_SYSCTL_livepatch_op");
+        new(LivepatchCheck.SysctlNotLivepatch, XenErrno.ENOSYS, payload, $"sysctl command {cmd} is not XEN_SYSCTL_livepatch_op, readconsole or debug_keys");
 
     /// <summary>Xen 4.19+ refuses unknown livepatch_op flags unless LIVEPATCH_FLAG_FORCE is set too (a quirk: with FORCE, any bits pass).</summary>
     public static LivepatchError OpFlagsUnknown(string payload, uint flags) =>

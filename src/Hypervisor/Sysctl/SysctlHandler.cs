@@ -27,10 +27,14 @@ public interface IGuestMemory
 /// (even on error, as Xen does, except for -ENOSYS and -EOPNOTSUPP). Every transport (the sandbox socket,
 /// in-process calls) goes through here, with the same bytes as the real hypercall.
 /// </summary>
-public sealed class SysctlHandler
+public sealed partial class SysctlHandler
 {
-    /// <summary>Creates the handler for a core.</summary>
-    public SysctlHandler(LivepatchCore core) => Core = core;
+    /// <summary>Creates the handler for a core, with a console ring that records the core's log lines.</summary>
+    public SysctlHandler(LivepatchCore core)
+    {
+        Core = core;
+        Console = XenConsole.For(core);
+    }
 
     /// <summary>The core.</summary>
     public LivepatchCore Core { get; }
@@ -48,7 +52,7 @@ public sealed class SysctlHandler
         if (!privileged)
             return LivepatchCheck.SysctlNotPrivileged.Rc();
         if (header.Cmd != Livepatch.SysctlCommand)
-            return LivepatchCheck.SysctlNotLivepatch.Rc();
+            return OtherSysctl(header.Cmd, sysctl, guest);
         var layout = Profile.Abi.Layout;
         var op = XenSysctl.ReadLivepatch(sysctl, layout);
         int rc = LivepatchOp(ref op, guest);

@@ -23,4 +23,23 @@ serialize:
     ret
     .size serialize, . - serialize
 
+/*
+ * sandbox_warn_hit: where WARN() goes (Xen traps on the ud2 of a bug frame instead). Counts the warning and
+ * records its site (the call's return address less the 5 bytes of the call); every register and flag is kept.
+ */
+    .globl sandbox_warn_hit
+    .type sandbox_warn_hit, @function
+    .hidden sandbox_warn_hit
+sandbox_warn_hit:
+    pushfq
+    pushq %rax
+    lock incq sandbox_warnings(%rip)
+    movq 16(%rsp), %rax
+    subq $5, %rax
+    movq %rax, sandbox_last_warn(%rip)
+    popq %rax
+    popfq
+    ret
+    .size sandbox_warn_hit, . - sandbox_warn_hit
+
     .section .note.GNU-stack, "", @progbits

@@ -19,6 +19,13 @@ typedef unsigned long size_t;
 #define HYPERCALL_xen_version   0
 #define HYPERCALL_hold          1
 #define HYPERCALL_count         2
+#define HYPERCALL_query         3
+
+/* query sub-ops (limits.c). */
+#define QUERY_clamp     0   /* arg clamped to limits[arg >> 8] */
+#define QUERY_limit     1   /* limits[arg & 7] */
+#define QUERY_served    2   /* queries answered so far */
+#define QUERY_threshold 3   /* sandbox_threshold */
 
 /* xen_version sub-ops, as Xen numbers them. */
 #define XENVER_version      0
