@@ -75,11 +75,40 @@ public static class SocketWire
         return m;
     }
 
+    /// <summary>
+    /// The most bytes the out-buffers of one request may add up to: what a reply of <see cref="MaxMessage"/> bytes
+    /// carries. The server allocates them and echoes them back, so this bounds what one request makes it hold.
+    /// </summary>
+    public const int MaxOutBytes = MaxMessage - 16 - XenSysctl.SizeOf - MaxBuffers * 12;
+
+    /// <summary>One buffer header of a request: where its bytes are in the message when it is in.</summary>
+    /// <param name="Address">The guest handle.</param>
+    /// <param name="Length">The buffer's length.</param>
+    /// <param name="In">Whether the request carries its bytes.</param>
+    /// <param name="Out">Whether the reply brings them back.</param>
+    /// <param name="Offset">Where its bytes start in the message (in buffers).</param>
+    public readonly record struct BufferHeader(ulong Address, int Length, bool In, bool Out, int Offset);
+
     /// <summary>Decodes a version 1 (sysctl) request; false (with the reason) when it is malformed.</summary>
     public static bool TryDecodeRequest(ReadOnlySpan<byte> m, out byte[] sysctl, out List<WireBuffer> buffers, out string error)
     {
         sysctl = [];
         buffers = [];
+        if (!TryReadRequest(m, out var headers, out _, out error))
+            return false;
+        sysctl = Sysctl(m);
+        buffers = Buffers(m, headers);
+        return true;
+    }
+
+    /// <summary>
+    /// Reads a version 1 request's headers without allocating its buffers; false (with the reason) when it is
+    /// malformed. <paramref name="outBytes"/> is what its out-buffers add up to (at most <see cref="MaxOutBytes"/>).
+    /// </summary>
+    public static bool TryReadRequest(ReadOnlySpan<byte> m, out List<BufferHeader> headers, out int outBytes, out string error)
+    {
+        headers = [];
+        outBytes = 0;
         if (m.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(m) != RequestMagic)
         {
             error = "not a livepatch sysctl request";
@@ -90,15 +119,35 @@ public static class SocketWire
             error = "unknown protocol version";
             return false;
         }
-        return TryDecodeBody(m, XenSysctl.SizeOf, MaxMessage, out sysctl, out buffers, out error);
+        return TryReadHeaders(m, XenSysctl.SizeOf, MaxMessage, out headers, out outBytes, out error);
     }
 
-    // The version 1 layout after the magic and version: op size (must be opSize), buffer count, op, buffers
-    // (each at most maxBuffer bytes, checked before anything is allocated for it).
-    private static bool TryDecodeBody(ReadOnlySpan<byte> m, int opSize, int maxBuffer, out byte[] op, out List<WireBuffer> buffers, out string error)
+    /// <summary>
+    /// The buffers of a request read by <see cref="TryReadRequest"/>: in-buffers with their bytes, the others
+    /// zeroed, or, without <paramref name="allocateOut"/>, empty (for a caller whose every call fails).
+    /// </summary>
+    public static List<WireBuffer> Buffers(ReadOnlySpan<byte> m, IReadOnlyList<BufferHeader> headers, bool allocateOut = true)
     {
-        op = [];
-        buffers = [];
+        ArgumentNullException.ThrowIfNull(headers);
+        var buffers = new List<WireBuffer>(headers.Count);
+        foreach (var h in headers)
+        {
+            byte[] data = h.In ? m.Slice(h.Offset, h.Length).ToArray() : allocateOut ? new byte[h.Length] : [];
+            buffers.Add(new WireBuffer(h.Address, data, h.In, h.Out));
+        }
+        return buffers;
+    }
+
+    /// <summary>The 136-byte <c>xen_sysctl</c> of a version 1 request that <see cref="TryReadRequest"/> accepted.</summary>
+    public static byte[] Sysctl(ReadOnlySpan<byte> m) => m.Slice(16, XenSysctl.SizeOf).ToArray();
+
+    // The version 1 layout after the magic and version: op size (must be opSize), buffer count, op, buffers (each
+    // at most maxBuffer bytes, in or out or both, the out ones adding up to at most MaxOutBytes), all checked
+    // before anything is allocated for them.
+    private static bool TryReadHeaders(ReadOnlySpan<byte> m, int opSize, int maxBuffer, out List<BufferHeader> headers, out int outBytes, out string error)
+    {
+        headers = [];
+        outBytes = 0;
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[12..]);
         if (length != opSize || count > MaxBuffers || m.Length < 16 + (int)length)
@@ -106,8 +155,8 @@ public static class SocketWire
             error = "bad sysctl size or buffer count";
             return false;
         }
-        op = m.Slice(16, (int)length).ToArray();
         int at = 16 + (int)length;
+        long outs = 0;
         for (int i = 0; i < count; i++)
         {
             if (m.Length - at < 16)
@@ -119,29 +168,46 @@ public static class SocketWire
             uint len = BinaryPrimitives.ReadUInt32LittleEndian(m[(at + 8)..]);
             uint flags = BinaryPrimitives.ReadUInt32LittleEndian(m[(at + 12)..]);
             at += 16;
+            if (flags is 0 or > 3)
+            {
+                error = $"buffer flags {flags} (1 in, 2 out, 3 both)";
+                return false;
+            }
             if (len > maxBuffer)
             {
                 error = "buffer too large";
                 return false;
             }
-            byte[] data;
-            if ((flags & 1) != 0)
+            bool isIn = (flags & 1) != 0;
+            if (isIn && m.Length - at < len)
             {
-                if (m.Length - at < len)
-                {
-                    error = "truncated buffer";
-                    return false;
-                }
-                data = m.Slice(at, (int)len).ToArray();
+                error = "truncated buffer";
+                return false;
+            }
+            if (!isIn)
+                outs += len;
+            headers.Add(new BufferHeader(address, (int)len, isIn, (flags & 2) != 0, at));
+            if (isIn)
                 at += (int)len;
-            }
-            else
-            {
-                data = new byte[len];
-            }
-            buffers.Add(new WireBuffer(address, data, (flags & 1) != 0, (flags & 2) != 0));
         }
+        if (outs > MaxOutBytes)
+        {
+            error = $"out-buffers of {outs} bytes, more than a reply carries ({MaxOutBytes})";
+            return false;
+        }
+        outBytes = (int)outs;
         error = "";
+        return true;
+    }
+
+    private static bool TryDecodeBody(ReadOnlySpan<byte> m, int opSize, int maxBuffer, bool allocateOut, out byte[] op, out List<WireBuffer> buffers, out string error)
+    {
+        op = [];
+        buffers = [];
+        if (!TryReadHeaders(m, opSize, maxBuffer, out var headers, out _, out error))
+            return false;
+        op = m.Slice(16, opSize).ToArray();
+        buffers = Buffers(m, headers, allocateOut);
         return true;
     }
 
@@ -166,7 +232,11 @@ public static class SocketWire
     /// Decodes a request of either version; false (with the reason) when it is malformed or breaks a limit (a
     /// xen_version request with more than one buffer, or a buffer over <see cref="MaxXenVersionBuffer"/> bytes).
     /// </summary>
-    public static bool TryDecode(ReadOnlySpan<byte> m, out WireRequest request, out string error)
+    /// <remarks>
+    /// Without <paramref name="sysctlOutBuffers"/>, a sysctl's out-buffers are left empty: for a caller whose every
+    /// sysctl fails before it touches one (an unprivileged peer), nothing is allocated for them.
+    /// </remarks>
+    public static bool TryDecode(ReadOnlySpan<byte> m, out WireRequest request, out string error, bool sysctlOutBuffers = true)
     {
         request = new WireRequest(SysctlHypercall, [], []);
         if (m.Length < 16 || BinaryPrimitives.ReadUInt32LittleEndian(m) != RequestMagic)
@@ -177,9 +247,9 @@ public static class SocketWire
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(m[4..]);
         if (version == Version)
         {
-            if (!TryDecodeRequest(m, out byte[] sysctl, out var buffers, out error))
+            if (!TryReadRequest(m, out var headers, out _, out error))
                 return false;
-            request = new WireRequest(SysctlHypercall, sysctl, buffers);
+            request = new WireRequest(SysctlHypercall, Sysctl(m), Buffers(m, headers, sysctlOutBuffers));
             return true;
         }
         if (version != VersionWithHypercall)
@@ -211,7 +281,7 @@ public static class SocketWire
         m[..16].CopyTo(body);
         BinaryPrimitives.WriteUInt32LittleEndian(body.AsSpan(4), Version);
         m[24..].CopyTo(body.AsSpan(16));
-        if (!TryDecodeBody(body, (int)opSize, version17 ? MaxXenVersionBuffer : MaxMessage, out byte[] op, out var list, out error))
+        if (!TryDecodeBody(body, (int)opSize, version17 ? MaxXenVersionBuffer : MaxMessage, allocateOut: version17 || sysctlOutBuffers, out byte[] op, out var list, out error))
             return false;
         request = new WireRequest(hypercall, op, list);
         return true;

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 using XenLivepatch.Abi;
 
 namespace XenLivepatch.Control;
@@ -18,6 +17,13 @@ public sealed partial class LivepatchClient : IAsyncDisposable
 
     /// <summary>How often <see cref="ListAllAsync"/> re-reads the list after it changed (libxc's limit: the 5th change fails).</summary>
     public const int MaxListRetries = 4;
+
+    /// <summary>
+    /// The most metadata one LIST batch reads (16 MiB: 16 KiB for each of 1024 payloads, where a <c>.modinfo</c>
+    /// is usually under 1 KiB). A hypervisor that has more answers -ENOBUFS (Xen 4.21+) or writes past the buffer
+    /// (-EFAULT on Xen 4.17, whose buffers have guard pages); a transport cannot make the client allocate more.
+    /// </summary>
+    public const uint MaxMetadataBuffer = 16 * 1024 * 1024;
 
     private readonly bool _ownsTransport;
 
@@ -191,6 +197,9 @@ public sealed partial class LivepatchClient : IAsyncDisposable
         if (rc != 0)
             return new LivepatchListSizes(result with { Rc = rc > 0 ? -(int)XenErrno.EOVERFLOW : rc }, 0, 0, 0, 0);
         var list = XenSysctl.ReadLivepatch(sysctl, Abi.Layout).List;
+        // Every name is at most 128 bytes with its NUL: a larger total is not a list any hypervisor holds.
+        if (Abi.Layout != SysctlLayout.Seed2016 && list.NameTotalSize > (ulong)list.Nr * Livepatch.NameSize)
+            return new LivepatchListSizes(result with { Rc = -(int)XenErrno.EOVERFLOW }, 0, 0, 0, list.Version);
         return new LivepatchListSizes(result, list.Nr, list.NameTotalSize, list.MetadataTotalSize, list.Version);
     }
 
@@ -206,22 +215,28 @@ public sealed partial class LivepatchClient : IAsyncDisposable
     /// <item>-ENOBUFS (Xen 4.21+: the list outgrew the buffers) and any other error end the call.</item>
     /// </list>
     /// It stops when <paramref name="max"/> entries are in or the hypervisor has none left. Unlike libxc, a restart
-    /// also rewinds the index and the buffer offsets, and later batches continue from <c>start + done</c>.
+    /// also rewinds the index and the buffer offsets, and later batches continue from <c>start + done</c>. In the
+    /// 2016 layout the buffer sizes are not used (names go in 128-byte slots; there is no metadata).
     /// </summary>
     public async Task<LivepatchList> ListAsync(uint max, uint start, uint nameTotalSize, uint metadataTotalSize, CancellationToken cancellationToken = default)
     {
         if (max == 0)
             return Failed(-(int)XenErrno.EINVAL, local: true);
-        if (nameTotalSize == 0)
-            return Failed(-(int)XenErrno.ENOENT, local: true);
+        // The 2016 layout has no name buffer size: each name has a 128-byte slot, and the size probe answers 0.
         bool seed = Abi.Layout == SysctlLayout.Seed2016;
+        if (nameTotalSize == 0 && !seed)
+            return Failed(-(int)XenErrno.ENOENT, local: true);
         var entries = new List<LivepatchListEntry>();
-        uint batch = max, version = 0, left = 0, nameUsed = 0, metadataUsed = 0;
+        // Xen refuses a batch above 1024 entries (E2BIG); asking for more would only size buffers for them.
+        uint batch = Math.Min(max, Livepatch.ListMaxBatch), version = 0, left = 0, nameUsed = 0, metadataUsed = 0;
         int retries = 0;
         while (true)
         {
             uint nr = Math.Min(max - (uint)entries.Count, batch);
-            uint nameRoom = nameTotalSize - nameUsed, metadataRoom = metadataTotalSize - metadataUsed;
+            // The buffers are what this batch can need, whatever the sizes claim: a name takes at most 128 bytes,
+            // and the metadata at most MaxMetadataBuffer (the probe's numbers come from the transport).
+            uint nameRoom = Math.Min(nameTotalSize - nameUsed, nr * (uint)Livepatch.NameSize);
+            uint metadataRoom = Math.Min(metadataTotalSize - metadataUsed, MaxMetadataBuffer);
             var buffers = new GuestLayout();
             var status = buffers.Out(checked((int)nr * XenLivepatchStatus.SizeOf));
             // The 2016 layout has fixed 128-byte name slots and no metadata.
@@ -305,7 +320,7 @@ public sealed partial class LivepatchClient : IAsyncDisposable
                 return new LivepatchList(sizes.Result, [], 0, 0);
             if (sizes.Count == 0)
                 return new LivepatchList(new LivepatchResult(LivepatchCall.List, 0), [], 0, sizes.Version);
-            var list = await ListAsync(sizes.Count, 0, Math.Max(sizes.NameTotalSize, 1), sizes.MetadataTotalSize, cancellationToken).ConfigureAwait(false);
+            var list = await ListAsync(sizes.Count, 0, sizes.NameTotalSize, sizes.MetadataTotalSize, cancellationToken).ConfigureAwait(false);
             // Changed under us: Xen 4.21+ says so (-ENOBUFS); Xen 4.17 may write past buffers sized from the probe (the
             // guard pages make that -EFAULT) or leave entries over.
             bool changed = list.Result.Rc == -(int)XenErrno.ENOBUFS
@@ -353,7 +368,7 @@ public sealed partial class LivepatchClient : IAsyncDisposable
                 meta = metadata!.AsSpan((int)metadataAt, (int)mlen).ToArray();
                 metadataAt += mlen;
             }
-            entries.Add(new LivepatchListEntry(Encoding.UTF8.GetString(name), name, st, meta));
+            entries.Add(new LivepatchListEntry(RawText.Decode(name), name, st, meta));
         }
         return seed || (nameAt == namesWritten && metadataAt == metadataWritten);
     }
@@ -367,20 +382,20 @@ public sealed partial class LivepatchClient : IAsyncDisposable
     private static XenLivepatchName Name(WireBuffer name) => new(name.Address, (ushort)name.Data.Length);
 
     /// <summary>
-    /// A name as libxc sends it: its bytes (UTF-8, as the command line gives them) and a NUL, at most
+    /// A name as libxc sends it: its bytes (as the command line gives them, <see cref="RawText"/>) and a NUL, at most
     /// <see cref="Livepatch.NameSize"/> bytes in all; longer names get EINVAL before any hypercall.
     /// </summary>
     public static bool TryEncodeName(string name, out byte[] bytes)
     {
         ArgumentNullException.ThrowIfNull(name);
-        int length = Encoding.UTF8.GetByteCount(name);
-        if (length + 1 > Livepatch.NameSize)
+        byte[] raw = RawText.Encode(name);
+        if (raw.Length + 1 > Livepatch.NameSize)
         {
             bytes = [];
             return false;
         }
-        bytes = new byte[length + 1];
-        Encoding.UTF8.GetBytes(name, bytes);
+        bytes = new byte[raw.Length + 1];
+        raw.CopyTo(bytes, 0);
         return true;
     }
 

@@ -123,10 +123,11 @@ public sealed class LivepatchCore
 
     /// <summary>
     /// XEN_SYSCTL_LIVEPATCH_UPLOAD (<c>livepatch_upload</c>) after the name checks: <see cref="CheckUploadSize"/>,
-    /// <see cref="CheckNameUnused"/>, then the whole load. On success the payload is CHECKED with rc 0, appended,
-    /// and the version bumped; on failure nothing is kept.
+    /// <see cref="CheckNameUnused"/>, then the whole load (with <see cref="UploadOptions.Force"/>, without the steps
+    /// the profile lets FORCE skip). On success the payload is CHECKED with rc 0, appended, and the version bumped;
+    /// on failure nothing is kept.
     /// </summary>
-    public LivepatchError? Upload(string name, ReadOnlyMemory<byte> data)
+    public LivepatchError? Upload(string name, ReadOnlyMemory<byte> data, UploadOptions options = UploadOptions.None)
     {
         if (CheckUploadSize(name, (ulong)data.Length) is { } size)
             return size;
@@ -144,7 +145,7 @@ public sealed class LivepatchCore
         {
             if (CheckNameUnused(name) is { } used)
                 return used;
-            var ctx = new LoadContext(Profile, Arch, Symbols, Memory, _registry);
+            var ctx = new LoadContext(Profile, Arch, Symbols, Memory, _registry, options);
             var error = PayloadLoader.Load(name, data, ctx, out var payload);
             if (error != null)
             {
@@ -208,8 +209,12 @@ public sealed class LivepatchCore
                 default:
                     return LivepatchCheck.ActionUnknown.Rc();
             }
+            int previous = p.Rc;
             p.Rc = -(int)XenErrno.EAGAIN;
-            return _scheduler.Schedule(p, cmd, timeoutNs);
+            int scheduled = _scheduler.Schedule(p, cmd, timeoutNs);
+            if (scheduled != 0 && !Profile.KeepsAgainWhenBusy)
+                p.Rc = previous;
+            return scheduled;
         }
     }
 

@@ -49,7 +49,7 @@ public sealed unsafe class SandboxHost : IDisposable
         Handler = new SysctlHandler(Core);
         if (_log != null)
         {
-            Core.Log += line => _lines.Add("(XEN) livepatch: " + line);
+            Core.Log += line => _lines.Add("(XEN) livepatch: " + Printable(line));
             _logger = new Thread(() =>
             {
                 foreach (string line in _lines.GetConsumingEnumerable())
@@ -187,5 +187,25 @@ public sealed unsafe class SandboxHost : IDisposable
         Hooks.Dispose();
         Memory.Dispose();
         _lines.Dispose();
+    }
+
+    /// <summary>
+    /// A core log line as one line of text: a payload's name is any bytes but NUL, and a control character in it
+    /// (a newline) would otherwise start a line of its own, one that looks like the hypervisor's.
+    /// </summary>
+    public static string Printable(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        if (!line.Any(char.IsControl))
+            return line;
+        var sb = new System.Text.StringBuilder(line.Length + 8);
+        foreach (char c in line)
+        {
+            if (char.IsControl(c))
+                sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\x{(int)c:x2}");
+            else
+                sb.Append(c);
+        }
+        return sb.ToString();
     }
 }

@@ -19,6 +19,9 @@ internal static class QemuPayloads
         return Path.Combine(directory, "xen_hello_world.livepatch");
     }
 
+    /// <summary>Builds the hello world for the hypervisor <paramref name="image"/> (with symbols) into <paramref name="directory"/>.</summary>
+    public static string HelloFor(string image, string directory) => XenQemu.BuildHello(directory, image);
+
     /// <summary>Builds xen_hello_world.livepatch for the arm64 QEMU hypervisor into <paramref name="directory"/>; returns its path.</summary>
     public static string HelloArm64(string directory)
     {
@@ -29,9 +32,10 @@ internal static class QemuPayloads
 
     /// <summary>
     /// A copy of <paramref name="hello"/> at <paramref name="output"/> whose symbols carry <paramref name="suffix"/>; with
-    /// <paramref name="wrongDepends"/> its <c>.livepatch.depends</c> names a build-id no hypervisor or payload has.
+    /// <paramref name="wrongDepends"/> its <c>.livepatch.depends</c> names a build-id no hypervisor or payload has, with
+    /// <paramref name="wrongXenDepends"/> its <c>.livepatch.xen_depends</c> another hypervisor's.
     /// </summary>
-    public static string Variant(string hello, string output, string suffix, bool wrongDepends = false, string objcopy = "objcopy")
+    public static string Variant(string hello, string output, string suffix, bool wrongDepends = false, bool wrongXenDepends = false, string objcopy = "objcopy")
     {
         var args = new List<string>
         {
@@ -48,6 +52,12 @@ internal static class QemuPayloads
             string bin = output + ".depends.bin";
             File.WriteAllBytes(bin, BuildIdNote(Enumerable.Repeat((byte)0xab, 20).ToArray()));
             args.AddRange(["--update-section", $".livepatch.depends={bin}"]);
+        }
+        if (wrongXenDepends)
+        {
+            string bin = output + ".xen_depends.bin";
+            File.WriteAllBytes(bin, BuildIdNote(Enumerable.Repeat((byte)0xcd, 20).ToArray()));
+            args.AddRange(["--update-section", $".livepatch.xen_depends={bin}"]);
         }
         args.AddRange([hello, output]);
         Tool.Run(objcopy, args).EnsureSuccess();

@@ -51,14 +51,15 @@ public sealed class OfflineXen
     }
 
     /// <summary>
-    /// A hypervisor known only by its <c>/proc/xen/xensyms</c> listing and build-id (x86-64, Xen 4.17), as a real
-    /// one reports them: payloads load and apply against its symbols; expectations are not checked.
+    /// A hypervisor known only by its <c>/proc/xen/xensyms</c> listing and build-id (x86-64; Xen 4.17 unless
+    /// <paramref name="profile"/> says), as a real one reports them: payloads load and apply against its symbols;
+    /// expectations are not checked.
     /// </summary>
-    public static OfflineXen FromXenSyms(string xensyms, string buildIdHex)
+    public static OfflineXen FromXenSyms(string xensyms, string buildIdHex, LivepatchProfile? profile = null)
     {
         if (!OfflineHypervisor.TryFromXenSyms(xensyms, Convert.FromHexString(buildIdHex.Trim()), XenLivepatch.Elf.ElfMachine.X86_64, out var target, out string? error))
             throw new InvalidOperationException(error);
-        return new OfflineXen(null, target, new LivepatchCore(LivepatchProfile.Xen417, X86_64Arch.Instance, target, target));
+        return new OfflineXen(null, target, new LivepatchCore(profile ?? LivepatchProfile.Xen417, X86_64Arch.Instance, target, target));
     }
 
     /// <summary><c>do_sysctl</c> with the caller's buffers as guest memory.</summary>

@@ -93,6 +93,22 @@ public static class XenQemu
         return (r.BuildId, r.XenSyms);
     }
 
+    /// <summary>
+    /// Builds tests/qemu's hello world (tests/qemu/build-hello-payload.sh) into <paramref name="directory"/> for the
+    /// hypervisor <paramref name="image"/> with symbols (an upstream build's xen-syms, the sandbox's image), allowed to
+    /// patch all of its <c>xen_extra_version</c>; returns the payload's path.
+    /// </summary>
+    public static string BuildHello(string directory, string image)
+    {
+        string? size = Tool.Run("nm", "-S", "--defined-only", image).EnsureSuccess().Stdout.Split('\n')
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .FirstOrDefault(f => f.Length == 4 && f[3] == "xen_extra_version")?[1];
+        if (size == null)
+            throw new InvalidOperationException($"{image} has no sized symbol xen_extra_version");
+        Tool.Run("env", $"OLD_SIZE={Convert.ToInt64(size, 16)}", "bash", System.IO.Path.Combine(ScriptsDirectory, "build-hello-payload.sh"), directory, image).EnsureSuccess();
+        return System.IO.Path.Combine(directory, "xen_hello_world.livepatch");
+    }
+
     /// <summary>Runs tests/qemu/fetch.sh once per process (downloads and installs on first use, then returns at once).</summary>
     public static void EnsureFetched() => _ = s_fetched.Value;
 

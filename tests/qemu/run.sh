@@ -33,6 +33,7 @@
 #   --arch ARCH        x86_64 (default) or arm64.
 #   --xen IMAGE        boot this hypervisor instead of the cache's (x86: a Xen 4.17 build's xen/xen, the multiboot
 #                      image; Debian's 4.17.7 dom0 tools speak to any 4.17; arm64: an Image).
+#                      Upstream Xen 4.22.0 with the same Debian dom0: tests/qemu/build-xen.sh builds its xen/xen.
 #   --keep             keep the temporary work directory (initramfs, raw console) and print its path.
 #   --share HOSTDIR[:GUESTDIR]
 #                      HOSTDIR (created if needed) is mounted read-write in dom0 at GUESTDIR (default /work/share)
@@ -89,6 +90,7 @@ case "$arch" in
 esac
 [ -f "$script" ] || die "script '$script' not found" 2
 [ -z "$files" ] || [ -d "$files" ] || die "--files '$files' is not a directory" 2
+[ -z "$xen" ] || [ -f "$xen" ] || die "--xen '$xen' is not a file" 2
 if [ -n "$share" ]; then
   [ "$arch" = x86_64 ] || die "--share is for x86_64 boots (virtio-9p over PCI)" 2
   [[ "$share_at" == /* ]] || die "--share's guest directory must be absolute, not '$share_at'" 2
@@ -96,7 +98,6 @@ if [ -n "$share" ]; then
   share=$(cd "$share" && pwd)
   [[ "$share" != *[\ ,]* ]] || die "the --share directory '$share' must not contain spaces or commas" 2
 fi
-[ -z "$xen" ] || [ -f "$xen" ] || die "--xen '$xen' is not a file" 2
 for n in "$timeout" "$smp" "$memory" ${dom0_mb:+"$dom0_mb"}; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive integer" 2
 done

@@ -26,8 +26,9 @@ internal static class BuildCommand
                                     distance to the next symbol (see --old-size)
           --build-id <hex>          with --symbols: its build-id (/sys/hypervisor/properties/buildid)
           --arch x86_64|arm64       with --symbols: its architecture (default x86_64)
-          --profile <name>          xen-4.17 (default: version 2 functions, .livepatch.xen_depends) or seed-2016
-                                    (the 2016 design: version 1 functions, no .livepatch.xen_depends)
+          --profile <name>          xen-4.17 (default) or xen-4.22: version 2 functions and
+                                    .livepatch.xen_depends; seed-2016 (the 2016 design): version 1
+                                    functions, no .livepatch.xen_depends
           --depends <hex>           the build-id .livepatch.depends names (default: the hypervisor's)
           --depends-on <payload>    stack on that payload: its build-id, and the objects may use its symbols
           --replace <old>=<new>     the objects' function <new> replaces the hypervisor's <old> (a static
@@ -65,9 +66,8 @@ internal static class BuildCommand
         string name = a.Value("--name") ?? CheckCommand.NameOf(output);
         if (name.Length == 0 || name.Length >= Abi.Livepatch.NameSize || name.Contains('\0', StringComparison.Ordinal))
             return Usage(stderr, $"the name '{name}' must have 1 to {Abi.Livepatch.NameSize - 1} characters (Xen's limit); give --name");
-        var profile = LivepatchProfile.FromName(a.Value("--profile") ?? LivepatchProfile.Xen417.Name);
-        if (profile == null)
-            return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
+        if (!CommandInput.TryProfile("build", a.Value("--profile"), stderr, out var profile, out int profileError))
+            return profileError;
         if (a.Value("--depends") != null && a.Value("--depends-on") != null)
             return Usage(stderr, "--depends and --depends-on both say what the payload depends on: give one");
         if (!TryOptions(a, stderr, out var replace, out var nops, out var expect, out var oldSizes, out int code))

@@ -24,7 +24,8 @@ internal static class CheckCommand
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: expectations unchecked)
           --build-id <hex>       with --symbols: its build-id (/sys/hypervisor/properties/buildid)
           --arch x86_64|arm64    with --symbols: its architecture (default x86_64)
-          --profile <name>       xen-4.17 (default: Debian's Xen 4.17) or seed-2016 (the 2016 design)
+          --profile <name>       xen-4.17 (default: Debian's Xen 4.17), xen-4.22 (upstream
+                                 Xen 4.22) or seed-2016 (the 2016 design)
           --applied <payload>... payloads applied underneath, oldest first (their build-ids form the stack)
           --name <name>          the payload's name (default: its file name without the extension)
           --nodeps               skip the payload-to-payload build-id check, as 'apply --nodeps' does
@@ -48,9 +49,8 @@ internal static class CheckCommand
         if (a == null || a.Positional.Count != 1)
             return Usage(stderr, argError ?? (a!.Positional.Count == 0 ? "which payload? give its file" : $"one payload at a time (got {a.Positional.Count})"));
         string file = a.Positional[0];
-        var profile = LivepatchProfile.FromName(a.Value("--profile") ?? LivepatchProfile.Xen417.Name);
-        if (profile == null)
-            return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
+        if (!CommandInput.TryProfile("check", a.Value("--profile"), stderr, out var profile, out int profileError))
+            return profileError;
 
         if (!SignatureOptions.TryTrust("check", a, stderr, profile, out var trust, out int code))
             return code;

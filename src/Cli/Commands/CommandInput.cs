@@ -4,6 +4,7 @@ using XenLivepatch.Elf;
 using XenLivepatch.Host;
 using XenLivepatch.Sandbox;
 using XenLivepatch.Tooling;
+using XenLivepatch.Hypervisor;
 
 namespace XenLivepatch.Cli;
 
@@ -23,6 +24,17 @@ internal static class CommandInput
     {
         stderr.Write($"xen-livepatch {command}: {problem}\n(see 'xen-livepatch {command} --help')\n");
         return OwnExitCodes.Usage;
+    }
+
+    /// <summary>
+    /// The profile <c>--profile</c> names (<see cref="LivepatchProfile.Xen417"/> without one); false after a usage
+    /// error on stderr (exit 64) that lists the profiles.
+    /// </summary>
+    public static bool TryProfile(string command, string? name, TextWriter stderr, [NotNullWhen(true)] out LivepatchProfile? profile, out int code)
+    {
+        profile = LivepatchProfile.FromName(name ?? LivepatchProfile.Xen417.Name);
+        code = profile == null ? Usage(command, stderr, $"unknown profile '{name}': use {LivepatchProfile.Names}") : 0;
+        return profile != null;
     }
 
     /// <summary>Reads a file, or reports why it cannot be read.</summary>

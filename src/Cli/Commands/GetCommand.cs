@@ -82,7 +82,7 @@ internal static class GetCommand
             JsonReport.Header(w, "get", exitCode, s);
             if (step != null)
             {
-                w.WriteString("name", step.Name);
+                w.WriteString("name", RawText.Printable(step.Name));
                 if (step.State is uint state)
                 {
                     w.WriteString("state", XenCommands.StateName(state));

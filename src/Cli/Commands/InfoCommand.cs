@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using XenLivepatch.Elf;
-using XenLivepatch.Hypervisor;
 using XenLivepatch.Signing;
 using XenLivepatch.Tooling;
 
@@ -26,7 +25,7 @@ internal static class InfoCommand
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: the patch alone)
           --build-id <hex>       with --symbols: its build-id (/sys/hypervisor/properties/buildid)
           --arch x86_64|arm64    with --symbols: its architecture (default x86_64)
-          --profile <name>       with a hypervisor: xen-4.17 (default) or seed-2016
+          --profile <name>       with a hypervisor: xen-4.17 (default), xen-4.22 or seed-2016
           --name <name>          with a hypervisor: the payload's name (default: its file name without the extension)
           --trusted-keys <dir>   check the signature against these keys (PEM certificates or public keys)
         The signature line names the format (appended PKCS#7 or the ELF note .note.Xen.signature), the
@@ -48,9 +47,8 @@ internal static class InfoCommand
         var a = ArgReader.Parse(args, [.. CommandInput.TargetOptions, "--profile", "--name", "--trusted-keys"], ["--json"], [], out string? argError);
         if (a == null || a.Positional.Count != 1)
             return CommandInput.Usage("info", stderr, argError ?? (a!.Positional.Count == 0 ? "which payload? give its file" : $"one payload at a time (got {a.Positional.Count})"));
-        var profile = LivepatchProfile.FromName(a.Value("--profile") ?? LivepatchProfile.Xen417.Name);
-        if (profile == null)
-            return CommandInput.Usage("info", stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
+        if (!CommandInput.TryProfile("info", a.Value("--profile"), stderr, out var profile, out int profileError))
+            return profileError;
         string file = a.Positional[0];
         OfflineTarget? target = null;
         if (a.Value("--target") != null || a.Value("--symbols") != null)
@@ -148,7 +146,7 @@ internal static class InfoCommand
         foreach (var h in info.Hooks)
             sb.Append(c, $"  {h.Kind,-11} {string.Join(", ", h.Functions)}\n");
         sb.Append("sections:\n");
-        int width = Math.Max(4, info.Sections.Max(s => s.Name.Length));
+        int width = info.Sections.Select(s => s.Name.Length).Append(4).Max();
         sb.Append(c, $"  [Nr] {"Name".PadRight(width)}  {"Type",-9} {"Flags",-5} {"Size",8} {"Align",5} {"Relocs",6}\n");
         foreach (var s in info.Sections)
         {

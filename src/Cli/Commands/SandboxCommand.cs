@@ -17,7 +17,7 @@ internal static class SandboxCommand
 {
     public const string Help = """
         Usage: xen-livepatch sandbox [--socket <path>] [--vcpus <n>] [--image <file>] [--group <name|gid>]
-                                     [--profile xen-4.17|seed-2016] [--trusted-keys <dir>]
+                                     [--profile xen-4.17|xen-4.22|seed-2016] [--trusted-keys <dir>]
                                      [--signature-policy none|verify|require] [--quiet] [--log-format text|journal]
         Boots the sandbox hypervisor (a real x86-64 image built from this project's C sources) with <n> vCPU
         threads entering it, and serves the livepatch sysctl on a Unix socket until interrupted (Ctrl-C).
@@ -27,7 +27,8 @@ internal static class SandboxCommand
           --vcpus <n>        vCPU threads (default 2)
           --image <file>     the image (default artifacts/sandbox/xen-syms, made by ./build.sh)
           --group <g>        members of this group may use the socket besides root (mode 0660); others get EPERM
-          --profile <name>   xen-4.17 (default) or seed-2016: the rules and the sysctl layout
+          --profile <name>   xen-4.17 (default), xen-4.22 or seed-2016: the rules and the
+                             sysctl layout
           --quiet            no log; only errors
           --log-format <f>   text: a UTC timestamp and a level (info, warn, error) before each line (default);
                              journal: systemd's <N> priority prefixes, no timestamp (the default when
@@ -52,9 +53,8 @@ internal static class SandboxCommand
         int vcpus = 2;
         if (a.Value("--vcpus") is { } n && (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out vcpus) || vcpus is < 1 or > 64))
             return Usage(stderr, $"--vcpus takes a number from 1 to 64, not '{n}'");
-        var profile = LivepatchProfile.FromName(a.Value("--profile") ?? LivepatchProfile.Xen417.Name);
-        if (profile == null)
-            return Usage(stderr, $"unknown profile '{a.Value("--profile")}': use xen-4.17 or seed-2016");
+        if (!CommandInput.TryProfile("sandbox", a.Value("--profile"), stderr, out var profile, out int profileError))
+            return profileError;
         if (!SignatureOptions.TryTrust("sandbox", a, stderr, profile, out var trust, out int code))
             return code;
         uint? group = null;
@@ -67,8 +67,8 @@ internal static class SandboxCommand
         string image = a.Value("--image") ?? SandboxImage.DefaultPath();
         if (!CommandInput.TrySandboxImage("sandbox", image, a.Value("--image") != null, stderr))
             return OwnExitCodes.NoInput;
-        if (System.Text.Encoding.UTF8.GetByteCount(socket) > 107)
-            return Usage(stderr, $"the socket path {socket} is longer than a Unix socket address allows (107 bytes): give a shorter --socket");
+        if (SocketTransport.PathProblem(socket) is { } badPath)
+            return Usage(stderr, $"{badPath}: give a shorter --socket");
         var format = a.Value("--log-format") switch
         {
             null => DaemonLog.Detect(),

@@ -15,6 +15,9 @@ internal static class XenCommands
     /// <summary>The tool's wait between an action and the GET that reads its outcome: twice the hypervisor's 30 ms.</summary>
     public static readonly TimeSpan ActionWait = TimeSpan.FromTicks(2 * LivepatchClient.ToolTimeoutNs / 100);
 
+    /// <summary>How long, in all, the tool waits for an action that still reads "in progress" (see <see cref="ActionAsync"/>).</summary>
+    public static readonly TimeSpan ActionPatience = TimeSpan.FromSeconds(3);
+
     private const int EINVAL = (int)XenErrno.EINVAL;
     private const int EAGAIN = (int)XenErrno.EAGAIN;
 
@@ -40,7 +43,7 @@ internal static class XenCommands
     // get_name: the tool's own check (strlen > 128); libxc then refuses 128 itself (strlen + 1 > 128).
     private static bool CheckName(Session s, string name)
     {
-        if (Encoding.UTF8.GetByteCount(name) > Livepatch.NameSize)
+        if (RawText.GetByteCount(name) > Livepatch.NameSize)
         {
             s.Err($"ID must be no more than {Livepatch.NameSize} characters.\n");
             if (s.Current != null)
@@ -130,26 +133,43 @@ internal static class XenCommands
         }
         step.State = get.Status.State;
         step.Rc = get.Status.Rc;
+        LivepatchResult r = default;
+        bool asked = false;
         if (get.Status.Rc == -(int)XenErrno.EAGAIN)
         {
-            s.Err($"Cannot execute {actionName}.\nOperation already in progress.\n");
-            step.Errno = EAGAIN;
-            return EAGAIN;
+            // "In progress" is what Xen's tool reads here, and it refuses. But Xen 4.17 also leaves rc at -EAGAIN for
+            // good when the action that set it found another payload's action pending (reference §7.4, quirk 4),
+            // and then every action on the payload was refused. Where the action is allowed in this state, ours asks
+            // the hypervisor instead, which knows: it answers -EBUSY while this payload's action is really pending
+            // (and then the message is Xen's), and otherwise runs the action, which clears the stale rc.
+            bool allowed = (allow & get.Status.State) != 0 && get.Status.State != unchecked((uint)expected);
+            if (allowed)
+            {
+                r = await client.ActionAsync(name, action, LivepatchClient.ToolTimeoutNs, flags, s.CancellationToken).ConfigureAwait(false);
+                asked = true;
+            }
+            if (!allowed || r.Errno == (int)XenErrno.EBUSY)
+            {
+                s.Err($"Cannot execute {actionName}.\nOperation already in progress.\n");
+                step.Errno = EAGAIN;
+                return EAGAIN;
+            }
         }
-        if (get.Status.State == unchecked((uint)expected))
+        else if (get.Status.State == unchecked((uint)expected))
         {
             s.Out("No action needed.\n");
             step.Outcome = "no-action";
             return 0;
         }
-        if ((allow & get.Status.State) == 0)
+        else if ((allow & get.Status.State) == 0)
         {
             s.Err($"{name} is in the wrong state.\nCurrent state: {StateName(get.Status.State)}\nExpected state: {StateName(allow)}\n");
             return -1;
         }
 
         s.Out($"{verb} {name}... ");
-        var r = await client.ActionAsync(name, action, LivepatchClient.ToolTimeoutNs, flags, s.CancellationToken).ConfigureAwait(false);
+        if (!asked)
+            r = await client.ActionAsync(name, action, LivepatchClient.ToolTimeoutNs, flags, s.CancellationToken).ConfigureAwait(false);
         if (!r.Succeeded)
         {
             s.Out("failed\n");
@@ -158,10 +178,19 @@ internal static class XenCommands
             return r.Errno;
         }
 
-        // No polling loop since Xen 4.9: one wait, one GET.
-        await s.Delay(ActionWait).ConfigureAwait(false);
-        get = await client.GetAsync(name, s.CancellationToken).ConfigureAwait(false);
-        int rc = !get.Result.Succeeded ? get.Result.Rc : get.Status.Rc;
+        // Xen's tool (since 4.9) waits once, twice the hypervisor's 30 ms deadline, and reads the outcome: on real Xen
+        // the action has finished or timed out by then. The sandbox's CPUs are threads of a host that may be busy,
+        // so while the outcome still reads "in progress" ours waits again, up to ActionPatience in all, before it
+        // says "Operation didn't complete."; an action that finished in time prints exactly what Xen's tool prints.
+        int rc;
+        for (int waited = 1; ; waited++)
+        {
+            await s.Delay(ActionWait).ConfigureAwait(false);
+            get = await client.GetAsync(name, s.CancellationToken).ConfigureAwait(false);
+            rc = !get.Result.Succeeded ? get.Result.Rc : get.Status.Rc;
+            if (rc != -(int)XenErrno.EAGAIN || waited * ActionWait >= ActionPatience)
+                break;
+        }
         step.State = get.Result.Succeeded ? get.Status.State : null;
         step.Rc = get.Result.Succeeded ? get.Status.Rc : null;
         if (rc == -(int)XenErrno.EAGAIN)
@@ -235,29 +264,40 @@ internal static class XenCommands
         var client = await s.ClientAsync().ConfigureAwait(false);
         if (client == null)
             return -1;
-        var sizes = await client.GetListSizesAsync(s.CancellationToken).ConfigureAwait(false);
-        if (!sizes.Result.Succeeded)
+        // Xen's tool reads the sizes, then the list, once; a list that changed in between left it printing "Failed to
+        // list" with whatever errno was (0) and exiting 0. Ours reads both again, as libxc's own retries do, and
+        // after MaxListRetries changes fails with EBUSY (exit 2: retry).
+        LivepatchListSizes sizes;
+        LivepatchList list;
+        for (int attempt = 0; ; attempt++)
         {
-            s.Err($"Failed to get list sizes.\n{Error(sizes.Result.Errno)}");
-            step.Errno = sizes.Result.Errno;
-            return sizes.Result.Errno;
-        }
-        if (sizes.Count == 0)
-        {
-            s.Out("Nothing to list\n");
-            step.Outcome = "completed";
-            s.Listed = [];
-            return 0;
-        }
-        var list = await client.ListAsync(sizes.Count, 0, sizes.NameTotalSize, sizes.MetadataTotalSize, s.CancellationToken).ConfigureAwait(false);
-        if (!list.Result.Succeeded || list.Done != sizes.Count || list.Left > 0)
-        {
-            // Xen's tool prints errno here even when the call succeeded with a short list (a list that changed
-            // meanwhile); its errno is then whatever it was, 0 here.
-            int errno = list.Result.Errno;
-            s.Err($"Failed to list {list.Left}/{sizes.Count}.\n{Error(errno)}");
-            step.Errno = errno;
-            return errno;
+            sizes = await client.GetListSizesAsync(s.CancellationToken).ConfigureAwait(false);
+            if (!sizes.Result.Succeeded)
+            {
+                s.Err($"Failed to get list sizes.\n{Error(sizes.Result.Errno)}");
+                step.Errno = sizes.Result.Errno;
+                return sizes.Result.Errno;
+            }
+            if (sizes.Count == 0)
+            {
+                s.Out("Nothing to list\n");
+                step.Outcome = "completed";
+                s.Listed = [];
+                return 0;
+            }
+            list = await client.ListAsync(sizes.Count, 0, sizes.NameTotalSize, sizes.MetadataTotalSize, s.CancellationToken).ConfigureAwait(false);
+            if (list.Result.Succeeded && list.Done == sizes.Count && list.Left == 0)
+                break;
+            int rc = list.Result.Rc;
+            bool changed = list.Result.Succeeded || rc == -(int)XenErrno.ENOBUFS || rc == -(int)XenErrno.EBUSY
+                || (rc == -(int)XenErrno.EFAULT && list.Version != sizes.Version);
+            if (!changed || attempt >= LivepatchClient.MaxListRetries)
+            {
+                int errno = list.Result.Succeeded ? (int)XenErrno.EBUSY : list.Result.Errno;
+                s.Err($"Failed to list {list.Left}/{sizes.Count}.\n{Error(errno)}");
+                step.Errno = errno;
+                return errno;
+            }
         }
         var text = new StringBuilder();
         text.Append(" ID                                     | status     | metadata\n");

@@ -1,4 +1,5 @@
 using System.Text;
+using XenLivepatch.Control;
 using XenLivepatch.Interop;
 
 namespace XenLivepatch.Cli;
@@ -25,24 +26,35 @@ internal sealed class FdWriter : TextWriter
     {
         if (buffer.IsEmpty)
             return;
+        if (RawText.HasRawBytes(buffer))
+        {
+            // A name that is not UTF-8 is printed as its bytes, as the C tool prints it.
+            byte[] raw = RawText.Encode(buffer);
+            fixed (byte* r = raw)
+                WriteAll(r, raw.Length);
+            return;
+        }
         int max = Encoding.UTF8.GetMaxByteCount(buffer.Length);
         byte[]? rented = max > 1024 ? new byte[max] : null;
         Span<byte> bytes = rented ?? stackalloc byte[1024];
         int n = Encoding.UTF8.GetBytes(buffer, bytes);
         fixed (byte* p = bytes)
+            WriteAll(p, n);
+    }
+
+    private unsafe void WriteAll(byte* p, int n)
+    {
+        int done = 0;
+        while (done < n)
         {
-            int done = 0;
-            while (done < n)
+            nint w = LibC.write(_fd, p + done, (nuint)(n - done));
+            if (w < 0)
             {
-                nint w = LibC.write(_fd, p + done, (nuint)(n - done));
-                if (w < 0)
-                {
-                    if (LibC.Errno == LibC.EINTR)
-                        continue;
-                    return; // a closed pipe: nothing useful to do, as printf would not either
-                }
-                done += (int)w;
+                if (LibC.Errno == LibC.EINTR)
+                    continue;
+                return; // a closed pipe: nothing useful to do, as printf would not either
             }
+            done += (int)w;
         }
     }
 }

@@ -60,7 +60,7 @@ internal static class JsonReport
     private static void Payload(Utf8JsonWriter w, LivepatchListEntry e, PayloadSignatureStatus? signature)
     {
         w.WriteStartObject();
-        w.WriteString("name", e.Name);
+        w.WriteString("name", RawText.Printable(e.Name));
         w.WriteString("state", XenCommands.StateName(e.Status.State));
         w.WriteNumber("state_value", e.Status.State);
         w.WriteNumber("rc", e.Status.Rc);
@@ -101,7 +101,7 @@ internal static class JsonReport
         w.WriteStartObject();
         w.WriteString("op", step.Op);
         if (step.Name != null)
-            w.WriteString("name", step.Name);
+            w.WriteString("name", RawText.Printable(step.Name));
         if (step.File != null)
             w.WriteString("file", step.File);
         w.WriteString("outcome", step.Outcome);

@@ -37,13 +37,8 @@ public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
     public static async Task<TransportOpenResult> OpenAsync(string path, LivepatchAbi? abi = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
-        // sockaddr_un holds 108 bytes with the NUL: a longer path cannot name a socket.
-        if (path.Length == 0 || System.Text.Encoding.UTF8.GetByteCount(path) > 107)
-        {
-            return TransportOpenResult.Failed(
-                path.Length == 0 ? "the sandbox socket's path is empty" : $"the socket path {path} is longer than a Unix socket address allows (107 bytes)",
-                "give a shorter path with --sandbox PATH (or XEN_LIVEPATCH_SANDBOX)");
-        }
+        if (PathProblem(path) is { } tooLong)
+            return TransportOpenResult.Failed(tooLong, "give a shorter path, or a symbolic link with a shorter path to the socket");
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
@@ -68,6 +63,19 @@ public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
             "check that the sandbox at that path is running and is ours ('xen-livepatch sandbox')", path, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>The longest socket path a Unix socket address holds (sun_path's 108 bytes, less the NUL).</summary>
+    public const int MaxPathBytes = 107;
+
+    /// <summary>Why <paramref name="path"/> cannot be a Unix socket address, or null when it can.</summary>
+    public static string? PathProblem(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (path.Length == 0)
+            return "the socket path is empty";
+        int bytes = System.Text.Encoding.UTF8.GetByteCount(path);
+        return bytes > MaxPathBytes ? $"the socket path {path} is {bytes} bytes; a Unix socket address holds at most {MaxPathBytes}" : null;
+    }
+
     /// <inheritdoc/>
     public async ValueTask<int> CallAsync(byte[] sysctl, IReadOnlyList<WireBuffer> buffers, CancellationToken cancellationToken = default)
     {
@@ -76,6 +84,9 @@ public sealed class SocketTransport : ISysctlTransport, IPayloadSignatureQuery
         byte[] request = SocketWire.EncodeRequest(sysctl, buffers);
         if (request.Length > SocketWire.MaxMessage)
             throw new LivepatchTransportException($"a sysctl of {request.Length} bytes is larger than the sandbox accepts ({SocketWire.MaxMessage})");
+        long outBytes = buffers.Where(b => !b.In).Sum(b => (long)b.Data.Length);
+        if (outBytes > SocketWire.MaxOutBytes)
+            throw new LivepatchTransportException($"a sysctl asking for {outBytes} bytes of buffers back is larger than the sandbox answers ({SocketWire.MaxOutBytes})");
         return await ExchangeAsync(request, sysctl, buffers, null, cancellationToken).ConfigureAwait(false);
     }
 

@@ -20,7 +20,8 @@ internal sealed class ActionScheduler(LivepatchCore core, PayloadRegistry regist
 
     /// <summary>
     /// Schedules <paramref name="cmd"/> of <paramref name="p"/>, whose rc is already -EAGAIN (called with the
-    /// registry's lock held). Returns 0, or -EBUSY while another action is pending (rc stays -EAGAIN, as in Xen).
+    /// registry's lock held). Returns 0, or -EBUSY while another action is pending (what becomes of the payload's rc
+    /// then is the profile's: <see cref="LivepatchProfile.KeepsAgainWhenBusy"/>).
     /// </summary>
     public int Schedule(Payload p, LivepatchAction cmd, uint timeoutNs)
     {

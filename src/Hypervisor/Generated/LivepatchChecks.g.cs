@@ -113,6 +113,8 @@ public enum LivepatchCheck : ushort
     SectionNamePastEnd = 323,
     /// <summary>Every symbol's st_name lies within the string table. EINVAL; Xen: <c>elf_get_sym</c>; ours: PayloadElf.GetSymbols.</summary>
     SymbolNamePastEnd = 324,
+    /// <summary>Our guard: the symbol table's sh_link may not be 0. The null section is no string table; Xen 4.17 refuses it as a corrupted one (EINVAL) unless section 0 is made SHT_STRTAB, and then reads its offset and size, which nothing checked, and faults. EINVAL; Xen: <c>elf_resolve_sections</c>; ours: PayloadElf.ResolveSections.</summary>
+    SymtabLinkNull = 325,
     /// <summary>Xen refuses a payload with a section that is both executable and writable (SHF_EXECINSTR and SHF_WRITE). EOPNOTSUPP; Xen: <c>move_payload</c>; ours: PayloadRules.RegionOf, PayloadLoader.MovePayload.</summary>
     SectionWritableCode = 401,
     /// <summary>A payload without any loadable section gets no memory (vmalloc of 0 pages fails). ENOMEM; Xen: <c>move_payload</c>; ours: PayloadLoader.MovePayload.</summary>
@@ -155,7 +157,13 @@ public enum LivepatchCheck : ushort
     Arm64RelocationType = 420,
     /// <summary>An arm64 relocation whose value does not fit its field (for the types that are checked). EOVERFLOW; Xen: <c>arch_livepatch_perform_rela (xen/arch/arm/arm64/livepatch.c)</c>; ours: Arm64Arch.Relocate.</summary>
     Arm64RelocationOverflow = 421,
-    /// <summary>.livepatch.depends, .note.gnu.build-id and (Xen 4.15+) .livepatch.xen_depends must exist; the seed design also wants .livepatch.funcs. EINVAL; Xen: <c>check_special_sections</c>; ours: PayloadLoader.CheckSpecialSections.</summary>
+    /// <summary>Xen 4.20+ refuses a payload without .livepatch.xen_depends before anything is allocated (check_xen_buildid). EINVAL; Xen: <c>check_xen_buildid</c>; ours: PayloadLoader.CheckXenBuildIdFirst.</summary>
+    XenDependsMissing = 422,
+    /// <summary>Xen 4.20+ refuses a .livepatch.xen_depends that is no build-id note with EINVAL, whatever xen_build_id_check answered (check_xen_buildid). EINVAL; Xen: <c>check_xen_buildid</c>; ours: PayloadLoader.CheckXenBuildIdFirst.</summary>
+    XenDependsUnparsable = 423,
+    /// <summary>Xen 4.20+ refuses a payload whose .livepatch.xen_depends is not the hypervisor's build-id before anything is allocated (check_xen_buildid). EINVAL; Xen: <c>check_xen_buildid</c>; ours: PayloadLoader.CheckXenBuildIdFirst.</summary>
+    XenBuildIdMismatchFirst = 424,
+    /// <summary>.livepatch.depends, .note.gnu.build-id and (Xen 4.15 to 4.19) .livepatch.xen_depends must exist; the seed design also wants .livepatch.funcs. EINVAL; Xen: <c>check_special_sections</c>; ours: PayloadLoader.CheckSpecialSections.</summary>
     SpecialSectionMissing = 501,
     /// <summary>The special sections may not be empty. EINVAL; Xen: <c>check_special_sections</c>; ours: PayloadLoader.CheckSpecialSections.</summary>
     SpecialSectionEmpty = 502,
@@ -201,7 +209,7 @@ public enum LivepatchCheck : ushort
     BuildIdInUse = 618,
     /// <summary>A build-id note (.note.gnu.build-id, .livepatch.depends, .livepatch.xen_depends) is longer than its 12-byte header. EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteTooShort = 619,
-    /// <summary>A build-id note has type NT_GNU_BUILD_ID (Xen's ENODATA becomes EINVAL in prepare_payload). EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
+    /// <summary>A build-id note has type NT_GNU_BUILD_ID (before Xen 4.20 prepare_payload turns xen_build_id_check's ENODATA into EINVAL). EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteNotBuildId = 620,
     /// <summary>A build-id note's name and descriptor sizes may not overflow 32 bits together. EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteSizesOverflow = 621,
@@ -209,7 +217,7 @@ public enum LivepatchCheck : ushort
     NoteNameTooShort = 622,
     /// <summary>A build-id note's name and descriptor fit in the note. EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteTooLong = 623,
-    /// <summary>A build-id note's owner is "GNU" (Xen's ENODATA becomes EINVAL in prepare_payload). EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
+    /// <summary>A build-id note's owner is "GNU" (before Xen 4.20 prepare_payload turns xen_build_id_check's ENODATA into EINVAL). EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteNotGnu = 624,
     /// <summary>A build-id note's descriptor (the build-id) is not empty. EINVAL; Xen: <c>xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
     NoteEmptyBuildId = 625,
@@ -231,16 +239,36 @@ public enum LivepatchCheck : ushort
     ExTableSize = 633,
     /// <summary>Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all. EOPNOTSUPP; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckArchTables.</summary>
     ExTableUnsupported = 639,
-    /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
+    /// <summary>Our guard: an empty .modinfo (Xen places it and reads the byte before it; it crashes Debian's 4.17.7, reference §7.5). EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoEmpty = 634,
     /// <summary>.modinfo (the metadata) ends with NUL. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.PrepareMetadata.</summary>
     ModinfoNotTerminated = 635,
-    /// <summary>Xen 4.15+ checks .livepatch.xen_depends against the hypervisor's build-id, which it must have. ENODATA; Xen: <c>xen_build_id_dep</c>; ours: PayloadLoader.CheckXenBuildId.</summary>
+    /// <summary>Xen 4.15+ checks .livepatch.xen_depends against the hypervisor's build-id, which it must have. ENODATA; Xen: <c>xen_build_id_dep (4.15 to 4.19), check_xen_buildid (4.20+)</c>; ours: PayloadLoader.CheckXenBuildId, PayloadLoader.CheckXenBuildIdFirst.</summary>
     XenBuildIdMissing = 636,
-    /// <summary>Xen 4.15+ refuses a payload whose .livepatch.xen_depends is not the hypervisor's build-id. EINVAL; Xen: <c>xen_build_id_dep</c>; ours: PayloadLoader.CheckXenBuildId.</summary>
+    /// <summary>Xen 4.15 to 4.19 refuse a payload whose .livepatch.xen_depends is not the hypervisor's build-id (after prepare_payload). EINVAL; Xen: <c>xen_build_id_dep</c>; ours: PayloadLoader.CheckXenBuildId.</summary>
     XenBuildIdMismatch = 637,
     /// <summary>A symbol a payload exports must be new to the hypervisor and to loaded payloads, unless it is a replacement overriding the function it patches. EEXIST; Xen: <c>build_symbol_table</c>; ours: PayloadRules.IsExported, PayloadLoader.BuildSymbolTable.</summary>
     SymbolDuplicate = 638,
+    /// <summary>Xen 4.20+ refuses a .note.gnu.build-id or .livepatch.depends note whose type is not NT_GNU_BUILD_ID with xen_build_id_check's ENODATA. ENODATA; Xen: <c>parse_buildid, xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
+    NoteNotBuildIdNoData = 649,
+    /// <summary>Xen 4.20+ refuses a .note.gnu.build-id or .livepatch.depends note whose owner is not "GNU" with xen_build_id_check's ENODATA. ENODATA; Xen: <c>parse_buildid, xen_build_id_check (xen/common/version.c)</c>; ours: BuildIdNote.TryParse.</summary>
+    NoteNotGnuNoData = 640,
+    /// <summary>Xen 4.21+ (x86): .alt_call_sites is an array of 4-byte entries, each a site's offset from the entry. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAltCalls.</summary>
+    AltCallSitesSize = 641,
+    /// <summary>Xen 4.21+ (x86): a non-empty .alt_call_sites needs payload text to patch. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAltCalls.</summary>
+    AltCallSitesNoText = 642,
+    /// <summary>Xen 4.21+ (x86): each alternative call site (6 bytes) lies inside the payload's text. EINVAL; Xen: <c>prepare_payload</c>; ours: PayloadPreparation.CheckAltCalls.</summary>
+    AltCallSiteOutsideText = 643,
+    /// <summary>Xen 4.21+ (x86): each alternative call site is an indirect call through a RIP-relative pointer (ff 15 disp32). EINVAL; Xen: <c>livepatch_apply_alt_calls (xen/arch/x86/alternative.c)</c>; ours: PayloadPreparation.CheckAltCalls.</summary>
+    AltCallSiteNotCall = 644,
+    /// <summary>Our guard: the function pointer an alternative call site reads must be mapped (Xen would fault reading it). EINVAL; Xen: <c>livepatch_apply_alt_calls (xen/arch/x86/alternative.c)</c>; ours: PayloadPreparation.CheckAltCalls.</summary>
+    AltCallPointerUnmapped = 645,
+    /// <summary>An alternative's replacement is no longer than the original and its padding (Xen 4.19+ ENOSPC; 4.17 BUG()s). ENOSPC; Xen: <c>apply_alternatives (xen/arch/x86/alternative.c)</c>; ours: PayloadPreparation.CheckAlternatives.</summary>
+    AltReplacementTooLong = 646,
+    /// <summary>An alternative's original and padding together fit Xen's 254-byte patch buffer (Xen 4.19+ ENOSPC; 4.17 BUG()s). ENOSPC; Xen: <c>apply_alternatives (xen/arch/x86/alternative.c)</c>; ours: PayloadPreparation.CheckAlternatives.</summary>
+    AltSiteTooLong = 648,
+    /// <summary>An alternative's CPU feature is one the hypervisor knows (below NCAPINTS * 32; Xen 4.19+ ERANGE, 4.17 BUG()s). ERANGE; Xen: <c>apply_alternatives (xen/arch/x86/alternative.c)</c>; ours: PayloadPreparation.CheckAlternatives.</summary>
+    AltFeatureOutOfRange = 647,
     /// <summary>ACTION on a name no payload has answers ENOENT. ENOENT; Xen: <c>livepatch_action</c>; ours: LivepatchCore.Action.</summary>
     ActionNotFound = 701,
     /// <summary>ACTION on the payload whose action is scheduled or running answers EBUSY. EBUSY; Xen: <c>livepatch_action</c>; ours: LivepatchCore.Action.</summary>
@@ -275,7 +303,7 @@ public enum LivepatchCheck : ushort
     PreApplyHookVeto = 716,
     /// <summary>REPLACE refuses when the payload or an applied one has pre/post apply or revert hooks. EOPNOTSUPP; Xen: <c>livepatch_action</c>; ours: ActionChecks.Replace.</summary>
     ReplaceWithVetoingHooks = 717,
-    /// <summary>One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN). EBUSY; Xen: <c>schedule_work</c>; ours: ActionScheduler.Schedule.</summary>
+    /// <summary>One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc). EBUSY; Xen: <c>schedule_work</c>; ours: ActionScheduler.Schedule.</summary>
     ActionPending = 718,
     /// <summary>A CPU that does not reach its safe point within the action's timeout fails the action; nothing is written. EBUSY; Xen: <c>livepatch_spin</c>; ours: ActionScheduler.Completed.</summary>
     QuiesceTimeout = 801,
@@ -345,6 +373,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt,
         LivepatchCheck.SectionNamePastEnd,
         LivepatchCheck.SymbolNamePastEnd,
+        LivepatchCheck.SymtabLinkNull,
         LivepatchCheck.SectionWritableCode,
         LivepatchCheck.NothingLoadable,
         LivepatchCheck.OutOfMemory,
@@ -366,6 +395,9 @@ public static partial class LivepatchChecks
         LivepatchCheck.X86RelocationType,
         LivepatchCheck.Arm64RelocationType,
         LivepatchCheck.Arm64RelocationOverflow,
+        LivepatchCheck.XenDependsMissing,
+        LivepatchCheck.XenDependsUnparsable,
+        LivepatchCheck.XenBuildIdMismatchFirst,
         LivepatchCheck.SpecialSectionMissing,
         LivepatchCheck.SpecialSectionEmpty,
         LivepatchCheck.PatchingSectionEmpty,
@@ -409,6 +441,16 @@ public static partial class LivepatchChecks
         LivepatchCheck.XenBuildIdMissing,
         LivepatchCheck.XenBuildIdMismatch,
         LivepatchCheck.SymbolDuplicate,
+        LivepatchCheck.NoteNotBuildIdNoData,
+        LivepatchCheck.NoteNotGnuNoData,
+        LivepatchCheck.AltCallSitesSize,
+        LivepatchCheck.AltCallSitesNoText,
+        LivepatchCheck.AltCallSiteOutsideText,
+        LivepatchCheck.AltCallSiteNotCall,
+        LivepatchCheck.AltCallPointerUnmapped,
+        LivepatchCheck.AltReplacementTooLong,
+        LivepatchCheck.AltSiteTooLong,
+        LivepatchCheck.AltFeatureOutOfRange,
         LivepatchCheck.ActionNotFound,
         LivepatchCheck.ActionScheduled,
         LivepatchCheck.ActionUnknown,
@@ -487,6 +529,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => XenErrno.EINVAL,
         LivepatchCheck.SectionNamePastEnd => XenErrno.EINVAL,
         LivepatchCheck.SymbolNamePastEnd => XenErrno.EINVAL,
+        LivepatchCheck.SymtabLinkNull => XenErrno.EINVAL,
         LivepatchCheck.SectionWritableCode => XenErrno.EOPNOTSUPP,
         LivepatchCheck.NothingLoadable => XenErrno.ENOMEM,
         LivepatchCheck.OutOfMemory => XenErrno.ENOMEM,
@@ -508,6 +551,9 @@ public static partial class LivepatchChecks
         LivepatchCheck.X86RelocationType => XenErrno.EOPNOTSUPP,
         LivepatchCheck.Arm64RelocationType => XenErrno.EOPNOTSUPP,
         LivepatchCheck.Arm64RelocationOverflow => XenErrno.EOVERFLOW,
+        LivepatchCheck.XenDependsMissing => XenErrno.EINVAL,
+        LivepatchCheck.XenDependsUnparsable => XenErrno.EINVAL,
+        LivepatchCheck.XenBuildIdMismatchFirst => XenErrno.EINVAL,
         LivepatchCheck.SpecialSectionMissing => XenErrno.EINVAL,
         LivepatchCheck.SpecialSectionEmpty => XenErrno.EINVAL,
         LivepatchCheck.PatchingSectionEmpty => XenErrno.EINVAL,
@@ -551,6 +597,16 @@ public static partial class LivepatchChecks
         LivepatchCheck.XenBuildIdMissing => XenErrno.ENODATA,
         LivepatchCheck.XenBuildIdMismatch => XenErrno.EINVAL,
         LivepatchCheck.SymbolDuplicate => XenErrno.EEXIST,
+        LivepatchCheck.NoteNotBuildIdNoData => XenErrno.ENODATA,
+        LivepatchCheck.NoteNotGnuNoData => XenErrno.ENODATA,
+        LivepatchCheck.AltCallSitesSize => XenErrno.EINVAL,
+        LivepatchCheck.AltCallSitesNoText => XenErrno.EINVAL,
+        LivepatchCheck.AltCallSiteOutsideText => XenErrno.EINVAL,
+        LivepatchCheck.AltCallSiteNotCall => XenErrno.EINVAL,
+        LivepatchCheck.AltCallPointerUnmapped => XenErrno.EINVAL,
+        LivepatchCheck.AltReplacementTooLong => XenErrno.ENOSPC,
+        LivepatchCheck.AltSiteTooLong => XenErrno.ENOSPC,
+        LivepatchCheck.AltFeatureOutOfRange => XenErrno.ERANGE,
         LivepatchCheck.ActionNotFound => XenErrno.ENOENT,
         LivepatchCheck.ActionScheduled => XenErrno.EBUSY,
         LivepatchCheck.ActionUnknown => XenErrno.EOPNOTSUPP,
@@ -625,6 +681,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => "The section name table is a non-empty SHT_STRTAB that starts and ends with NUL.",
         LivepatchCheck.SectionNamePastEnd => "Every section's sh_name lies within the section name table.",
         LivepatchCheck.SymbolNamePastEnd => "Every symbol's st_name lies within the string table.",
+        LivepatchCheck.SymtabLinkNull => "Our guard: the symbol table's sh_link may not be 0. The null section is no string table; Xen 4.17 refuses it as a corrupted one (EINVAL) unless section 0 is made SHT_STRTAB, and then reads its offset and size, which nothing checked, and faults.",
         LivepatchCheck.SectionWritableCode => "Xen refuses a payload with a section that is both executable and writable (SHF_EXECINSTR and SHF_WRITE).",
         LivepatchCheck.NothingLoadable => "A payload without any loadable section gets no memory (vmalloc of 0 pages fails).",
         LivepatchCheck.OutOfMemory => "There is no room for the payload within branch range of the hypervisor's text.",
@@ -646,7 +703,10 @@ public static partial class LivepatchChecks
         LivepatchCheck.X86RelocationType => "x86-64 Xen relocates R_X86_64_NONE, _64, _PC32 and _PLT32 only.",
         LivepatchCheck.Arm64RelocationType => "arm64 Xen relocates the types Linux's module loader does; others are refused.",
         LivepatchCheck.Arm64RelocationOverflow => "An arm64 relocation whose value does not fit its field (for the types that are checked).",
-        LivepatchCheck.SpecialSectionMissing => ".livepatch.depends, .note.gnu.build-id and (Xen 4.15+) .livepatch.xen_depends must exist; the seed design also wants .livepatch.funcs.",
+        LivepatchCheck.XenDependsMissing => "Xen 4.20+ refuses a payload without .livepatch.xen_depends before anything is allocated (check_xen_buildid).",
+        LivepatchCheck.XenDependsUnparsable => "Xen 4.20+ refuses a .livepatch.xen_depends that is no build-id note with EINVAL, whatever xen_build_id_check answered (check_xen_buildid).",
+        LivepatchCheck.XenBuildIdMismatchFirst => "Xen 4.20+ refuses a payload whose .livepatch.xen_depends is not the hypervisor's build-id before anything is allocated (check_xen_buildid).",
+        LivepatchCheck.SpecialSectionMissing => ".livepatch.depends, .note.gnu.build-id and (Xen 4.15 to 4.19) .livepatch.xen_depends must exist; the seed design also wants .livepatch.funcs.",
         LivepatchCheck.SpecialSectionEmpty => "The special sections may not be empty.",
         LivepatchCheck.PatchingSectionEmpty => "Xen 4.14+: a patching section (.livepatch.funcs or a hook section) that is present may not be empty.",
         LivepatchCheck.NothingToPatch => "Xen 4.14+: a payload has .livepatch.funcs or at least one hook section.",
@@ -669,11 +729,11 @@ public static partial class LivepatchChecks
         LivepatchCheck.HookSize => "Each pre/post/action hook section holds exactly one 8-byte function pointer.",
         LivepatchCheck.BuildIdInUse => "Xen refuses a payload whose build-id a loaded payload already has.",
         LivepatchCheck.NoteTooShort => "A build-id note (.note.gnu.build-id, .livepatch.depends, .livepatch.xen_depends) is longer than its 12-byte header.",
-        LivepatchCheck.NoteNotBuildId => "A build-id note has type NT_GNU_BUILD_ID (Xen's ENODATA becomes EINVAL in prepare_payload).",
+        LivepatchCheck.NoteNotBuildId => "A build-id note has type NT_GNU_BUILD_ID (before Xen 4.20 prepare_payload turns xen_build_id_check's ENODATA into EINVAL).",
         LivepatchCheck.NoteSizesOverflow => "A build-id note's name and descriptor sizes may not overflow 32 bits together.",
         LivepatchCheck.NoteNameTooShort => "A build-id note's name is at least the 4 bytes of \"GNU\".",
         LivepatchCheck.NoteTooLong => "A build-id note's name and descriptor fit in the note.",
-        LivepatchCheck.NoteNotGnu => "A build-id note's owner is \"GNU\" (Xen's ENODATA becomes EINVAL in prepare_payload).",
+        LivepatchCheck.NoteNotGnu => "A build-id note's owner is \"GNU\" (before Xen 4.20 prepare_payload turns xen_build_id_check's ENODATA into EINVAL).",
         LivepatchCheck.NoteEmptyBuildId => "A build-id note's descriptor (the build-id) is not empty.",
         LivepatchCheck.NoteDescriptorPastEnd => "A build-id note's aligned descriptor fits in the note.",
         LivepatchCheck.BugFramesSize => ".bug_frames.0 to .bug_frames.3 are arrays of 8-byte entries.",
@@ -684,11 +744,21 @@ public static partial class LivepatchChecks
         LivepatchCheck.AltReplacementOutside => "An alternative's replacement lies inside .altinstr_replacement.",
         LivepatchCheck.ExTableSize => ".ex_table is an array of 8-byte exception table entries.",
         LivepatchCheck.ExTableUnsupported => "Without CONFIG_HAS_EX_TABLE (arm), a payload may have no .ex_table at all.",
-        LivepatchCheck.ModinfoEmpty => "Our guard: an empty .modinfo (Xen reads its last byte out of bounds).",
+        LivepatchCheck.ModinfoEmpty => "Our guard: an empty .modinfo (Xen places it and reads the byte before it; it crashes Debian's 4.17.7, reference §7.5).",
         LivepatchCheck.ModinfoNotTerminated => ".modinfo (the metadata) ends with NUL.",
         LivepatchCheck.XenBuildIdMissing => "Xen 4.15+ checks .livepatch.xen_depends against the hypervisor's build-id, which it must have.",
-        LivepatchCheck.XenBuildIdMismatch => "Xen 4.15+ refuses a payload whose .livepatch.xen_depends is not the hypervisor's build-id.",
+        LivepatchCheck.XenBuildIdMismatch => "Xen 4.15 to 4.19 refuse a payload whose .livepatch.xen_depends is not the hypervisor's build-id (after prepare_payload).",
         LivepatchCheck.SymbolDuplicate => "A symbol a payload exports must be new to the hypervisor and to loaded payloads, unless it is a replacement overriding the function it patches.",
+        LivepatchCheck.NoteNotBuildIdNoData => "Xen 4.20+ refuses a .note.gnu.build-id or .livepatch.depends note whose type is not NT_GNU_BUILD_ID with xen_build_id_check's ENODATA.",
+        LivepatchCheck.NoteNotGnuNoData => "Xen 4.20+ refuses a .note.gnu.build-id or .livepatch.depends note whose owner is not \"GNU\" with xen_build_id_check's ENODATA.",
+        LivepatchCheck.AltCallSitesSize => "Xen 4.21+ (x86): .alt_call_sites is an array of 4-byte entries, each a site's offset from the entry.",
+        LivepatchCheck.AltCallSitesNoText => "Xen 4.21+ (x86): a non-empty .alt_call_sites needs payload text to patch.",
+        LivepatchCheck.AltCallSiteOutsideText => "Xen 4.21+ (x86): each alternative call site (6 bytes) lies inside the payload's text.",
+        LivepatchCheck.AltCallSiteNotCall => "Xen 4.21+ (x86): each alternative call site is an indirect call through a RIP-relative pointer (ff 15 disp32).",
+        LivepatchCheck.AltCallPointerUnmapped => "Our guard: the function pointer an alternative call site reads must be mapped (Xen would fault reading it).",
+        LivepatchCheck.AltReplacementTooLong => "An alternative's replacement is no longer than the original and its padding (Xen 4.19+ ENOSPC; 4.17 BUG()s).",
+        LivepatchCheck.AltSiteTooLong => "An alternative's original and padding together fit Xen's 254-byte patch buffer (Xen 4.19+ ENOSPC; 4.17 BUG()s).",
+        LivepatchCheck.AltFeatureOutOfRange => "An alternative's CPU feature is one the hypervisor knows (below NCAPINTS * 32; Xen 4.19+ ERANGE, 4.17 BUG()s).",
         LivepatchCheck.ActionNotFound => "ACTION on a name no payload has answers ENOENT.",
         LivepatchCheck.ActionScheduled => "ACTION on the payload whose action is scheduled or running answers EBUSY.",
         LivepatchCheck.ActionUnknown => "ACTION with a command other than UNLOAD, REVERT, APPLY or REPLACE answers EOPNOTSUPP.",
@@ -706,7 +776,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.ExpectationNotMapped => "Our guard: the old function of an expectation must be mapped.",
         LivepatchCheck.PreApplyHookVeto => "A pre-apply hook that returns non-zero vetoes the apply; its value is the result and the payload's rc.",
         LivepatchCheck.ReplaceWithVetoingHooks => "REPLACE refuses when the payload or an applied one has pre/post apply or revert hooks.",
-        LivepatchCheck.ActionPending => "One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN).",
+        LivepatchCheck.ActionPending => "One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc).",
         LivepatchCheck.QuiesceTimeout => "A CPU that does not reach its safe point within the action's timeout fails the action; nothing is written.",
         LivepatchCheck.ApplyHookFailed => "An apply action hook that returns non-zero fails the apply; its value is the payload's rc.",
         LivepatchCheck.RevertHookFailed => "A revert action hook that returns non-zero fails the revert; its value is the payload's rc.",
@@ -768,6 +838,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => "elf",
         LivepatchCheck.SectionNamePastEnd => "elf",
         LivepatchCheck.SymbolNamePastEnd => "elf",
+        LivepatchCheck.SymtabLinkNull => "elf",
         LivepatchCheck.SectionWritableCode => "load",
         LivepatchCheck.NothingLoadable => "load",
         LivepatchCheck.OutOfMemory => "load",
@@ -789,6 +860,9 @@ public static partial class LivepatchChecks
         LivepatchCheck.X86RelocationType => "load",
         LivepatchCheck.Arm64RelocationType => "load",
         LivepatchCheck.Arm64RelocationOverflow => "load",
+        LivepatchCheck.XenDependsMissing => "load",
+        LivepatchCheck.XenDependsUnparsable => "load",
+        LivepatchCheck.XenBuildIdMismatchFirst => "load",
         LivepatchCheck.SpecialSectionMissing => "sections",
         LivepatchCheck.SpecialSectionEmpty => "sections",
         LivepatchCheck.PatchingSectionEmpty => "sections",
@@ -832,6 +906,16 @@ public static partial class LivepatchChecks
         LivepatchCheck.XenBuildIdMissing => "prepare",
         LivepatchCheck.XenBuildIdMismatch => "prepare",
         LivepatchCheck.SymbolDuplicate => "prepare",
+        LivepatchCheck.NoteNotBuildIdNoData => "prepare",
+        LivepatchCheck.NoteNotGnuNoData => "prepare",
+        LivepatchCheck.AltCallSitesSize => "prepare",
+        LivepatchCheck.AltCallSitesNoText => "prepare",
+        LivepatchCheck.AltCallSiteOutsideText => "prepare",
+        LivepatchCheck.AltCallSiteNotCall => "prepare",
+        LivepatchCheck.AltCallPointerUnmapped => "prepare",
+        LivepatchCheck.AltReplacementTooLong => "prepare",
+        LivepatchCheck.AltSiteTooLong => "prepare",
+        LivepatchCheck.AltFeatureOutOfRange => "prepare",
         LivepatchCheck.ActionNotFound => "action",
         LivepatchCheck.ActionScheduled => "action",
         LivepatchCheck.ActionUnknown => "action",
@@ -911,6 +995,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => "elf_resolve_section_names (elf_verify_strtab)",
         LivepatchCheck.SectionNamePastEnd => "elf_resolve_section_names",
         LivepatchCheck.SymbolNamePastEnd => "elf_get_sym",
+        LivepatchCheck.SymtabLinkNull => "elf_resolve_sections",
         LivepatchCheck.SectionWritableCode => "move_payload",
         LivepatchCheck.NothingLoadable => "move_payload",
         LivepatchCheck.OutOfMemory => "move_payload (vmalloc_xen)",
@@ -932,6 +1017,9 @@ public static partial class LivepatchChecks
         LivepatchCheck.X86RelocationType => "arch_livepatch_perform_rela (xen/arch/x86/livepatch.c)",
         LivepatchCheck.Arm64RelocationType => "arch_livepatch_perform_rela (xen/arch/arm/arm64/livepatch.c)",
         LivepatchCheck.Arm64RelocationOverflow => "arch_livepatch_perform_rela (xen/arch/arm/arm64/livepatch.c)",
+        LivepatchCheck.XenDependsMissing => "check_xen_buildid",
+        LivepatchCheck.XenDependsUnparsable => "check_xen_buildid",
+        LivepatchCheck.XenBuildIdMismatchFirst => "check_xen_buildid",
         LivepatchCheck.SpecialSectionMissing => "check_special_sections",
         LivepatchCheck.SpecialSectionEmpty => "check_special_sections",
         LivepatchCheck.PatchingSectionEmpty => "check_patching_sections",
@@ -972,9 +1060,19 @@ public static partial class LivepatchChecks
         LivepatchCheck.ExTableUnsupported => "prepare_payload",
         LivepatchCheck.ModinfoEmpty => "prepare_payload",
         LivepatchCheck.ModinfoNotTerminated => "prepare_payload",
-        LivepatchCheck.XenBuildIdMissing => "xen_build_id_dep",
+        LivepatchCheck.XenBuildIdMissing => "xen_build_id_dep (4.15 to 4.19), check_xen_buildid (4.20+)",
         LivepatchCheck.XenBuildIdMismatch => "xen_build_id_dep",
         LivepatchCheck.SymbolDuplicate => "build_symbol_table",
+        LivepatchCheck.NoteNotBuildIdNoData => "parse_buildid, xen_build_id_check (xen/common/version.c)",
+        LivepatchCheck.NoteNotGnuNoData => "parse_buildid, xen_build_id_check (xen/common/version.c)",
+        LivepatchCheck.AltCallSitesSize => "prepare_payload",
+        LivepatchCheck.AltCallSitesNoText => "prepare_payload",
+        LivepatchCheck.AltCallSiteOutsideText => "prepare_payload",
+        LivepatchCheck.AltCallSiteNotCall => "livepatch_apply_alt_calls (xen/arch/x86/alternative.c)",
+        LivepatchCheck.AltCallPointerUnmapped => "livepatch_apply_alt_calls (xen/arch/x86/alternative.c)",
+        LivepatchCheck.AltReplacementTooLong => "apply_alternatives (xen/arch/x86/alternative.c)",
+        LivepatchCheck.AltSiteTooLong => "apply_alternatives (xen/arch/x86/alternative.c)",
+        LivepatchCheck.AltFeatureOutOfRange => "apply_alternatives (xen/arch/x86/alternative.c)",
         LivepatchCheck.ActionNotFound => "livepatch_action",
         LivepatchCheck.ActionScheduled => "livepatch_action",
         LivepatchCheck.ActionUnknown => "livepatch_action",
@@ -1054,6 +1152,7 @@ public static partial class LivepatchChecks
         LivepatchCheck.SectionNamesCorrupt => "PayloadElf.ResolveSectionNames",
         LivepatchCheck.SectionNamePastEnd => "PayloadElf.ResolveSectionNames",
         LivepatchCheck.SymbolNamePastEnd => "PayloadElf.GetSymbols",
+        LivepatchCheck.SymtabLinkNull => "PayloadElf.ResolveSections",
         LivepatchCheck.SectionWritableCode => "PayloadRules.RegionOf, PayloadLoader.MovePayload",
         LivepatchCheck.NothingLoadable => "PayloadLoader.MovePayload",
         LivepatchCheck.OutOfMemory => "PayloadLoader.MovePayload",
@@ -1075,6 +1174,9 @@ public static partial class LivepatchChecks
         LivepatchCheck.X86RelocationType => "X86_64Arch.Relocate",
         LivepatchCheck.Arm64RelocationType => "Arm64Arch.Relocate",
         LivepatchCheck.Arm64RelocationOverflow => "Arm64Arch.Relocate",
+        LivepatchCheck.XenDependsMissing => "PayloadLoader.CheckXenBuildIdFirst",
+        LivepatchCheck.XenDependsUnparsable => "PayloadLoader.CheckXenBuildIdFirst",
+        LivepatchCheck.XenBuildIdMismatchFirst => "PayloadLoader.CheckXenBuildIdFirst",
         LivepatchCheck.SpecialSectionMissing => "PayloadLoader.CheckSpecialSections",
         LivepatchCheck.SpecialSectionEmpty => "PayloadLoader.CheckSpecialSections",
         LivepatchCheck.PatchingSectionEmpty => "PayloadLoader.CheckPatchingSections",
@@ -1115,9 +1217,19 @@ public static partial class LivepatchChecks
         LivepatchCheck.ExTableUnsupported => "PayloadPreparation.CheckArchTables",
         LivepatchCheck.ModinfoEmpty => "PayloadPreparation.PrepareMetadata",
         LivepatchCheck.ModinfoNotTerminated => "PayloadPreparation.PrepareMetadata",
-        LivepatchCheck.XenBuildIdMissing => "PayloadLoader.CheckXenBuildId",
+        LivepatchCheck.XenBuildIdMissing => "PayloadLoader.CheckXenBuildId, PayloadLoader.CheckXenBuildIdFirst",
         LivepatchCheck.XenBuildIdMismatch => "PayloadLoader.CheckXenBuildId",
         LivepatchCheck.SymbolDuplicate => "PayloadRules.IsExported, PayloadLoader.BuildSymbolTable",
+        LivepatchCheck.NoteNotBuildIdNoData => "BuildIdNote.TryParse",
+        LivepatchCheck.NoteNotGnuNoData => "BuildIdNote.TryParse",
+        LivepatchCheck.AltCallSitesSize => "PayloadPreparation.CheckAltCalls",
+        LivepatchCheck.AltCallSitesNoText => "PayloadPreparation.CheckAltCalls",
+        LivepatchCheck.AltCallSiteOutsideText => "PayloadPreparation.CheckAltCalls",
+        LivepatchCheck.AltCallSiteNotCall => "PayloadPreparation.CheckAltCalls",
+        LivepatchCheck.AltCallPointerUnmapped => "PayloadPreparation.CheckAltCalls",
+        LivepatchCheck.AltReplacementTooLong => "PayloadPreparation.CheckAlternatives",
+        LivepatchCheck.AltSiteTooLong => "PayloadPreparation.CheckAlternatives",
+        LivepatchCheck.AltFeatureOutOfRange => "PayloadPreparation.CheckAlternatives",
         LivepatchCheck.ActionNotFound => "LivepatchCore.Action",
         LivepatchCheck.ActionScheduled => "LivepatchCore.Action",
         LivepatchCheck.ActionUnknown => "LivepatchCore.Action",
@@ -1365,6 +1477,10 @@ internal static class Refuse
     public static LivepatchError SymbolNamePastEnd(string payload, int index) =>
         new(LivepatchCheck.SymbolNamePastEnd, XenErrno.EINVAL, payload, $"symbol [{index}]'s name is not within the string table");
 
+    /// <summary>Our guard: the symbol table's sh_link may not be 0. The null section is no string table; Xen 4.17 refuses it as a corrupted one (EINVAL) unless section 0 is made SHT_STRTAB, and then reads its offset and size, which nothing checked, and faults.</summary>
+    public static LivepatchError SymtabLinkNull(string payload) =>
+        new(LivepatchCheck.SymtabLinkNull, XenErrno.EINVAL, payload, $"the symbol table's string table index is 0 (the null section)");
+
     /// <summary>Xen refuses a payload with a section that is both executable and writable (SHF_EXECINSTR and SHF_WRITE).</summary>
     public static LivepatchError SectionWritableCode(string payload, string section) =>
         new(LivepatchCheck.SectionWritableCode, XenErrno.EOPNOTSUPP, payload, $"section {section} is both executable and writable, which is not supported");
@@ -1449,7 +1565,19 @@ internal static class Refuse
     public static LivepatchError Arm64RelocationOverflow(string payload, int index, string section, string target, string? type) =>
         new(LivepatchCheck.Arm64RelocationOverflow, XenErrno.EOVERFLOW, payload, $"overflow in relocation {index} in {section} for {target} ({type})");
 
-    /// <summary>.livepatch.depends, .note.gnu.build-id and (Xen 4.15+) .livepatch.xen_depends must exist; the seed design also wants .livepatch.funcs.</summary>
+    /// <summary>Xen 4.20+ refuses a payload without .livepatch.xen_depends before anything is allocated (check_xen_buildid).</summary>
+    public static LivepatchError XenDependsMissing(string payload) =>
+        new(LivepatchCheck.XenDependsMissing, XenErrno.EINVAL, payload, $"section .livepatch.xen_depends is missing");
+
+    /// <summary>Xen 4.20+ refuses a .livepatch.xen_depends that is no build-id note with EINVAL, whatever xen_build_id_check answered (check_xen_buildid).</summary>
+    public static LivepatchError XenDependsUnparsable(string payload, int rc, string why) =>
+        new(LivepatchCheck.XenDependsUnparsable, XenErrno.EINVAL, payload, $"failed to parse section .livepatch.xen_depends as build-id: {rc} ({why})");
+
+    /// <summary>Xen 4.20+ refuses a payload whose .livepatch.xen_depends is not the hypervisor's build-id before anything is allocated (check_xen_buildid).</summary>
+    public static LivepatchError XenBuildIdMismatchFirst(string payload, string madeFor, string hypervisor) =>
+        new(LivepatchCheck.XenBuildIdMismatchFirst, XenErrno.EINVAL, payload, $"build-id mismatch: livepatch: {madeFor}, xen: {hypervisor}");
+
+    /// <summary>.livepatch.depends, .note.gnu.build-id and (Xen 4.15 to 4.19) .livepatch.xen_depends must exist; the seed design also wants .livepatch.funcs.</summary>
     public static LivepatchError SpecialSectionMissing(string payload, string section) =>
         new(LivepatchCheck.SpecialSectionMissing, XenErrno.EINVAL, payload, $"{section} is missing");
 
@@ -1541,7 +1669,7 @@ internal static class Refuse
     public static LivepatchError NoteTooShort(string payload, string section, int length) =>
         new(LivepatchCheck.NoteTooShort, XenErrno.EINVAL, payload, $"{section}: the note is {length} bytes, no larger than its 12-byte header");
 
-    /// <summary>A build-id note has type NT_GNU_BUILD_ID (Xen's ENODATA becomes EINVAL in prepare_payload).</summary>
+    /// <summary>A build-id note has type NT_GNU_BUILD_ID (before Xen 4.20 prepare_payload turns xen_build_id_check's ENODATA into EINVAL).</summary>
     public static LivepatchError NoteNotBuildId(string payload, string section, uint type) =>
         new(LivepatchCheck.NoteNotBuildId, XenErrno.EINVAL, payload, $"{section}: the note's type is {type}, not NT_GNU_BUILD_ID");
 
@@ -1557,7 +1685,7 @@ internal static class Refuse
     public static LivepatchError NoteTooLong(string payload, string section, uint namesz, uint descsz, int length) =>
         new(LivepatchCheck.NoteTooLong, XenErrno.EINVAL, payload, $"{section}: the note's name ({namesz}) and descriptor ({descsz}) run past its {length} bytes");
 
-    /// <summary>A build-id note's owner is "GNU" (Xen's ENODATA becomes EINVAL in prepare_payload).</summary>
+    /// <summary>A build-id note's owner is "GNU" (before Xen 4.20 prepare_payload turns xen_build_id_check's ENODATA into EINVAL).</summary>
     public static LivepatchError NoteNotGnu(string payload, string section) =>
         new(LivepatchCheck.NoteNotGnu, XenErrno.EINVAL, payload, $"{section}: the note's owner is not \"GNU\"");
 
@@ -1601,7 +1729,7 @@ internal static class Refuse
     public static LivepatchError ExTableUnsupported(string payload, string machine) =>
         new(LivepatchCheck.ExTableUnsupported, XenErrno.EOPNOTSUPP, payload, $".ex_table: {machine} hypervisors have no exception table for a payload to extend");
 
-    /// <summary>Our guard: an empty .modinfo (Xen reads its last byte out of bounds).</summary>
+    /// <summary>Our guard: an empty .modinfo (Xen places it and reads the byte before it; it crashes Debian's 4.17.7, reference §7.5).</summary>
     public static LivepatchError ModinfoEmpty(string payload) =>
         new(LivepatchCheck.ModinfoEmpty, XenErrno.EINVAL, payload, $"incorrect metadata format detected (.modinfo is empty)");
 
@@ -1613,13 +1741,53 @@ internal static class Refuse
     public static LivepatchError XenBuildIdMissing(string payload) =>
         new(LivepatchCheck.XenBuildIdMissing, XenErrno.ENODATA, payload, $"the hypervisor has no build-id");
 
-    /// <summary>Xen 4.15+ refuses a payload whose .livepatch.xen_depends is not the hypervisor's build-id.</summary>
+    /// <summary>Xen 4.15 to 4.19 refuse a payload whose .livepatch.xen_depends is not the hypervisor's build-id (after prepare_payload).</summary>
     public static LivepatchError XenBuildIdMismatch(string payload, string madeFor, string hypervisor) =>
         new(LivepatchCheck.XenBuildIdMismatch, XenErrno.EINVAL, payload, $"check against hypervisor build-id failed: the payload was made for {madeFor}, the hypervisor is {hypervisor}");
 
     /// <summary>A symbol a payload exports must be new to the hypervisor and to loaded payloads, unless it is a replacement overriding the function it patches.</summary>
     public static LivepatchError SymbolDuplicate(string payload, string symbol) =>
         new(LivepatchCheck.SymbolDuplicate, XenErrno.EEXIST, payload, $"duplicate new symbol: {symbol}");
+
+    /// <summary>Xen 4.20+ refuses a .note.gnu.build-id or .livepatch.depends note whose type is not NT_GNU_BUILD_ID with xen_build_id_check's ENODATA.</summary>
+    public static LivepatchError NoteNotBuildIdNoData(string payload, string section, uint type) =>
+        new(LivepatchCheck.NoteNotBuildIdNoData, XenErrno.ENODATA, payload, $"{section}: the note's type is {type}, not NT_GNU_BUILD_ID");
+
+    /// <summary>Xen 4.20+ refuses a .note.gnu.build-id or .livepatch.depends note whose owner is not "GNU" with xen_build_id_check's ENODATA.</summary>
+    public static LivepatchError NoteNotGnuNoData(string payload, string section) =>
+        new(LivepatchCheck.NoteNotGnuNoData, XenErrno.ENODATA, payload, $"{section}: the note's owner is not \"GNU\"");
+
+    /// <summary>Xen 4.21+ (x86): .alt_call_sites is an array of 4-byte entries, each a site's offset from the entry.</summary>
+    public static LivepatchError AltCallSitesSize(string payload, ulong size) =>
+        new(LivepatchCheck.AltCallSitesSize, XenErrno.EINVAL, payload, $"wrong size {size} of .alt_call_sites (must be a multiple of 4)");
+
+    /// <summary>Xen 4.21+ (x86): a non-empty .alt_call_sites needs payload text to patch.</summary>
+    public static LivepatchError AltCallSitesNoText(string payload) =>
+        new(LivepatchCheck.AltCallSitesNoText, XenErrno.EINVAL, payload, $"alternative calls provided, but no .text");
+
+    /// <summary>Xen 4.21+ (x86): each alternative call site (6 bytes) lies inside the payload's text.</summary>
+    public static LivepatchError AltCallSiteOutsideText(string payload, int index, ulong address) =>
+        new(LivepatchCheck.AltCallSiteOutsideText, XenErrno.EINVAL, payload, $"alternative call {index} at 0x{address:x} (6 bytes) is outside the payload's text");
+
+    /// <summary>Xen 4.21+ (x86): each alternative call site is an indirect call through a RIP-relative pointer (ff 15 disp32).</summary>
+    public static LivepatchError AltCallSiteNotCall(string payload, int index, ulong address, string bytes) =>
+        new(LivepatchCheck.AltCallSiteNotCall, XenErrno.EINVAL, payload, $"alternative call {index} at 0x{address:x} is {bytes}, not CALL *RIPREL");
+
+    /// <summary>Our guard: the function pointer an alternative call site reads must be mapped (Xen would fault reading it).</summary>
+    public static LivepatchError AltCallPointerUnmapped(string payload, int index, ulong address) =>
+        new(LivepatchCheck.AltCallPointerUnmapped, XenErrno.EINVAL, payload, $"alternative call {index} reads its target from 0x{address:x}, which is not mapped");
+
+    /// <summary>An alternative's replacement is no longer than the original and its padding (Xen 4.19+ ENOSPC; 4.17 BUG()s).</summary>
+    public static LivepatchError AltReplacementTooLong(string payload, int index, int replLen, int totalLen) =>
+        new(LivepatchCheck.AltReplacementTooLong, XenErrno.ENOSPC, payload, $"alternative {index}: replacement size {replLen} larger than origin {totalLen}");
+
+    /// <summary>An alternative's original and padding together fit Xen's 254-byte patch buffer (Xen 4.19+ ENOSPC; 4.17 BUG()s).</summary>
+    public static LivepatchError AltSiteTooLong(string payload, int index, int totalLen, int max) =>
+        new(LivepatchCheck.AltSiteTooLong, XenErrno.ENOSPC, payload, $"alternative {index}: origin size {totalLen} bigger than buffer {max}");
+
+    /// <summary>An alternative's CPU feature is one the hypervisor knows (below NCAPINTS * 32; Xen 4.19+ ERANGE, 4.17 BUG()s).</summary>
+    public static LivepatchError AltFeatureOutOfRange(string payload, int index, int feature, int range) =>
+        new(LivepatchCheck.AltFeatureOutOfRange, XenErrno.ERANGE, payload, $"alternative {index}: feature {feature} outside of featureset range {range}");
 
     /// <summary>ACTION on a name no payload has answers ENOENT.</summary>
     public static LivepatchError ActionNotFound(string payload) =>
@@ -1689,7 +1857,7 @@ internal static class Refuse
     public static LivepatchError ReplaceWithVetoingHooks(string payload) =>
         new(LivepatchCheck.ReplaceWithVetoingHooks, XenErrno.EOPNOTSUPP, payload, $"REPLACE is refused: this payload or an applied one has pre/post hooks");
 
-    /// <summary>One action at a time: another payload's action is scheduled or running (the payload's rc stays -EAGAIN).</summary>
+    /// <summary>One action at a time: another payload's action is scheduled or running (xen-4.17: the payload's rc stays -EAGAIN; seed-2016 gives it back its previous rc).</summary>
     public static LivepatchError ActionPending(string payload) =>
         new(LivepatchCheck.ActionPending, XenErrno.EBUSY, payload, $"another action is in progress");
 

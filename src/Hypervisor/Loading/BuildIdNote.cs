@@ -5,16 +5,19 @@ namespace XenLivepatch.Hypervisor;
 /// <summary>
 /// Xen's <c>xen_build_id_check</c> (xen/common/version.c): a build-id section holds one <c>Elf64_Note</c>
 /// (12-byte header), the name "GNU" and the descriptor, which is the build-id. Xen answers ENODATA for a
-/// note of another type or owner and EINVAL otherwise; <c>prepare_payload</c> turns every failure into
-/// EINVAL, which is what these refusals carry.
+/// note of another type or owner and EINVAL otherwise; before Xen 4.20 <c>prepare_payload</c> turns every
+/// failure into EINVAL, since then it passes the ENODATA on (<see cref="LivepatchProfile.NoteErrnoPassesThrough"/>).
 /// </summary>
 internal static class BuildIdNote
 {
     public const int HeaderSize = 12;
     private const uint NtGnuBuildId = 3;
 
-    /// <summary>Parses the build-id note of <paramref name="section"/>; the refusal names the payload and the section.</summary>
-    public static LivepatchError? TryParse(string payload, string section, ReadOnlySpan<byte> note, out byte[] id)
+    /// <summary>
+    /// Parses the build-id note of <paramref name="section"/>; the refusal names the payload and the section. With
+    /// <paramref name="passThrough"/>, a note of another type or owner is refused with Xen's ENODATA, else EINVAL.
+    /// </summary>
+    public static LivepatchError? TryParse(string payload, string section, ReadOnlySpan<byte> note, bool passThrough, out byte[] id)
     {
         id = [];
         if (note.Length <= HeaderSize)
@@ -23,7 +26,7 @@ internal static class BuildIdNote
         uint descsz = BinaryPrimitives.ReadUInt32LittleEndian(note[4..]);
         uint type = BinaryPrimitives.ReadUInt32LittleEndian(note[8..]);
         if (type != NtGnuBuildId)
-            return Refuse.NoteNotBuildId(payload, section, type);
+            return passThrough ? Refuse.NoteNotBuildIdNoData(payload, section, type) : Refuse.NoteNotBuildId(payload, section, type);
         ulong sum = (ulong)namesz + descsz;
         if (sum > uint.MaxValue)
             return Refuse.NoteSizesOverflow(payload, section);
@@ -38,7 +41,7 @@ internal static class BuildIdNote
         {
             byte want = i < gnu.Length ? gnu[i] : (byte)0;
             if (name[i] != want)
-                return Refuse.NoteNotGnu(payload, section);
+                return passThrough ? Refuse.NoteNotGnuNoData(payload, section) : Refuse.NoteNotGnu(payload, section);
             if (want == 0)
                 break;
         }

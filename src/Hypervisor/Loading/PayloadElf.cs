@@ -144,6 +144,9 @@ internal sealed class PayloadElf
         var sh = symtab.Header;
         if (sh.Size == 0 || sh.EntrySize < ElfSymbol.Layout64.EntrySize || sh.Size % sh.EntrySize != 0)
             return Refuse.SymtabCorrupt(Name, sh.Size, sh.EntrySize);
+        // The loop above skips section 0 (as Xen's does), so its offset and size were never checked.
+        if (sh.Link == 0)
+            return Refuse.SymtabLinkNull(Name);
         Strtab = Sections[sh.Link];
         return VerifyStrtab(Strtab) ? null : Refuse.StrtabCorrupt(Name, sh.Link);
     }

@@ -13,9 +13,23 @@ public interface IPayloadRegistryView
     string? FindBuildId(ReadOnlySpan<byte> buildId);
 }
 
-/// <summary>Everything an upload runs against: the rules, the architecture and the hypervisor.</summary>
-public sealed record LoadContext(LivepatchProfile Profile, LivepatchArch Arch, IHypervisorSymbols Symbols, IHypervisorMemory Memory, IPayloadRegistryView Registry)
+/// <summary>How a payload is uploaded (<c>livepatch_op</c>'s flags).</summary>
+[Flags]
+public enum UploadOptions
 {
+    /// <summary>Every check.</summary>
+    None = 0,
+    /// <summary>LIVEPATCH_FLAG_FORCE (Xen 4.19+): the profile's <see cref="LivepatchProfile.ForceSkips"/> steps are skipped.</summary>
+    Force = 1,
+}
+
+/// <summary>Everything an upload runs against: the rules, the architecture, the hypervisor and how the payload came.</summary>
+public sealed record LoadContext(LivepatchProfile Profile, LivepatchArch Arch, IHypervisorSymbols Symbols, IHypervisorMemory Memory, IPayloadRegistryView Registry,
+    UploadOptions Options = UploadOptions.None)
+{
+    /// <summary>Whether this upload runs <paramref name="step"/>: FORCE skips the profile's <see cref="LivepatchProfile.ForceSkips"/>.</summary>
+    public bool Runs(LoadStep step) => (Options & UploadOptions.Force) == 0 || !Profile.ForceSkips.Contains(step);
+
     /// <summary>
     /// A symbol by name as the loader resolves it: the hypervisor's (<c>symbols_lookup_by_name</c>), then the
     /// loaded payloads' new ones (<c>livepatch_symbols_lookup_by_name</c>); an address of 0 counts as unknown.
@@ -46,8 +60,16 @@ public enum LoadStep
     CheckPatchingSections,
     /// <summary><c>prepare_payload</c>: functions, hooks, build-ids, arch tables, metadata.</summary>
     PreparePayload,
-    /// <summary><c>xen_build_id_dep</c>: <c>.livepatch.xen_depends</c> against the hypervisor (Xen 4.15+).</summary>
+    /// <summary>
+    /// <c>xen_build_id_dep</c> (Xen 4.15 to 4.19): <c>.livepatch.xen_depends</c>, parsed by <c>prepare_payload</c>,
+    /// against the hypervisor's build-id.
+    /// </summary>
     CheckXenBuildId,
+    /// <summary>
+    /// <c>check_xen_buildid</c> (Xen 4.20+): <c>.livepatch.xen_depends</c> read from the uploaded bytes and checked
+    /// against the hypervisor's build-id before anything is allocated.
+    /// </summary>
+    CheckXenBuildIdFirst,
     /// <summary><c>build_symbol_table</c>.</summary>
     BuildSymbolTable,
 }
@@ -90,6 +112,8 @@ public sealed class PayloadLoader
         var loader = new PayloadLoader(ctx, elf);
         foreach (var step in ctx.Profile.LoadOrder)
         {
+            if (!ctx.Runs(step))
+                continue;
             e = loader.Run(step);
             if (e != null)
             {
@@ -112,6 +136,7 @@ public sealed class PayloadLoader
         LoadStep.CheckPatchingSections => CheckPatchingSections(),
         LoadStep.PreparePayload => new PayloadPreparation(_ctx, _elf, _memory!, _payload).Run(),
         LoadStep.CheckXenBuildId => CheckXenBuildId(),
+        LoadStep.CheckXenBuildIdFirst => CheckXenBuildIdFirst(),
         LoadStep.BuildSymbolTable => BuildSymbolTable(),
         _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
     };
@@ -135,7 +160,8 @@ public sealed class PayloadLoader
             if (region == PayloadRegion.WritableCode)
                 return Refuse.SectionWritableCode(Name, s.Name);
             regions[i] = region;
-            if (region == PayloadRegion.Rw)
+            // An empty RW section (placed by newer Xen so that its symbols resolve) does not count against re-applying.
+            if (region == PayloadRegion.Rw && s.Header.Size != 0)
             {
                 rwCount++;
                 rwSection = i;
@@ -281,12 +307,7 @@ public sealed class PayloadLoader
     // check_special_sections
     private LivepatchError? CheckSpecialSections()
     {
-        string[] names = _ctx.Profile.RequiresFuncs
-            ? [PayloadSections.Funcs, PayloadSections.Depends, PayloadSections.BuildId]
-            : _ctx.Profile.RequiresXenDepends
-                ? [PayloadSections.Depends, PayloadSections.XenDepends, PayloadSections.BuildId]
-                : [PayloadSections.Depends, PayloadSections.BuildId];
-        foreach (string name in names)
+        foreach (string name in _ctx.Profile.SpecialSections)
         {
             var s = _elf.SectionByName(name);
             if (s == null)
@@ -300,8 +321,6 @@ public sealed class PayloadLoader
     // check_patching_sections (Xen 4.14+: funcs became optional, but something must patch)
     private LivepatchError? CheckPatchingSections()
     {
-        if (_ctx.Profile.RequiresFuncs)
-            return null;
         bool any = false;
         foreach (string name in PayloadRules.PatchingSections)
         {
@@ -315,16 +334,32 @@ public sealed class PayloadLoader
         return any ? null : Refuse.NothingToPatch(Name);
     }
 
-    // xen_build_id_dep
+    // xen_build_id_dep: the note prepare_payload parsed
     private LivepatchError? CheckXenBuildId()
     {
-        if (!_ctx.Profile.RequiresXenDepends)
-            return null;
         var xen = _ctx.Symbols.BuildId;
         if (xen.IsEmpty)
             return Refuse.XenBuildIdMissing(Name);
         if (!xen.Span.SequenceEqual(_payload.XenDepends.Span))
             return Refuse.XenBuildIdMismatch(Name, Convert.ToHexStringLower(_payload.XenDepends.Span), Convert.ToHexStringLower(xen.Span));
+        return null;
+    }
+
+    // check_xen_buildid: the note as uploaded (a section without SHF_ALLOC is read too), any parse failure EINVAL
+    private LivepatchError? CheckXenBuildIdFirst()
+    {
+        var s = _elf.SectionByName(PayloadSections.XenDepends);
+        if (s == null)
+            return Refuse.XenDependsMissing(Name);
+        var parse = BuildIdNote.TryParse(Name, s.Name, _elf.FileData(s), passThrough: false, out byte[] id);
+        if (parse != null)
+            return Refuse.XenDependsUnparsable(Name, parse.Rc, parse.Message);
+        _payload.XenDepends = id;
+        var xen = _ctx.Symbols.BuildId;
+        if (xen.IsEmpty)
+            return Refuse.XenBuildIdMissing(Name);
+        if (!xen.Span.SequenceEqual(id))
+            return Refuse.XenBuildIdMismatchFirst(Name, Convert.ToHexStringLower(id), Convert.ToHexStringLower(xen.Span));
         return null;
     }
 

@@ -163,7 +163,8 @@ internal sealed class PayloadPreparation(LoadContext ctx, PayloadElf elf, Payloa
     // hypervisor it was made for: each a build-id note, read the same way.
     private LivepatchError? PrepareNotes()
     {
-        if (ReadNote(PayloadSections.BuildId, out byte[]? buildId) is { } idError)
+        bool passThrough = ctx.Profile.NoteErrnoPassesThrough;
+        if (ReadNote(PayloadSections.BuildId, passThrough, out byte[]? buildId) is { } idError)
             return idError;
         if (buildId != null)
         {
@@ -171,13 +172,14 @@ internal sealed class PayloadPreparation(LoadContext ctx, PayloadElf elf, Payloa
                 return Refuse.BuildIdInUse(Name, other, Convert.ToHexStringLower(buildId));
             payload.BuildId = buildId;
         }
-        if (ReadNote(PayloadSections.Depends, out byte[]? depends) is { } dependsError)
+        if (ReadNote(PayloadSections.Depends, passThrough, out byte[]? depends) is { } dependsError)
             return dependsError;
         if (depends != null)
             payload.Depends = depends;
-        if (!ctx.Profile.RequiresXenDepends)
+        // Xen 4.20+ reads .livepatch.xen_depends before the payload is placed (LoadStep.CheckXenBuildIdFirst).
+        if (!ctx.Profile.LoadOrder.Contains(LoadStep.CheckXenBuildId))
             return null;
-        if (ReadNote(PayloadSections.XenDepends, out byte[]? xenDepends) is { } xenError)
+        if (ReadNote(PayloadSections.XenDepends, passThrough: false, out byte[]? xenDepends) is { } xenError)
             return xenError;
         if (xenDepends != null)
             payload.XenDepends = xenDepends;
@@ -185,7 +187,7 @@ internal sealed class PayloadPreparation(LoadContext ctx, PayloadElf elf, Payloa
     }
 
     // A build-id note, when the section is there (null otherwise).
-    private LivepatchError? ReadNote(string section, out byte[]? id)
+    private LivepatchError? ReadNote(string section, bool passThrough, out byte[]? id)
     {
         id = null;
         var s = elf.SectionByName(section);
@@ -193,7 +195,7 @@ internal sealed class PayloadPreparation(LoadContext ctx, PayloadElf elf, Payloa
             return null;
         if (ctx.CheckPlaced(Name, s) is { } unplaced)
             return unplaced;
-        if (BuildIdNote.TryParse(Name, s.Name, Contents(s), out byte[] parsed) is { } refused)
+        if (BuildIdNote.TryParse(Name, s.Name, Contents(s), passThrough, out byte[] parsed) is { } refused)
             return refused;
         id = parsed;
         return null;
@@ -208,7 +210,7 @@ internal sealed class PayloadPreparation(LoadContext ctx, PayloadElf elf, Payloa
             if (bug != null && bug.Header.Size % 8 != 0)
                 return Refuse.BugFramesSize(Name, bug.Header.Size, bug.Name);
         }
-        if (CheckAlternatives() is { } alt)
+        if ((CheckAlternatives() ?? CheckAltCalls()) is { } alt)
             return alt;
         var ex = elf.SectionByName(".ex_table");
         if (ex != null && !ctx.Arch.HasExceptionTable)
@@ -250,7 +252,94 @@ internal sealed class PayloadPreparation(LoadContext ctx, PayloadElf elf, Payloa
             if (replacement < repl.LoadAddress || replacement + (ulong)replLen > repl.LoadAddress + repl.Header.Size)
                 return Refuse.AltReplacementOutside(Name, k / entry, replacement);
         }
+        return ctx.Arch.Machine == ElfMachine.X86_64 ? CheckAlternativeSites(data) : null;
+    }
+
+    // x86 apply_alternatives' checks of each alt_instr (cpuid u16 at 8, the NOT flag in its top bit; orig_len,
+    // repl_len, pad_len at 10, 11, 12). We patch no alternative in: the CPU the payload runs on is the sandbox's
+    // host, whose features the hypervisor image does not ask about.
+    private LivepatchError? CheckAlternativeSites(ReadOnlySpan<byte> data)
+    {
+        const int entry = 14, maxPatch = 254, notFlag = 0x8000;
+        for (int k = 0; k < data.Length; k += entry)
+        {
+            int index = k / entry;
+            int feature = BinaryPrimitives.ReadUInt16LittleEndian(data[(k + 8)..]) & ~notFlag;
+            int origLen = data[k + 10], replLen = data[k + 11], padLen = data[k + 12];
+            int total = origLen + padLen;
+            if (replLen > total)
+                return Refuse.AltReplacementTooLong(Name, index, replLen, total);
+            if (total > maxPatch)
+                return Refuse.AltSiteTooLong(Name, index, total, maxPatch);
+            if (ctx.Profile.X86FeatureWords is int words && feature >= words * 32)
+                return Refuse.AltFeatureOutOfRange(Name, index, feature, words * 32);
+        }
         return null;
+    }
+
+    // .alt_call_sites (x86, Xen 4.21+): each entry is an int32 offset, from the entry, of a 6-byte
+    // "call *disp32(%rip)" in the payload's text, which livepatch_apply_alt_calls turns into "cs call" to the
+    // function the pointer holds (past its ENDBR64), or three UD2 when the pointer is NULL.
+    private LivepatchError? CheckAltCalls()
+    {
+        if (!ctx.Profile.AppliesAltCalls || ctx.Arch.Machine != ElfMachine.X86_64)
+            return null;
+        var sites = elf.SectionByName(".alt_call_sites");
+        if (sites == null)
+            return null;
+        const int entry = 4, site = 6;
+        if (sites.Header.Size % entry != 0)
+            return Refuse.AltCallSitesSize(Name, sites.Header.Size);
+        if (sites.Header.Size == 0)
+            return null;
+        if (ctx.CheckPlaced(Name, sites) is { } unplaced)
+            return unplaced;
+        if (memory.TextSize == 0)
+            return Refuse.AltCallSitesNoText(Name);
+        var data = Contents(sites);
+        var calls = new ulong[data.Length / entry];
+        for (int i = 0; i < calls.Length; i++)
+        {
+            ulong at = unchecked(sites.LoadAddress + (ulong)(i * entry) + (ulong)(long)BinaryPrimitives.ReadInt32LittleEndian(data[(i * entry)..]));
+            if (at < memory.TextAddress || at + site > memory.TextAddress + memory.TextSize)
+                return Refuse.AltCallSiteOutsideText(Name, i, at);
+            calls[i] = at;
+        }
+        Span<byte> pointer = stackalloc byte[8];
+        Span<byte> head = stackalloc byte[4];
+        for (int i = 0; i < calls.Length; i++)
+        {
+            var code = memory.Slice(calls[i], site);
+            if (code[0] != 0xff || code[1] != 0x15)
+                return Refuse.AltCallSiteNotCall(Name, i, calls[i], Convert.ToHexStringLower(code));
+            ulong slot = unchecked(calls[i] + site + (ulong)(long)BinaryPrimitives.ReadInt32LittleEndian(code[2..]));
+            if (!ReadHypervisorOrPayload(slot, pointer))
+                return Refuse.AltCallPointerUnmapped(Name, i, slot);
+            ulong dest = BinaryPrimitives.ReadUInt64LittleEndian(pointer);
+            if (dest == 0)
+            {
+                ReadOnlySpan<byte> ud2 = [0x0f, 0x0b, 0x0f, 0x0b, 0x0f, 0x0b];
+                ud2.CopyTo(code);
+                continue;
+            }
+            // Built with CET-IBT, Xen calls past the target's ENDBR64 (is_endbr64: not its poison).
+            if (ctx.Profile.HandlesEndbr && ReadHypervisorOrPayload(dest, head) && head.SequenceEqual(X86_64Arch.Endbr64))
+                dest += 4;
+            code[0] = 0x2e;
+            code[1] = 0xe8;
+            BinaryPrimitives.WriteInt32LittleEndian(code[2..], unchecked((int)(dest - (calls[i] + site))));
+        }
+        return null;
+    }
+
+    private bool ReadHypervisorOrPayload(ulong address, Span<byte> into)
+    {
+        if (memory.Contains(address, (ulong)into.Length))
+        {
+            memory.Slice(address, into.Length).CopyTo(into);
+            return true;
+        }
+        return ctx.Memory.Read(address, into) == MemoryReadStatus.Ok;
     }
 
     // .modinfo (Xen 4.14+): key=value strings, each ending with NUL.

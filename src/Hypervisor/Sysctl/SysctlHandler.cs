@@ -76,7 +76,7 @@ public sealed partial class SysctlHandler
         switch (op.Cmd)
         {
             case LivepatchSubOp.Upload:
-                return Upload(op.Upload, guest);
+                return Upload(op.Upload, (op.Flags & (uint)LivepatchOpFlags.Force) != 0 && Profile.AcceptsOpFlags, guest);
             case LivepatchSubOp.Get:
             {
                 var get = op.Get;
@@ -129,7 +129,7 @@ public sealed partial class SysctlHandler
     }
 
     // livepatch_upload after verify_payload
-    private int Upload(in SysctlLivepatchUpload upload, IGuestMemory guest)
+    private int Upload(in SysctlLivepatchUpload upload, bool force, IGuestMemory guest)
     {
         if (GetName(upload.Name, guest, out string name) != 0)
             return LivepatchCheck.UploadName.Rc();
@@ -142,13 +142,13 @@ public sealed partial class SysctlHandler
         var data = new byte[upload.Size];
         if (!guest.Read(upload.Payload, data))
             return LivepatchCheck.UploadFault.Rc();
-        return Core.Upload(name, data) is { } e ? e.Rc : 0;
+        return Core.Upload(name, data, force ? UploadOptions.Force : UploadOptions.None) is { } e ? e.Rc : 0;
     }
 
     // livepatch_list
     private int List(ref SysctlLivepatchList list, IGuestMemory guest)
     {
-        bool seed = Profile.Abi.Layout == SysctlLayout.Seed2016;
+        bool seed = Profile.Abi.Layout == SysctlLayout.Seed2016, sizesIn = Profile.Abi.ListSizesAreInputs;
         if (list.Nr > Livepatch.ListMaxBatch)
             return LivepatchCheck.ListBatchTooLarge.Rc();
         if (list.Pad != 0)
@@ -190,12 +190,17 @@ public sealed partial class SysctlHandler
                     }
                     else
                     {
-                        nameTotal += nameLen;
-                        metaTotal += metaLen;
-                        if (Profile.Abi.ListSizesAreInputs && (nameTotal > nameIn || metaTotal > metaIn))
+                        // Xen 4.21+: the sizes given are the buffers'; what comes back is what this call copied.
+                        // Before, the sizes are outputs only, counting the entry a copy failed at too.
+                        if (sizesIn && ((ulong)nameTotal + nameLen > nameIn || (ulong)metaTotal + metaLen > metaIn))
                         {
                             rc = LivepatchCheck.ListNoBufferSpace.Rc();
                             break;
+                        }
+                        if (!sizesIn)
+                        {
+                            nameTotal += nameLen;
+                            metaTotal += metaLen;
                         }
                         if (!guest.Okay(l.Name + nameOffset, nameLen) || (metaLen != 0 && !guest.Okay(l.Metadata + metaOffset, metaLen)))
                         {
@@ -210,6 +215,11 @@ public sealed partial class SysctlHandler
                         {
                             rc = LivepatchCheck.ListFault.Rc();
                             break;
+                        }
+                        if (sizesIn)
+                        {
+                            nameTotal += nameLen;
+                            metaTotal += metaLen;
                         }
                         nameOffset += nameLen;
                         metaOffset += metaLen;

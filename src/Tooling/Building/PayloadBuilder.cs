@@ -142,7 +142,7 @@ public static class PayloadBuilder
         LivepatchCheck.SymbolUnknown => "define it in the objects, or check the name against the hypervisor's symbols (static ones go by file#name)",
         LivepatchCheck.SymbolCommon => "compile with -fno-common",
         LivepatchCheck.X86NopTooLarge or LivepatchCheck.X86NopLongerThanFunction or LivepatchCheck.Arm64NopSize => NopAdvice,
-        LivepatchCheck.XenBuildIdMismatch or LivepatchCheck.DependsMismatch => "build against the hypervisor that runs (its xen-syms, or its symbols and build-id)",
+        LivepatchCheck.XenBuildIdMismatch or LivepatchCheck.XenBuildIdMismatchFirst or LivepatchCheck.DependsMismatch => "build against the hypervisor that runs (its xen-syms, or its symbols and build-id)",
         _ => null,
     };
 

@@ -187,7 +187,12 @@ public sealed class PayloadInfo
         byte version = 0;
         int funcsIndex = file.FindSection(PayloadSections.Funcs);
         var funcs = Contents(PayloadSections.Funcs);
-        if (funcsIndex > 0 && !funcs.IsEmpty)
+        if (funcsIndex > 0 && funcs.Length <= LivepatchFunc.FieldLocations.Version)
+        {
+            if (!funcs.IsEmpty)
+                problems.Add($"{PayloadSections.Funcs}: {funcs.Length} bytes is shorter than one entry (its version byte is at offset {LivepatchFunc.FieldLocations.Version})");
+        }
+        else if (funcsIndex > 0)
         {
             version = funcs.Span[LivepatchFunc.FieldLocations.Version];
             int size = version == 1 ? LivepatchFunc.SizeOf(1) : LivepatchFunc.SizeOf(2);
@@ -208,9 +213,17 @@ public sealed class PayloadInfo
         {
             if (!names[i].StartsWith(".livepatch.hooks.", StringComparison.Ordinal))
                 continue;
+            // As many pointers as the file holds, whatever sh_size claims (SHT_NOBITS holds none).
             var list = new List<string>();
-            for (ulong at = 0; at + 8 <= file.SectionHeaders[i].Size; at += 8)
-                list.Add(RelocAt(i, at)?.ToString() ?? "0");
+            if (file.TryGetSectionData(i, out var hookData, out var he))
+            {
+                for (int at = 0; at + 8 <= hookData.Length; at += 8)
+                    list.Add(RelocAt(i, (ulong)at)?.ToString() ?? "0");
+            }
+            else
+            {
+                problems.Add($"{names[i]} cannot be read: {he}");
+            }
             hooks.Add(new HookInfo(names[i], list));
         }
 

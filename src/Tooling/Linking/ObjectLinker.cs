@@ -55,6 +55,9 @@ public static class ObjectLinker
     // differing ones dropped: a payload's loader never reads them.
     private const string GnuPropertyNote = ".note.gnu.property";
 
+    // The largest section alignment the ELF writer keeps (2^30): far more than a payload region's pages.
+    private const ulong MaxAlignment = 1UL << 30;
+
     /// <summary>Links <paramref name="inputs"/> (in command-line order) for <paramref name="machine"/>.</summary>
     public static bool TryLink(IReadOnlyList<LinkInput> inputs, ElfMachine machine, [NotNullWhen(true)] out LinkedObject? linked, [NotNullWhen(false)] out ToolingProblem? problem)
     {
@@ -123,6 +126,13 @@ public static class ObjectLinker
                 }
                 ulong align = Math.Max(1, s.Alignment);
                 ulong offset = (o.Size + align - 1) & ~(align - 1);
+                // o.Size is at most the limit and align at most MaxAlignment (TryModel): the sums cannot wrap.
+                if (s.Size > Abi.Livepatch.MaxPayloadSize || offset > Abi.Livepatch.MaxPayloadSize - s.Size)
+                {
+                    problem = new ToolingProblem($"{input.Name}: section {s.Name} ({s.Size} bytes) makes the payload's {s.Name} larger than {Abi.Livepatch.MaxPayloadSize} bytes, the most Xen takes",
+                        "split the change into smaller payloads, or check that the object is the one gcc -c made");
+                    return false;
+                }
                 o.Pieces.Add((s.Type == ElfSectionType.NoBits ? ReadOnlyMemory<byte>.Empty : s.Data, offset, s.Size));
                 o.Size = offset + s.Size;
                 placed[s] = (o, offset);
@@ -319,6 +329,20 @@ public static class ObjectLinker
         {
             problem = new ToolingProblem($"{input.Name}: malformed object: {error}", "rebuild it with gcc -c");
             return false;
+        }
+        foreach (var s in model.Sections)
+        {
+            // Xen refuses such a section (EOPNOTSUPP), and no placement can honour it.
+            if (s.Alignment != 0 && (s.Alignment & (s.Alignment - 1)) != 0)
+            {
+                problem = new ToolingProblem($"{input.Name}: section {s.Name}: alignment {s.Alignment} is not a power of two", "rebuild it with gcc -c");
+                return false;
+            }
+            if (s.Alignment > MaxAlignment)
+            {
+                problem = new ToolingProblem($"{input.Name}: section {s.Name}: alignment {s.Alignment} is larger than a payload can have ({MaxAlignment})", "rebuild it with gcc -c");
+                return false;
+            }
         }
         problem = null;
         return true;

@@ -27,7 +27,7 @@ public static class Arm64UploadCorpus
     /// </summary>
     public static (List<(string File, byte[] Data)> Files, List<Step> Steps) Generate(byte[] hello, ulong oldAddress)
     {
-        var (files, steps) = UploadCorpus.Generate(hello);
+        var (files, steps) = UploadCorpus.Generate(hello, LivepatchProfile.Xen417);
         void Add(string name, byte[] data, params string[] ops)
         {
             files.Add((name + ".livepatch", data));

@@ -20,14 +20,15 @@ public sealed record Step(string Op, string Name, string? File = null)
 /// <summary>
 /// The differential corpus: payloads mutated from one hello-world payload built for a hypervisor, each
 /// exercising one UPLOAD check (or an APPLY check), and the steps that run them. It leaves out the inputs
-/// that crash Debian's Xen 4.17.7 (reference §7.5) and those whose outcome depends on how much memory the
-/// hypervisor has. The mutations are the same for an x86-64 and an arm64 payload but for the few that name
+/// that crash Debian's Xen 4.17.7 (reference §7.5; Xen 4.22 answers them, and its corpus has them) and those
+/// whose outcome depends on how much memory the hypervisor has. The mutations are the same for an x86-64 and an arm64 payload but for the few that name
 /// a machine or a relocation type (the payload's machine picks them); <see cref="Arm64UploadCorpus"/> adds
 /// arm64's own.
 /// </summary>
 public static class UploadCorpus
 {
-    public static (List<(string File, byte[] Data)> Files, List<Step> Steps) Generate(byte[] hello)
+    /// <summary>The corpus for <paramref name="profile"/>'s hypervisor (xen-4.17 leaves out what crashes it).</summary>
+    public static (List<(string File, byte[] Data)> Files, List<Step> Steps) Generate(byte[] hello, LivepatchProfile profile)
     {
         var files = new List<(string, byte[])>();
         var steps = new List<Step>();
@@ -140,6 +141,39 @@ public static class UploadCorpus
         Single("dup_new_symbol", Model(o => AddDefinedSymbol(o, "xen_minor_version")));
         Single("xen_build_id_wrong", Raw(e => e.Bytes[e.Data(".livepatch.xen_depends") + 16] ^= 0xff));
 
+        // Where Xen 4.17 and 4.22 differ (x86: the arm64 corpus is recorded from arm64 Xen 4.17 alone). Xen 4.20
+        // checks .livepatch.xen_depends first, on the uploaded bytes.
+        if (!arm64)
+        {
+            Single("order_xen_depends_then_symbol", Model(o => { FlipXenDepends(o); AddExternalRelocation(o, "no_such_hypervisor_symbol"); }));
+            Single("order_no_xen_depends_exec_write", Model(o =>
+            {
+                o.RemoveSection(o.FindSection(".livepatch.xen_depends")!);
+                o.Sections.First(x => x.Name == text).Flags |= ElfSectionFlags.Write;
+            }));
+            Single("xen_depends_type4", Raw(e => e.U32(e.Data(".livepatch.xen_depends") + 8, 4)));
+            Single("xen_depends_12_bytes", Model(o => o.FindSection(".livepatch.xen_depends")!.Data = new byte[12]));
+            // Xen 4.21+ (x86) checks .alt_call_sites and rewrites its calls; 4.17 ignores the section.
+            Single("alt_call_sites_5", Model(o => o.AddSection(".alt_call_sites", ElfSectionType.ProgBits, ElfSectionFlags.Alloc, new byte[5], 4)));
+            Single("alt_call_site_outside", Model(o => o.AddSection(".alt_call_sites", ElfSectionType.ProgBits, ElfSectionFlags.Alloc, new byte[4], 4)));
+            Single("alt_call_not_call", Model(o => AddAltCall(o, text, callSite: false)));
+            Single("alt_call_ok", Model(o => AddAltCall(o, text, callSite: true)));
+            Single("altinstr_ok", Model(o => AddAlternative(o, text, feature: 0, origLen: 1, replLen: 1, padLen: 0)));
+            // A symbol in an empty allocated section that a relocation uses: placed or not (livepatch_elf_ignore_section).
+            Single("empty_section_relocated", Model(AddEmptySectionReference));
+            if (profile.Name != LivepatchProfile.Xen417.Name)
+            {
+                // Each of these crashes Xen 4.17.7: it reads a section it never loaded, or BUG()s in apply_alternatives.
+                Single("xen_depends_not_alloc", Raw(e => e.U64(e.Shdr(".livepatch.xen_depends", L64.Flags), 0)));
+                Single("altinstr_repl_longer", Model(o => AddAlternative(o, text, feature: 0, origLen: 1, replLen: 2, padLen: 0)));
+                Single("altinstr_256", Model(o => AddAlternative(o, text, feature: 0, origLen: 1, replLen: 1, padLen: 255)));
+                int features = profile.X86FeatureWords!.Value * 32;
+                Single("altinstr_feature_last", Model(o => AddAlternative(o, text, feature: features - 1, origLen: 1, replLen: 1, padLen: 0)));
+                Single("altinstr_feature_past", Model(o => AddAlternative(o, text, feature: features, origLen: 1, replLen: 1, padLen: 0)));
+                Single("altinstr_feature_past_not", Model(o => AddAlternative(o, text, feature: 0x8000 | features, origLen: 1, replLen: 1, padLen: 0)));
+            }
+        }
+
         // APPLY: .livepatch.depends names another build-id (the hypervisor's is only in xen_depends).
         byte[] depends = Raw(e => e.Bytes[e.Data(".livepatch.depends") + 16] ^= 0xff);
         files.Add(("depends_other.livepatch", depends));
@@ -163,6 +197,64 @@ public static class UploadCorpus
         files.Add(("with_bss.livepatch", withBss));
         steps.AddRange([new("upload", "with_bss", "with_bss.livepatch"), new("apply", "with_bss"), new("revert", "with_bss"), new("apply", "with_bss"), new("unload", "with_bss")]);
         return (files, steps);
+    }
+
+    private static void FlipXenDepends(ElfObject o)
+    {
+        var s = o.FindSection(".livepatch.xen_depends")!;
+        byte[] data = s.Data.ToArray();
+        data[16] ^= 0xff;
+        s.Data = data;
+    }
+
+    // An .alt_call_sites entry for a site in the replacement's text: a "call *ptr(%rip)" appended to it, through a
+    // pointer (in .rodata.altcall) to the replacement itself; or, with callSite false, the function's first bytes.
+    private static void AddAltCall(ElfObject o, string textName, bool callSite)
+    {
+        var text = o.FindSection(textName)!;
+        var textSymbol = o.GetOrAddSectionSymbol(text);
+        ulong site = 0;
+        if (callSite)
+        {
+            var pointer = o.AddSection(".rodata.altcall", ElfSectionType.ProgBits, ElfSectionFlags.Alloc, new byte[8], 8);
+            var replacement = o.SymbolTable!.Symbols.First(x => x.Section == text && x.Type == ElfSymbolType.Func);
+            o.GetOrAddRelocations(pointer, rela: true).Entries.Add(new ElfObjectRelocation(0, (uint)X86_64RelocationType.R_X86_64_64, replacement, 0));
+            site = ((ulong)text.Data.Length + 15) & ~15ul;
+            byte[] code = new byte[site + 6];
+            text.Data.Span.CopyTo(code);
+            code[site] = 0xff;
+            code[site + 1] = 0x15;
+            text.Data = code;
+            o.GetOrAddRelocations(text, rela: true).Entries.Add(
+                new ElfObjectRelocation(site + 2, (uint)X86_64RelocationType.R_X86_64_PC32, o.GetOrAddSectionSymbol(pointer), -4));
+        }
+        var sites = o.AddSection(".alt_call_sites", ElfSectionType.ProgBits, ElfSectionFlags.Alloc, new byte[4], 4);
+        o.GetOrAddRelocations(sites, rela: true).Entries.Add(new ElfObjectRelocation(0, (uint)X86_64RelocationType.R_X86_64_PC32, textSymbol, (long)site));
+    }
+
+    // One alt_instr (x86: orig and repl as rel32 from their fields, cpuid u16, orig_len, repl_len, pad_len, priv) for
+    // the replacement's first origLen bytes, with a replacement of replLen NOPs in .altinstr_replacement.
+    private static void AddAlternative(ElfObject o, string textName, int feature, int origLen, int replLen, int padLen)
+    {
+        var text = o.FindSection(textName)!;
+        var repl = o.AddSection(".altinstr_replacement", ElfSectionType.ProgBits, ElfSectionFlags.Alloc | ElfSectionFlags.ExecInstr,
+            Enumerable.Repeat((byte)0x90, replLen).ToArray());
+        byte[] entry = new byte[14];
+        BinaryPrimitives.WriteUInt16LittleEndian(entry.AsSpan(8), (ushort)feature);
+        (entry[10], entry[11], entry[12]) = ((byte)origLen, (byte)replLen, (byte)padLen);
+        var alt = o.AddSection(".altinstructions", ElfSectionType.ProgBits, ElfSectionFlags.Alloc, entry);
+        var rela = o.GetOrAddRelocations(alt, rela: true);
+        rela.Entries.Add(new ElfObjectRelocation(0, (uint)X86_64RelocationType.R_X86_64_PC32, o.GetOrAddSectionSymbol(text), 0));
+        rela.Entries.Add(new ElfObjectRelocation(4, (uint)X86_64RelocationType.R_X86_64_PC32, o.GetOrAddSectionSymbol(repl), 0));
+    }
+
+    // An empty .bss.empty with a symbol, which an 8-byte pointer in .rodata.ref points at.
+    private static void AddEmptySectionReference(ElfObject o)
+    {
+        var empty = o.AddSection(".bss.empty", ElfSectionType.NoBits, ElfSectionFlags.Alloc | ElfSectionFlags.Write, [], 8);
+        var mark = o.SymbolTable!.Add(new ElfObjectSymbol("empty_mark") { Binding = ElfSymbolBinding.Local, Type = ElfSymbolType.Object, Section = empty });
+        var reference = o.AddSection(".rodata.ref", ElfSectionType.ProgBits, ElfSectionFlags.Alloc, new byte[8], 8);
+        o.GetOrAddRelocations(reference, rela: true).Entries.Add(new ElfObjectRelocation(0, (uint)X86_64RelocationType.R_X86_64_64, mark, 0));
     }
 
     // new_addr 0 (no relocation), new_size n, old_size stays.

@@ -17,7 +17,7 @@ public class XenArm64DifferentialTests
     private static string DataDir => Repo.Path("tests", "Data", "xen-4.17-arm64", "differential");
 
     private static List<string> RunOurs(string xensyms, string buildIdHex, List<Step> steps, Func<string, byte[]> file) =>
-        XenDifferentialTests.RunOurs(Arm64Arch.Instance, null, xensyms, buildIdHex, steps, file);
+        XenDifferentialTests.RunOurs(LivepatchProfile.Xen417, Arm64Arch.Instance, null, xensyms, buildIdHex, steps, file);
 
     [Fact]
     public void Every_step_of_the_kept_arm64_corpus_ends_as_it_did_on_arm64_xen()

@@ -4,10 +4,10 @@ using XenLivepatch.TestKit;
 namespace XenLivepatch.Hypervisor.Tests;
 
 /// <summary>
-/// Every UPLOAD check, one case per line of tests/Data/cases/upload-checks.txt: a payload built with Xen's
-/// recipe, mutated, is refused by the check the line names, with that check's errno and the errno the line
-/// gives (Xen's), a message that names the payload, and nothing left behind (no payload, no memory, no
-/// version bump). A failure names its line.
+/// Every UPLOAD check, one case per line of tests/Data/cases/upload-checks.txt, under each profile the line holds
+/// for (Xen 4.17 and 4.22 unless it says): a payload built with Xen's recipe, mutated, is refused by the check the
+/// line names, with that check's errno and the errno the line gives (Xen's), a message that names the payload, and
+/// nothing left behind (no payload, no memory, no version bump). A failure names its line and profile.
 /// </summary>
 public class UploadCheckTests
 {
@@ -22,18 +22,34 @@ public class UploadCheckTests
 
     private static string CasesPath => Repo.Path("tests", "Data", "cases", "upload-checks.txt");
 
-    /// <summary>The cases: (line number, the line).</summary>
-    public static TheoryData<int, string> Cases()
+    private static readonly string[] s_defaultProfiles = [LivepatchProfile.Xen417.Name, LivepatchProfile.Xen422.Name];
+
+    /// <summary>The cases: (line number, the line, a profile it holds for).</summary>
+    public static TheoryData<int, string, string> Cases()
     {
-        var data = new TheoryData<int, string>();
+        var data = new TheoryData<int, string, string>();
         string[] lines = File.ReadAllLines(CasesPath);
         for (int i = 0; i < lines.Length; i++)
         {
             string line = lines[i].Trim();
-            if (line.Length > 0 && line[0] != '#')
-                data.Add(i + 1, line);
+            if (line.Length == 0 || line[0] == '#')
+                continue;
+            string[] columns = line.Split('|', StringSplitOptions.TrimEntries);
+            string[] profiles = columns.Length == 5 ? columns[4].Split(' ', StringSplitOptions.RemoveEmptyEntries) : s_defaultProfiles;
+            foreach (string profile in profiles)
+                data.Add(i + 1, string.Join(" | ", columns.Take(4)), profile);
         }
         return data;
+    }
+
+    [Fact]
+    public void Where_the_versions_differ_each_has_its_line()
+    {
+        // A mutation given for one profile only is given for the other too: no case is silently skipped.
+        var byMutation = Cases().Select(c => ((string)c[1], (string)c[2]))
+            .GroupBy(c => string.Join("|", c.Item1.Split('|', StringSplitOptions.TrimEntries)[1..3]), c => c.Item2);
+        foreach (var g in byMutation)
+            Assert.True(g.Order().SequenceEqual(s_defaultProfiles.Order()), $"'{g.Key}' has lines for {string.Join(", ", g)} only");
     }
 
     private static byte[] Base(string name) => name switch
@@ -47,15 +63,17 @@ public class UploadCheckTests
     };
 
     [Theory, MemberData(nameof(Cases))]
-    public void Upload_check(int line, string text)
+    public void Upload_check(int line, string text, string profileName)
     {
-        string where = $"upload-checks.txt:{line}: {text}";
+        string where = $"upload-checks.txt:{line} ({profileName}): {text}";
+        var profile = LivepatchProfile.FromName(profileName);
+        Assert.True(profile != null, $"{where}: no profile '{profileName}'");
         string[] columns = text.Split('|', StringSplitOptions.TrimEntries);
         Assert.True(columns.Length == 4, $"{where}: expected check | payload | mutation | errno");
         string check = columns[0], errnoName = columns[3];
         byte[] payload = PayloadMutation.Apply(Base(columns[1]), columns[2]);
 
-        var (core, target) = Targets.Core();
+        var (core, target) = Targets.Core(profile: profile);
         var before = Targets.Snapshot(core, target);
         var error = core.Upload("payload", payload);
         if (errnoName == "OK")

@@ -5,14 +5,14 @@ using XenLivepatch.Abi;
 using XenLivepatch.Elf;
 using L64 = XenLivepatch.Elf.ElfSectionHeader.Layout64;
 
-namespace XenLivepatch.Hypervisor.Tests;
+namespace XenLivepatch.TestKit;
 
 /// <summary>
 /// The edits of tests/Data/cases/upload-checks.txt (its header describes them): byte edits of an ELF64
 /// payload's header, section headers, symbols, relocations, <c>livepatch_func</c> entries and section
 /// contents, and edits through the ELF object model. A malformed edit throws <see cref="FormatException"/>.
 /// </summary>
-internal static class PayloadMutation
+public static class PayloadMutation
 {
     public static byte[] Apply(byte[] payload, string mutation)
     {
@@ -275,6 +275,9 @@ internal static class PayloadMutation
 
     private static int Index(ElfFile f, string section)
     {
+        // [N]: the section of index N (section 0 has no name to find it by).
+        if (section.StartsWith('[') && section.EndsWith(']'))
+            return (int)Number(section[1..^1]);
         int i = f.FindSection(section);
         return i > 0 ? i : throw new FormatException($"the payload has no section {section}");
     }
