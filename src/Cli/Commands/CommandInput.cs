@@ -193,7 +193,7 @@ internal static class CommandInput
         if (!File.Exists(image))
         {
             stderr.Write(given
-                ? $"xen-livepatch {command}: {FileProblem.Reading(image, null)}; ./build.sh makes the image as artifacts/sandbox/xen-syms\n"
+                ? $"xen-livepatch {command}: {FileProblem.Reading(image, null)}; run ./build.sh to make the image (artifacts/sandbox/xen-syms)\n"
                 : $"xen-livepatch {command}: no sandbox image found. It is looked for in $XEN_LIVEPATCH_SANDBOX_IMAGE, then as\n" +
                   $"  artifacts/sandbox/xen-syms, sandbox/xen-syms or lib/xen-livepatch/sandbox/xen-syms in {AppContext.BaseDirectory.TrimEnd('/')}\n" +
                   "  and the directories above it.\n" +
