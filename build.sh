@@ -81,6 +81,12 @@ if [ "$rid" = linux-x64 ]; then
   rm -rf artifacts/publish/xen-livepatch-linux-arm64
   dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r linux-arm64 --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch-linux-arm64
 fi
+# The control library for other programs: XenLivepatch.Control and XenLivepatch.Abi as NuGet packages (the tests
+# build a consumer from this folder as a local feed).
+step "packing XenLivepatch.Control and XenLivepatch.Abi into artifacts/packages"
+rm -rf artifacts/packages
+dotnet pack src/Control/XenLivepatch.Control.csproj -c Release --no-build --nologo -v quiet -clp:ErrorsOnly -o artifacts/packages
+dotnet pack src/Abi/XenLivepatch.Abi.csproj -c Release --no-build --nologo -v quiet -clp:ErrorsOnly -o artifacts/packages
 # After the CLI: the sample payloads are made by 'xen-livepatch build'.
 step "building the sandbox hypervisor image and sample payloads into artifacts/sandbox"
 XEN_LIVEPATCH=artifacts/publish/xen-livepatch/xen-livepatch src/Sandbox/build-artifacts.sh artifacts/sandbox

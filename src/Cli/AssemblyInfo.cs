@@ -1,5 +1,3 @@
-// XenCommands.cs names the interop layer's strerror Native.StrError.
-global using Native = XenLivepatch.Interop.LibC;
 using System.Runtime.Versioning;
 
 // The tool reads payloads with libc (open, stat, mmap) and talks to Xen through Linux's privcmd device.

@@ -23,11 +23,16 @@ internal static class ExitCodes
     };
 }
 
-/// <summary>Our own commands' exit codes (sysexits.h where they are not an errno); <c>check</c> exits with Xen's errno.</summary>
+/// <summary>
+/// Our own commands' exit codes: 0 and 1 as Xen's (so 2 keeps meaning "retry" and no errno is mistaken for one),
+/// sysexits.h's for a wrong command line and for inputs and outputs. The README's table lists them all.
+/// </summary>
 internal static class OwnExitCodes
 {
     /// <summary>Done (and for <c>check</c>: accepted).</summary>
     public const int Success = 0;
+    /// <summary><c>check</c>: the payload would be refused (the errno Xen would return is in the message and the JSON).</summary>
+    public const int Refused = 1;
     /// <summary>EX_USAGE: the command line is wrong.</summary>
     public const int Usage = 64;
     /// <summary>EX_DATAERR: the inputs were read, but what they ask for cannot be made (a payload Xen would refuse).</summary>
@@ -45,6 +50,6 @@ internal static class OwnExitCodes
     /// <summary>diff, build-source: the patch changes no function (an empty patch, comments, line numbers only).</summary>
     public const int NothingToPatch = 83;
 
-    /// <summary><c>check</c>'s exit code: 0 when accepted, otherwise the errno Xen would return.</summary>
-    public static int FromCheck(LivepatchError? refusal) => refusal == null ? Success : (int)refusal.Errno;
+    /// <summary><c>check</c>'s exit code: 0 when accepted, 1 when refused.</summary>
+    public static int FromCheck(LivepatchError? refusal) => refusal == null ? Success : Refused;
 }

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text;
 using XenLivepatch.Control;
 
 namespace XenLivepatch.Cli;
@@ -7,42 +9,43 @@ namespace XenLivepatch.Cli;
 /// <c>--xen</c>, <c>--sandbox PATH</c>, <c>--json</c>), then the command looked up first among
 /// <c>help, list, upload, load</c> and then among <c>apply, revert, unload, replace</c>, where the argument may be
 /// any prefix of a name (Xen 4.17 compares with <c>strncmp(name, arg, strlen(arg))</c>, so <c>l</c> is
-/// <c>list</c> and an empty argument is <c>help</c>). Our own commands follow, matched by their full name only,
-/// so that every abbreviation keeps meaning what it means to Xen's tool.
+/// <c>list</c> and an empty argument is <c>help</c>). Our own commands (<see cref="CommandTable"/>) follow, matched
+/// by their full name only, so that every abbreviation keeps meaning what it means to Xen's tool. What applies to
+/// every command is done here, once: <c>--json</c> anywhere (<see cref="JsonEnvelope"/>), <c>--help</c> and
+/// <c>--version</c>, <c>&lt;command&gt; --help</c>, "did you mean" for a mistyped command.
 /// </summary>
 public static class XenLivepatchTool
 {
     private static readonly string[] s_mainCommands = ["help", "list", "upload", "load"];
     private static readonly string[] s_actionCommands = ["apply", "revert", "unload", "replace"];
 
-    /// <summary>Our options that may come before the command, besides Xen's --force.</summary>
-    public const string GlobalOptionsHelp = """
-        Options before the command (ours, besides newer Xen's --force):
+    /// <summary>The options before the command, as <c>--help</c> lists them.</summary>
+    internal const string OptionsHelp = """
+        Options (before the command; --json may also come after it):
           --xen                  talk to real Xen through /dev/xen/privcmd (the default when it exists)
           --sandbox PATH         talk to the sandbox hypervisor's socket at PATH (default: $XEN_LIVEPATCH_SANDBOX,
                                  else /run/xen-livepatch/sandbox.sock; used when /dev/xen/privcmd is absent)
-          --json                 print one JSON object on stdout instead of the texts (exit codes unchanged)
-        Our commands (full names only; '<command> --help' describes one):
-          get <name>             one payload's state, rc, metadata, build-ids and patched functions
-          buildid                the running hypervisor's build-id
-          dump                   what Xen's debug key 'x' prints: every payload, its memory and functions
-          install <payload>...   keep payloads in the install store of their hypervisor, applied at every boot
-          uninstall <name>...    remove payloads from the install store
-          list --installed       the install store's payloads and whether their files are whole
-          apply-installed        apply the installed payloads (the boot unit runs it; idempotent)
-          converge <dir|manifest>  make the loaded and applied payloads exactly a desired set
-          check <payload> ...    the upload and apply checks offline, against a hypervisor image or symbol list
-          build -o OUT ...       link replacement objects into a payload for a target
-          diff ORIG PATCHED -o OUT  the changed and new functions of a rebuilt object (create-diff-object)
-          build-source --src TREE --patch FILE -o OUT
-                                 a payload from a source patch and the running hypervisor's tree (livepatch-build)
-          sign <payload> ...     sign a payload (appended PKCS#7 or ELF note), for hypervisors that check signatures
-          info <payload>         what a payload holds and, with a target, what it would write
-          sandbox                run the sandbox hypervisor in the foreground, serving its socket
-          demo                   live-patch the sandbox while its vCPUs run, and show it
-          completion bash        the bash completion script
-          man                    the manual page (troff), made from these help texts
-        build, check and info use the running hypervisor when given no --target or --symbols and one answers.
+          --force                upload with LIVEPATCH_FLAG_FORCE (newer Xen's option; Xen 4.17 refuses it)
+          --json                 print one JSON object on stdout (schemas/xen-livepatch.schema.json), exit codes unchanged
+          --help, -h             this list; '<command> --help' describes one command
+          --version              our version, its commit, the sysctl interfaces and profiles it speaks
+
+        """;
+
+    /// <summary>The exit codes of every command, as <c>--help</c> lists them (the README has the same table).</summary>
+    internal const string ExitCodesHelp = """
+        Exit status:
+          0   success; check: the payload would be accepted
+          1   failure; check: refused (the errno is in the message and the JSON); an unknown command
+          2   retry: the hypervisor is busy (Xen's EAGAIN, EBUSY)
+          64  a wrong command line (our commands)
+          65  what was asked cannot be made (build, sign); info: the file is not a payload
+          66  an input cannot be read
+          73  the output cannot be written
+          80  diff, build-source: a patch does not apply
+          81  build-source: the tree does not build
+          82  diff, build-source: objects that cannot be compared (other compiler or flags)
+          83  diff, build-source: nothing to patch
 
         """;
 
@@ -57,124 +60,171 @@ public static class XenLivepatchTool
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
         ArgumentNullException.ThrowIfNull(host);
+        if (!args.Contains("--json"))
+            return await DispatchAsync(new Dispatch(args, stdout, stderr, host, Json: false, cancellationToken)).ConfigureAwait(false);
+
+        // The JSON contract: whatever the command prints on stdout is collected and put inside one object; what it
+        // says on stderr is still said there (a person may be watching) and becomes the message of a failure.
+        var body = new StringWriter(CultureInfo.InvariantCulture);
+        var diagnostics = new TeeWriter(stderr);
+        var d = new Dispatch(args.Where(a => a != "--json").ToArray(), body, diagnostics, host, Json: true, cancellationToken);
+        int exit = await DispatchAsync(d).ConfigureAwait(false);
+        stdout.Write(JsonEnvelope.Compose(d.Command, exit, body.ToString(), diagnostics.Text, d.ErrorKind));
+        return exit;
+    }
+
+    // One run's surroundings, and what the dispatcher learnt for the JSON envelope.
+    private sealed record Dispatch(string[] Args, TextWriter Stdout, TextWriter Stderr, ToolHost Host, bool Json, CancellationToken CancellationToken)
+    {
+        public string? Command { get; set; }
+        public string? ErrorKind { get; set; }
+    }
+
+    private static async Task<int> DispatchAsync(Dispatch d)
+    {
+        string[] args = d.Args;
+        var stdout = d.Stdout;
+        var stderr = d.Stderr;
         if (args.Length == 0)
         {
             stderr.Write(Usage.Help);
             return ExitCodes.Success;
         }
         if (!TryOptions(args, stderr, out var options, out int at))
+        {
+            d.ErrorKind = "usage";
             return ExitCodes.Failure;
+        }
+        options = options with { Json = d.Json };
         if (at == args.Length)
         {
             // Newer Xen: --force needs a command after it; so do ours.
             stderr.Write(Usage.Help);
+            d.ErrorKind = "usage";
             return ExitCodes.Failure;
         }
         string command = args[at];
         string[] rest = args[(at + 1)..];
 
-        // Our addition: --help and -h print the help (Xen 4.17.7 calls them unrecognised commands).
+        // Our additions: --help and -h list every command (Xen 4.17.7 calls them unrecognised commands); --version.
         if (command is "--help" or "-h")
         {
-            stderr.Write(Usage.Help);
-            stderr.Write(GlobalOptionsHelp);
+            d.Command = "--help";
+            stdout.Write(Listing());
+            return ExitCodes.Success;
+        }
+        if (command is "--version")
+        {
+            d.Command = "--version";
+            stdout.Write(d.Json ? VersionInfo.Json() : VersionInfo.Text());
             return ExitCodes.Success;
         }
 
-        string? xen = XenCommand(command);
-        if (xen != null)
+        var found = XenCommand(command) is { } xen ? CommandTable.Named(xen) : CommandTable.Our(command);
+        if (found == null)
         {
-            if (xen == "help")
-            {
-                stderr.Write(Usage.Help);
-                return ExitCodes.Success;
-            }
-            // Our addition: '<command> --help' alone describes it (Xen's help text, on stderr as Xen prints it).
-            if (rest is ["--help"] or ["-h"])
-            {
-                stderr.Write(Usage.Help);
-                return ExitCodes.Success;
-            }
+            d.Command = command;
+            stderr.Write(Usage.Unrecognised(command));
+            if (Suggest(command) is { Count: > 0 } similar)
+                stderr.Write($"xen-livepatch: did you mean {string.Join(" or ", similar.Select(s => $"'{s}'"))}? ('xen-livepatch --help' lists every command)\n");
+            d.ErrorKind = "unknown_command";
+            return ExitCodes.Failure;
+        }
+        d.Command = found.Name;
+        if (found.Xen)
+        {
             // Our addition to Xen's list: the install store's payloads.
-            if (xen == "list" && rest.Contains("--installed"))
+            if (found.Name == "list" && rest.Contains("--installed"))
             {
                 if (rest.Contains("--help") || rest.Contains("-h"))
                 {
                     stdout.Write(StoreCommands.ListInstalledHelp);
                     return ExitCodes.Success;
                 }
-                return await StoreCommands.ListInstalledAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+                return await StoreCommands.ListInstalledAsync(rest, options, stdout, stderr, d.Host, d.CancellationToken).ConfigureAwait(false);
             }
-            return await RunHypervisorCommand(xen, rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
+            // Our addition: '<command> --help' alone describes it (Xen's help text, on stderr as Xen prints it).
+            if (found.Name == "help" || rest is ["--help"] or ["-h"])
+            {
+                (d.Json ? stdout : stderr).Write(Usage.Help);
+                return ExitCodes.Success;
+            }
         }
-
-        // Our own commands: full names only.
-        if (OwnHelp(command) is { } help && (rest.Contains("--help") || rest.Contains("-h")))
+        else if (found.Help != null && (rest.Contains("--help") || rest.Contains("-h")))
         {
-            stdout.Write(help);
+            stdout.Write(found.Help);
             return ExitCodes.Success;
         }
-        switch (command)
-        {
-            case "buildid":
-            case "dump":
-                return await RunHypervisorCommand(command, rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
-            case "install":
-                return await StoreCommands.InstallAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
-            case "uninstall":
-                return await StoreCommands.UninstallAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
-            case "apply-installed":
-                return await StoreCommands.ApplyInstalledAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
-            case "converge":
-                return await ConvergeCommand.RunAsync(rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
-            case "completion":
-                return DocsCommand.Completion(rest, stdout, stderr);
-            case "man":
-                return DocsCommand.Man(rest, stdout, stderr);
-            case "check":
-                return CheckCommand.Run(rest, stdout, stderr, options);
-            case "sandbox":
-                return SandboxCommand.Run(rest, stdout, stderr);
-            case "demo":
-                return DemoCommand.Run(rest, stdout, stderr);
-            case "build":
-                return BuildCommand.Run(rest, stdout, stderr, options);
-            case "info":
-                return InfoCommand.Run(rest, stdout, stderr, options);
-            case "diff":
-                return DiffCommand.Run(rest, stdout, stderr);
-            case "build-source":
-                return BuildSourceCommand.Run(rest, stdout, stderr);
-            case "sign":
-                return SignCommand.Run(rest, stdout, stderr);
-            case "get":
-                if (rest is ["--help"] or ["-h"])
-                {
-                    stdout.Write(GetCommand.Help);
-                    return ExitCodes.Success;
-                }
-                return await RunHypervisorCommand("get", rest, options, stdout, stderr, host, cancellationToken).ConfigureAwait(false);
-        }
-
-        stderr.Write(Usage.Unrecognised(command));
-        return ExitCodes.Failure;
+        var invocation = new Invocation(found.Name, rest, options, found.LogsOnStdout && d.Json ? stderr : stdout, stderr, d.Host, d.CancellationToken);
+        int exit = await found.Run(invocation).ConfigureAwait(false);
+        if (invocation.UsageError)
+            d.ErrorKind = "usage";
+        return exit;
     }
 
-    /// <summary>The help of our commands that take --help anywhere, by name (null for others).</summary>
-    internal static string? OwnHelp(string command) => command switch
+    /// <summary>What <c>--help</c> prints on stdout: every command with one line, the options, the exit codes.</summary>
+    internal static string Listing()
     {
-        "buildid" => HostCommands.BuildIdHelp,
-        "dump" => HostCommands.DumpHelp,
-        "install" => StoreCommands.InstallHelp,
-        "uninstall" => StoreCommands.UninstallHelp,
-        "apply-installed" => StoreCommands.ApplyInstalledHelp,
-        "converge" => ConvergeCommand.Help,
-        "completion" => DocsCommand.CompletionHelp,
-        "man" => DocsCommand.ManHelp,
-        _ => null,
-    };
+        var sb = new StringBuilder();
+        sb.Append("xen-livepatch: live patching tool (Xen's commands and texts, and our own)\n");
+        sb.Append("Usage: xen-livepatch [options] <command> [args]\n");
+        sb.Append("Xen's commands (any prefix of the name selects one, as in Xen's tool; 'help' prints Xen's help):\n");
+        foreach (var c in CommandTable.Xen)
+            sb.Append(Line(c));
+        sb.Append("Our commands (full names only):\n");
+        foreach (var c in CommandTable.Ours)
+            sb.Append(Line(c));
+        sb.Append(OptionsHelp);
+        sb.Append(ExitCodesHelp);
+        return sb.ToString();
+    }
 
-    // The options before the command, in any order: --force, --xen, --sandbox PATH, --json.
+    private static string Line(ToolCommand c)
+    {
+        string left = c.Synopsis.Length == 0 ? c.Name : $"{c.Name} {c.Synopsis}";
+        return left.Length < 23 ? $"  {left,-23}{c.Summary}\n" : $"  {left}\n  {"",-23}{c.Summary}\n";
+    }
+
+    /// <summary>
+    /// The commands <paramref name="typed"/> may have meant: those at the smallest edit distance (insertions,
+    /// deletions, substitutions, swaps of neighbours), if it is small for the name's length.
+    /// </summary>
+    internal static IReadOnlyList<string> Suggest(string typed)
+    {
+        if (typed.Length == 0 || typed.StartsWith('-'))
+            return [];
+        var scored = CommandTable.All
+            .Select(c => (c.Name, Distance: Distance(typed, c.Name)))
+            .Where(s => s.Distance <= Math.Max(1, Math.Min(3, s.Name.Length / 3)))
+            .ToList();
+        if (scored.Count == 0)
+            return [];
+        int best = scored.Min(s => s.Distance);
+        return scored.Where(s => s.Distance == best).Select(s => s.Name).ToList();
+    }
+
+    // Optimal string alignment distance.
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++)
+            d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++)
+            d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+            }
+        }
+        return d[a.Length, b.Length];
+    }
+
+    // The options before the command, in any order: --force, --xen, --sandbox PATH.
     private static bool TryOptions(string[] args, TextWriter stderr, out ToolOptions options, out int at)
     {
         options = new ToolOptions();
@@ -185,10 +235,6 @@ public static class XenLivepatchTool
             {
                 case "--force":
                     options = options with { Force = true };
-                    at++;
-                    continue;
-                case "--json":
-                    options = options with { Json = true };
                     at++;
                     continue;
                 case "--xen":
@@ -227,11 +273,12 @@ public static class XenLivepatchTool
     private static string? Lookup(string[] names, string arg) =>
         Array.Find(names, n => n.StartsWith(arg, StringComparison.Ordinal));
 
-    private static async Task<int> RunHypervisorCommand(string command, string[] args, ToolOptions options, TextWriter stdout, TextWriter stderr,
-        ToolHost host, CancellationToken cancellationToken)
+    /// <summary>Runs a command that talks to the hypervisor through a <see cref="Session"/>.</summary>
+    internal static async Task<int> RunHypervisorCommand(string command, Invocation i)
     {
-        bool json = options.Json || (command is "get" or "buildid" or "dump" && args.Contains("--json"));
-        await using var session = new Session(command, options with { Json = json }, stdout, stderr, host, cancellationToken);
+        var (args, options, stdout, stderr) = (i.Args, i.Options, i.Stdout, i.Stderr);
+        bool json = options.Json;
+        await using var session = new Session(command, options, stdout, stderr, i.Host, i.CancellationToken);
         int result;
         try
         {
@@ -252,6 +299,7 @@ public static class XenLivepatchTool
             return ExitCodes.Failure;
         }
         int exit = ExitCodes.FromResult(result);
+        i.UsageError = session.UsageError;
         if (json)
         {
             stdout.Write(command switch

@@ -149,6 +149,42 @@ public sealed partial class LivepatchClient : IAsyncDisposable
     }
 
     /// <summary>
+    /// Uploads <paramref name="payload"/> as <paramref name="name"/> and applies it, in one call, as
+    /// <c>xen-livepatch load</c> does: UPLOAD, APPLY (with <paramref name="flags"/>), then GET until the apply has
+    /// finished (every <paramref name="pollInterval"/>, default 10 ms, for at most <paramref name="timeout"/>,
+    /// default 5 s). When the apply fails or does not finish, the payload is unloaded again (best effort, as the
+    /// tool does), so a failed load leaves nothing behind. The result names the step that failed and its errno.
+    /// </summary>
+    public async Task<LivepatchLoadResult> LoadAsync(string name, ReadOnlyMemory<byte> payload, LivepatchActionFlags flags = LivepatchActionFlags.None,
+        TimeSpan? pollInterval = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var upload = await UploadAsync(name, payload, force: false, cancellationToken).ConfigureAwait(false);
+        if (!upload.Succeeded)
+            return new LivepatchLoadResult(name, LivepatchCall.Upload, upload.Errno, null, Unloaded: false);
+        var apply = await ApplyAsync(name, 0, flags, cancellationToken).ConfigureAwait(false);
+        int errno = apply.Errno;
+        LivepatchState? state = null;
+        if (apply.Succeeded)
+        {
+            var done = await WaitAsync(name, pollInterval ?? TimeSpan.FromMilliseconds(10), timeout ?? TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+            state = done.State;
+            if (!done.Result.Succeeded)
+                errno = done.Result.Errno;
+            else if (done.InProgress)
+                errno = (int)XenErrno.EAGAIN;
+            else if (done.Status.Rc < 0)
+                errno = -done.Status.Rc;
+            else if (done.State == LivepatchState.Applied)
+                return new LivepatchLoadResult(name, null, 0, LivepatchState.Applied, Unloaded: false);
+            else
+                errno = (int)XenErrno.EINVAL;
+        }
+        // As the tool's load: undo the upload; a payload still being applied cannot be unloaded, and says so.
+        var unload = await UnloadAsync(name, 0, cancellationToken).ConfigureAwait(false);
+        return new LivepatchLoadResult(name, LivepatchCall.Action, errno, state, Unloaded: unload.Succeeded);
+    }
+
+    /// <summary>
     /// <c>xc_livepatch_list_get_sizes</c>: a LIST with <c>nr = 0</c>, answering how many payloads there are and
     /// how many bytes their names and metadata take.
     /// </summary>

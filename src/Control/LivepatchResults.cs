@@ -95,6 +95,26 @@ public sealed record LivepatchList(LivepatchResult Result, IReadOnlyList<Livepat
     public uint Done => (uint)Entries.Count;
 }
 
+/// <summary>What <see cref="LivepatchClient.LoadAsync"/> did.</summary>
+/// <param name="Name">The payload's name.</param>
+/// <param name="FailedCall">The call that failed (UPLOAD, or ACTION for the apply), or null when the payload is applied.</param>
+/// <param name="Errno">Xen's errno of the failure (EAGAIN when the apply did not finish in time); 0 on success.</param>
+/// <param name="State">The payload's state at the end of the apply, when it was read.</param>
+/// <param name="Unloaded">True when a failed apply was undone by unloading the payload.</param>
+public sealed record LivepatchLoadResult(string Name, LivepatchCall? FailedCall, int Errno, LivepatchState? State, bool Unloaded)
+{
+    /// <summary>True when the payload is loaded and applied.</summary>
+    public bool Succeeded => FailedCall == null;
+
+    /// <summary>The failure's errno as Xen's enum, or null.</summary>
+    public XenErrno? Error => Errno > 0 ? (XenErrno)Errno : null;
+
+    /// <inheritdoc/>
+    public override string ToString() => Succeeded
+        ? $"{Name}: applied"
+        : $"{Name}: {FailedCall} failed: {XenErrors.Name(Errno)} ({XenErrors.Message(Errno)}){(Unloaded ? "; unloaded again" : "")}";
+}
+
 /// <summary>Xen errno names and texts, as Xen's C tools print them (glibc's <c>strerror</c>).</summary>
 public static class XenErrors
 {

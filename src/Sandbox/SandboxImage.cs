@@ -83,7 +83,8 @@ public sealed class SandboxImage : IHypervisorSymbols
     {
         if (!System.IO.File.Exists(path))
             throw new FileNotFoundException($"the sandbox image {path} does not exist: run ./build.sh (it builds artifacts/sandbox/xen-syms)", path);
-        var file = ElfFile.Load(path);
+        if (!ElfFile.TryRead(System.IO.File.ReadAllBytes(path), out var file, out var elfError))
+            throw new InvalidDataException($"{path} is not an ELF file ({elfError}): the sandbox image is the x86-64 executable ./build.sh makes, artifacts/sandbox/xen-syms");
         if (file.Header.Type != ElfType.Executable || file.Header.Machine != ElfMachine.X86_64)
             throw new InvalidDataException($"{path} is not an x86-64 executable image");
         if (!HypervisorSymbolTable.TryFromImage(file, out var symbols, out string? why))

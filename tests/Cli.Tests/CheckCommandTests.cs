@@ -26,7 +26,7 @@ public class CheckCommandTests
     }
 
     [Fact]
-    public void A_refused_payload_prints_the_errno_and_exits_with_it()
+    public void A_refused_payload_prints_the_errno_and_exits_1()
     {
         var (image, hello, _) = s_payloads.Value;
         byte[] bytes = File.ReadAllBytes(hello);
@@ -34,7 +34,7 @@ public class CheckCommandTests
         string path = Path.Combine(Repo.TempDirectory("check"), "bad.livepatch");
         File.WriteAllBytes(path, bytes);
         var r = CliRun.Ours("check", path, "--target", image.Path);
-        Assert.Equal(95, r.ExitCode);
+        Assert.Equal(1, r.ExitCode);
         Assert.Equal("", r.Stdout);
         Assert.StartsWith("error 95 (EOPNOTSUPP): bad: invalid ELF payload", r.Stderr, StringComparison.Ordinal);
     }
@@ -44,11 +44,12 @@ public class CheckCommandTests
     {
         var (image, hello, bye) = s_payloads.Value;
         var alone = CliRun.Ours("check", bye, "--target", image.Path, "--json");
-        Assert.Equal(22, alone.ExitCode);
+        Assert.Equal(1, alone.ExitCode);
         using (var doc = JsonDocument.Parse(alone.Stdout))
         {
             var j = doc.RootElement;
             Assert.Equal(("rejected", "apply", 22, "EINVAL"), (j.GetProperty("verdict").GetString(), j.GetProperty("stage").GetString(), j.GetProperty("errno").GetInt32(), j.GetProperty("error").GetString()));
+            Assert.Equal(("check", 1), (j.GetProperty("command").GetString(), j.GetProperty("exit_code").GetInt32()));
             Assert.Contains("check against the hypervisor", j.GetProperty("message").GetString(), StringComparison.Ordinal);
         }
         var stacked = CliRun.Ours("check", bye, "--target", image.Path, "--applied", hello);
@@ -85,7 +86,8 @@ public class CheckCommandTests
         Assert.Equal(0, ok.ExitCode);
         Assert.Contains("xen_extra_version at 0xffff82d040234b20 (12 bytes)", ok.Stdout, StringComparison.Ordinal);
         var bad = CliRun.Ours("check", Path.Combine(dir, "corpus", "xen_build_id_wrong.livepatch"), "--symbols", Path.Combine(dir, "xensyms"), "--build-id", buildId);
-        Assert.Equal(22, bad.ExitCode);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.StartsWith("error 22 (EINVAL)", bad.Stderr, StringComparison.Ordinal);
         Assert.Contains("check against hypervisor build-id failed", bad.Stderr, StringComparison.Ordinal);
     }
 
@@ -96,7 +98,7 @@ public class CheckCommandTests
         string v1 = LivepatchFixtures.BuildPayload(image, "seed", ["hello_world.c"], "--cflags", "-DLIVEPATCH_V1", "--no-xen-depends");
         Assert.Equal(0, CliRun.Ours("check", v1, "--target", image.Path, "--profile", "seed-2016").ExitCode);
         var r = CliRun.Ours("check", v1, "--target", image.Path);
-        Assert.Equal(22, r.ExitCode);
+        Assert.Equal(1, r.ExitCode);
         Assert.Contains(".livepatch.xen_depends is missing", r.Stderr, StringComparison.Ordinal);
     }
 

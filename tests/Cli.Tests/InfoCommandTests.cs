@@ -51,7 +51,7 @@ public class InfoCommandTests
     }
 
     [Fact]
-    public void Help_usage_and_input_errors_exit_0_64_and_66()
+    public void Help_usage_and_input_errors_exit_0_64_65_and_66()
     {
         var help = CliRun.Ours("info", "--help");
         Assert.Equal(0, help.ExitCode);
@@ -62,7 +62,7 @@ public class InfoCommandTests
         Assert.Equal(66, missing.ExitCode);
         Assert.StartsWith("xen-livepatch info: cannot read /nonexistent.livepatch", missing.Stderr, StringComparison.Ordinal);
         var notElf = CliRun.Ours("info", Fixture("greeting.c"));
-        Assert.Equal(66, notElf.ExitCode);
-        Assert.Contains("not an ELF file this tool can read", notElf.Stderr, StringComparison.Ordinal);
+        Assert.Equal(65, notElf.ExitCode);
+        Assert.Equal($"xen-livepatch info: {Fixture("greeting.c")} is a text file, not a livepatch payload: a payload is an ELF object; this is text (a source file? 'xen-livepatch build' takes objects made by gcc -c)\n", notElf.Stderr);
     }
 }

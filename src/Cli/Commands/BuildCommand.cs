@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using XenLivepatch.Hypervisor;
 using XenLivepatch.Tooling;
 
@@ -131,6 +132,11 @@ internal static class BuildCommand
         }
         if (!CommandInput.TryWrite("build", output, written, stderr))
             return OwnExitCodes.CantCreate;
+        if (options?.Json == true)
+        {
+            stdout.Write(Json(output, written.Length, target, profile, result, signing?.Describe(written)));
+            return OwnExitCodes.Success;
+        }
         stdout.Write(Summary(output, target, profile, result));
         if (signing != null)
             stdout.Write($"  {signing.Describe(written)}\n");
@@ -192,6 +198,46 @@ internal static class BuildCommand
         s.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
             ? uint.TryParse(s.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value)
             : uint.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+
+    private static string Json(string output, int size, OfflineTarget target, LivepatchProfile profile, PayloadBuildResult r, string? signature)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, JsonEnvelope.WriterOptions))
+        {
+            w.WriteStartObject();
+            w.WriteString("output", output);
+            w.WriteNumber("size", size);
+            w.WriteString("build_id", Convert.ToHexStringLower(r.BuildId));
+            w.WriteString("target", target.Description);
+            w.WriteString("profile", profile.Name);
+            w.WriteStartArray("functions");
+            foreach (var f in r.Functions)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", f.Name);
+                w.WriteString("old_addr", $"0x{f.OldAddress:x}");
+                w.WriteBoolean("old_addr_stored", f.OldAddressStored);
+                w.WriteNumber("old_size", f.OldSize);
+                if (f.NewSymbol == null) w.WriteNull("new"); else w.WriteString("new", f.NewSymbol);
+                w.WriteNumber("new_size", f.NewSize);
+                w.WriteBoolean("nop", f.NewSymbol == null);
+                w.WriteBoolean("expectation", f.Expect.Enabled);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartObject("depends");
+            w.WriteString("of", r.Depends.Of);
+            w.WriteString("build_id", Convert.ToHexStringLower(r.Depends.BuildId.Span));
+            w.WriteEndObject();
+            if (signature == null) w.WriteNull("signature"); else w.WriteString("signature", signature);
+            w.WriteStartArray("notes");
+            foreach (string note in r.Notes)
+                w.WriteStringValue(note);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
 
     private static string Summary(string output, OfflineTarget target, LivepatchProfile profile, PayloadBuildResult r)
     {

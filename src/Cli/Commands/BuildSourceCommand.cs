@@ -44,7 +44,7 @@ internal static class BuildSourceCommand
 
     private static readonly Dictionary<string, string> s_aliases = new(StringComparer.Ordinal) { ["-o"] = "--output", ["-j"] = "--jobs" };
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -127,14 +127,14 @@ internal static class BuildSourceCommand
         };
         var result = SourceBuild.Run(request, stderr);
         int exit = ExitCode(result.Outcome);
-        if (a.Flag("--json"))
+        if ((a.Flag("--json") || options?.Json == true))
             stdout.Write(Json(request, result, exit));
         if (exit != 0)
         {
             stderr.Write($"xen-livepatch build-source: {result.Problem}\n");
             return exit;
         }
-        if (!a.Flag("--json"))
+        if (!(a.Flag("--json") || options?.Json == true))
         {
             stdout.Write(Summary(request, result));
             if (signing != null)

@@ -18,7 +18,8 @@ internal static class CheckCommand
         then the apply checks that need no CPU: the build-id dependency and, when the target has code bytes,
         the expectations. Prints OK and a summary, or "error <errno> (<NAME>): <payload>: <message>".
         Without --target or --symbols, the target is the running hypervisor (real Xen, or the sandbox) when one answers.
-        Exit status: 0 when accepted, otherwise the errno Xen would return.
+        Exit status: 0 when accepted; 1 when refused (the errno is in the message and the JSON); 64 for a wrong
+        command line; 66 when an input cannot be read.
           --target <image>       the hypervisor as an ELF image with symbols (xen-syms, artifacts/sandbox/xen-syms)
           --symbols <file>       its symbols as /proc/xen/xensyms lists them (no code bytes: expectations unchecked)
           --build-id <hex>       with --symbols: its build-id (/sys/hypervisor/properties/buildid)
@@ -66,7 +67,7 @@ internal static class CheckCommand
         }
         string name = a.Value("--name") ?? NameOf(file);
         var report = PayloadCheck.Run(name, data, target.Create(), profile, applied, a.Flag("--nodeps"), trust);
-        if (a.Flag("--json"))
+        if (options?.Json == true)
             stdout.Write(Json(report));
         else if (report.Error is { } e)
             stderr.Write(Line(e.ToString()));

@@ -47,7 +47,7 @@ internal static class CommandInput
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.Write($"xen-livepatch {command}: cannot read {path}: {e.Message}\n");
+            stderr.Write($"xen-livepatch {command}: {FileProblem.Reading(path, e)}\n");
             data = [];
             return false;
         }
@@ -59,6 +59,11 @@ internal static class CommandInput
     /// </summary>
     public static bool TryWrite(string command, string output, ReadOnlySpan<byte> data, TextWriter stderr)
     {
+        if (output.Length == 0 || Directory.Exists(output))
+        {
+            stderr.Write($"xen-livepatch {command}: cannot write {output}: {FileProblem.WriteReason(output, null)}\n");
+            return false;
+        }
         string full = Path.GetFullPath(output);
         string temporary = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
@@ -72,7 +77,7 @@ internal static class CommandInput
         {
             try { File.Delete(temporary); }
             catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
-            stderr.Write($"xen-livepatch {command}: cannot write {output}: {e.Message}\n  check that its folder exists and is writable\n");
+            stderr.Write($"xen-livepatch {command}: {FileProblem.Writing(output, e)}\n");
             return false;
         }
     }
@@ -166,7 +171,7 @@ internal static class CommandInput
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.Write($"xen-livepatch {command}: cannot read {symbols}: {e.Message}\n");
+            stderr.Write($"xen-livepatch {command}: {FileProblem.Reading(symbols!, e)}\n");
             code = OwnExitCodes.NoInput;
             return false;
         }
@@ -174,6 +179,42 @@ internal static class CommandInput
         {
             stderr.Write($"xen-livepatch {command}: {symbols}: {why}\n");
             code = OwnExitCodes.NoInput;
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Checks that the sandbox image exists and is a hypervisor image before booting it, or says what it is and
+    /// where the image is looked for (a binary copied out of the repository finds no artifacts/ beside it).
+    /// </summary>
+    public static bool TrySandboxImage(string command, string image, bool given, TextWriter stderr)
+    {
+        if (!File.Exists(image))
+        {
+            stderr.Write(given
+                ? $"xen-livepatch {command}: {FileProblem.Reading(image, null)}; run ./build.sh to make the image (artifacts/sandbox/xen-syms)\n"
+                : $"xen-livepatch {command}: no sandbox image found. It is looked for in $XEN_LIVEPATCH_SANDBOX_IMAGE, then as\n" +
+                  $"  artifacts/sandbox/xen-syms, sandbox/xen-syms or lib/xen-livepatch/sandbox/xen-syms in {AppContext.BaseDirectory.TrimEnd('/')}\n" +
+                  "  and the directories above it.\n" +
+                  "  ./build.sh makes artifacts/sandbox/xen-syms in the repository: set XEN_LIVEPATCH_SANDBOX_IMAGE to it, copy it to\n" +
+                  $"  {Path.Combine(AppContext.BaseDirectory, "sandbox", "xen-syms")}, or give --image <file>\n");
+            return false;
+        }
+        byte[] head;
+        try
+        {
+            head = File.ReadAllBytes(image);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.Write($"xen-livepatch {command}: {FileProblem.Reading(image, e)}\n");
+            return false;
+        }
+        var kind = FileKind.Of(head);
+        if (kind.Kind != "hypervisor-image")
+        {
+            stderr.Write($"xen-livepatch {command}: {image} is {kind.Description}, not a sandbox hypervisor image: give the image ./build.sh makes (artifacts/sandbox/xen-syms)\n");
             return false;
         }
         return true;

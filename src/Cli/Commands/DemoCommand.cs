@@ -67,13 +67,15 @@ internal static class DemoCommand
         string? repo = FindRepository(imageDirectory) ?? FindRepository(AppContext.BaseDirectory) ?? FindRepository(Directory.GetCurrentDirectory());
         string tree = a.Value("--src") ?? (repo != null ? Path.Combine(repo, "src", "Sandbox", "image") : "src/Sandbox/image");
         string patch = a.Value("--patch") ?? (repo != null ? Path.Combine(repo, "src", "Sandbox", "patches", "extra-version.patch") : "src/Sandbox/patches/extra-version.patch");
-        foreach (string f in fromSource ? new[] { image, patch } : [image, payload])
+        if (!CommandInput.TrySandboxImage("demo", image, a.Value("--image") != null, stderr))
+            return OwnExitCodes.NoInput;
+        string needed = fromSource ? patch : payload;
+        if (!File.Exists(needed))
         {
-            if (!File.Exists(f))
-            {
-                stderr.Write($"xen-livepatch demo: {f} does not exist: run ./build.sh first (it builds the sandbox image and its sample payloads)\n");
-                return OwnExitCodes.NoInput;
-            }
+            stderr.Write(a.Value(fromSource ? "--patch" : "--payload") != null
+                ? $"xen-livepatch demo: {FileProblem.Reading(needed, null)}\n"
+                : $"xen-livepatch demo: {needed} does not exist: run ./build.sh first (it builds the sandbox image and its sample payloads), or give {(fromSource ? "--patch" : "--payload")} <file>\n");
+            return OwnExitCodes.NoInput;
         }
         var demo = new Demo(stdout, stderr, a.Flag("--verbose"), timeoutMs * 1_000_000, a.Flag("--signed"), fromSource);
         if (!fromSource)
@@ -171,9 +173,9 @@ internal static class DemoCommand
                         _coreLog.Add(line);
                 };
             }
-            catch (Exception e) when (e is IOException or InvalidDataException)
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
             {
-                stderr.Write($"xen-livepatch demo: cannot boot {image}: {e.Message}\n");
+                stderr.Write($"xen-livepatch demo: cannot boot {image}: {(e is InvalidDataException ? e.Message : FileProblem.ReadReason(image, e))}\n");
                 return ExitCodes.Failure;
             }
             using (_host)

@@ -35,7 +35,7 @@ internal static class DiffCommand
 
     private static readonly Dictionary<string, string> s_aliases = new(StringComparer.Ordinal) { ["-o"] = "--output" };
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -69,7 +69,7 @@ internal static class DiffCommand
         int exit = ExitCode(result);
         if (exit == 0 && !CommandInput.TryWrite("diff", output, result.Output!, stderr))
             return OwnExitCodes.CantCreate;
-        if (a.Flag("--json"))
+        if ((a.Flag("--json") || options?.Json == true))
         {
             stdout.Write(Json(result, exit, exit == 0 ? output : null));
             return exit;

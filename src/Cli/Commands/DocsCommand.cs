@@ -25,27 +25,14 @@ internal static partial class DocsCommand
 
         """;
 
-    /// <summary>Xen's commands, then ours, with their help texts (Xen's share one).</summary>
+    /// <summary>Our commands with their help texts, from the command table, and 'list --installed' (an option of Xen's list).</summary>
     private static IReadOnlyList<(string Name, string Help)> Commands =>
     [
-        ("get", GetCommand.Help),
-        ("buildid", HostCommands.BuildIdHelp),
-        ("dump", HostCommands.DumpHelp),
-        ("install", StoreCommands.InstallHelp),
-        ("uninstall", StoreCommands.UninstallHelp),
+        .. CommandTable.Ours.Where(c => c.Help != null).Select(c => (c.Name, c.Help!)),
         ("list --installed", StoreCommands.ListInstalledHelp),
-        ("apply-installed", StoreCommands.ApplyInstalledHelp),
-        ("converge", ConvergeCommand.Help),
-        ("check", CheckCommand.Help),
-        ("build", BuildCommand.Help),
-        ("info", InfoCommand.Help),
-        ("sandbox", SandboxCommand.Help),
-        ("demo", DemoCommand.Help),
-        ("completion", CompletionHelp),
-        ("man", ManHelp),
     ];
 
-    private static readonly string[] s_xenCommands = ["help", "list", "upload", "apply", "revert", "replace", "unload", "load"];
+    private static string[] XenCommandNames => [.. CommandTable.Xen.Select(c => c.Name)];
 
     public static int Man(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -92,7 +79,7 @@ internal static partial class DocsCommand
         sb.Append(".SH XEN'S COMMANDS\n");
         Verbatim(sb, Usage.Help);
         sb.Append(".SH OPTIONS AND OUR COMMANDS\n");
-        Verbatim(sb, XenLivepatchTool.GlobalOptionsHelp);
+        Verbatim(sb, XenLivepatchTool.Listing());
         foreach (var (name, help) in Commands)
         {
             sb.Append(".SS ").Append(Escape(name)).Append('\n');
@@ -106,8 +93,8 @@ internal static partial class DocsCommand
         sb.Append(".TP\n.B XEN_LIVEPATCH_SANDBOX\nThe sandbox socket (default /run/xen\\-livepatch/sandbox.sock).\n");
         sb.Append(".TP\n.B XEN_LIVEPATCH_STORE\nThe install stores' root (default /var/lib/xen\\-livepatch).\n");
         sb.Append(".TP\n.B XEN_LIVEPATCH_SANDBOX_IMAGE\nAnother sandbox image.\n");
-        sb.Append(".SH EXIT STATUS\nXen's commands: 0 success, 2 retry (EAGAIN, EBUSY), 1 any other failure. Our commands: as each one's help says;\n");
-        sb.Append("64 a wrong command line, 65 inputs that cannot be applied as they are, 66 an input that cannot be read.\n");
+        sb.Append(".SH EXIT STATUS\n");
+        Verbatim(sb, XenLivepatchTool.ExitCodesHelp);
         sb.Append(".SH SEE ALSO\n.BR xl (1),\n.BR kpatch (1)\n");
         return sb.ToString();
     }
@@ -142,8 +129,8 @@ internal static partial class DocsCommand
         sb.Append("    done\n");
         sb.Append("    if [ -z \"$cmd\" ]; then\n");
         sb.Append("        if [ \"$prev\" = --sandbox ]; then COMPREPLY=($(compgen -f -- \"$cur\")); return; fi\n");
-        sb.Append("        COMPREPLY=($(compgen -W \"--force --xen --sandbox --json --help ")
-          .Append(string.Join(' ', s_xenCommands.Concat(ours))).Append("\" -- \"$cur\")); return\n");
+        sb.Append("        COMPREPLY=($(compgen -W \"--force --xen --sandbox --json --help --version ")
+          .Append(string.Join(' ', XenCommandNames.Concat(ours))).Append("\" -- \"$cur\")); return\n");
         sb.Append("    fi\n");
         sb.Append("    case $prev in\n");
         sb.Append("        ").Append(string.Join('|', s_fileOptions)).Append("|-o) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n");

@@ -30,19 +30,18 @@ internal static class GetCommand
 
     public static async Task<int> RunAsync(Session s, string[] args)
     {
-        var rest = args.Where(a => a != "--json").ToArray();
-        if (rest.Length != 1 || rest[0].StartsWith('-'))
+        if (args.Length != 1 || args[0].StartsWith('-'))
         {
-            s.Err("xen-livepatch get: give one payload name (see 'xen-livepatch get --help')\n");
+            s.UsageProblem("xen-livepatch get: give one payload name (see 'xen-livepatch get --help')\n");
             return -1;
         }
-        string name = rest[0];
+        string name = args[0];
         var step = s.Begin("get", name);
         var client = await s.ClientAsync().ConfigureAwait(false);
         if (client == null)
             return -1;
         var get = await client.GetAsync(name, s.CancellationToken).ConfigureAwait(false);
-        bool json = s.Json || args.Contains("--json");
+        bool json = s.Json;
         if (!get.Result.Succeeded)
         {
             step.Errno = get.Result.Errno;

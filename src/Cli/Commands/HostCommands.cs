@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using XenLivepatch.Control;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Cli;
 
@@ -56,7 +57,7 @@ internal static class HostCommands
         if (!id.Result.Succeeded)
         {
             step.Errno = id.Result.Errno;
-            s.Err($"xen-livepatch buildid: {client.Transport.Description} did not give its build-id: Error {id.Result.Errno}: {Native.StrError(id.Result.Errno)}\n" +
+            s.Err($"xen-livepatch buildid: {client.Transport.Description} did not give its build-id: Error {id.Result.Errno}: {LibC.StrError(id.Result.Errno)}\n" +
                 (id.Result.Errno == 38 ? "  (a sandbox started by an older xen-livepatch cannot answer: restart it)\n" : ""));
             return id.Result.Errno;
         }
@@ -87,7 +88,7 @@ internal static class HostCommands
         {
             step.Errno = dump.Result.Errno;
             string call = dump.Result.Call == LivepatchCall.DebugKeys ? "pressing 'x' (XEN_SYSCTL_debug_keys)" : "reading the console (XEN_SYSCTL_readconsole)";
-            s.Err($"xen-livepatch dump: {call} failed: Error {dump.Result.Errno}: {Native.StrError(dump.Result.Errno)}\n");
+            s.Err($"xen-livepatch dump: {call} failed: Error {dump.Result.Errno}: {LibC.StrError(dump.Result.Errno)}\n");
             return dump.Result.Errno;
         }
         if (dump.Dump == null)

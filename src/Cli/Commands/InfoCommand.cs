@@ -30,7 +30,10 @@ internal static class InfoCommand
           --trusted-keys <dir>   check the signature against these keys (PEM certificates or public keys)
         The signature line names the format (appended PKCS#7 or the ELF note .note.Xen.signature), the
         algorithm, the signer and what it covers.
-        Exit status: 0 when described; 64 for a wrong command line; 66 when an input cannot be read.
+        Any other file is named for what it is (an object without .livepatch.funcs, an executable, a hypervisor
+        image, text, compressed data) with why it is not a payload.
+        Exit status: 0 when described; 64 for a wrong command line; 65 when the file is not a payload; 66 when
+        an input cannot be read.
 
         """;
 
@@ -68,6 +71,24 @@ internal static class InfoCommand
         }
         if (!CommandInput.TryRead("info", file, stderr, out byte[] data))
             return OwnExitCodes.NoInput;
+        var kind = FileKind.Of(data);
+        if (!kind.IsPayload)
+        {
+            // Say what it is, so that a wrong file is recognised at once (the hypervisor image given as the payload).
+            stderr.Write($"xen-livepatch info: {file} is {kind.Description}, not a livepatch payload: {kind.WhyNot}\n");
+            if (options?.Json == true)
+            {
+                var o = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["file"] = Path.GetFileName(file),
+                    ["size"] = data.Length,
+                    ["kind"] = kind.Kind,
+                    ["description"] = kind.Description,
+                };
+                stdout.Write(JsonEnvelope.Write(o));
+            }
+            return OwnExitCodes.DataError;
+        }
         PayloadSignatures.TryInspect(data, out var signature);
         var verdict = keys == null ? null : PayloadSignatures.Verify(data, keys);
         if (!PayloadInfo.TryRead(Path.GetFileName(file), data, out var info, out string? error))
@@ -76,7 +97,7 @@ internal static class InfoCommand
             return OwnExitCodes.NoInput;
         }
         var preview = target == null ? null : TargetPreview.Create(a.Value("--name") ?? CheckCommand.NameOf(file), data, target, profile);
-        stdout.Write(a.Flag("--json") ? Json(info, preview, signature, verdict) : Text(info, preview, signature, verdict));
+        stdout.Write(options?.Json == true ? Json(info, preview, signature, verdict) : Text(info, preview, signature, verdict));
         return OwnExitCodes.Success;
     }
 

@@ -20,6 +20,7 @@ internal static class SandboxCommand
         Usage: xen-livepatch sandbox [--socket <path>] [--vcpus <n>] [--image <file>] [--group <name|gid>]
                                      [--profile xen-4.17|xen-4.22|seed-2016] [--trusted-keys <dir>]
                                      [--signature-policy none|verify|require] [--action-timeout <ms>] [--quiet]
+                                     [--log-format text|journal]
         Boots the sandbox hypervisor (a real x86-64 image built from this project's C sources) with <n> vCPU
         threads entering it, and serves the livepatch sysctl on a Unix socket until interrupted (Ctrl-C).
         In another terminal, 'xen-livepatch list', 'load', 'apply', ... talk to it when /dev/xen/privcmd is
@@ -33,6 +34,9 @@ internal static class SandboxCommand
           --action-timeout <ms>  the deadline of an action whose caller gives none, as Xen's tool does
                              (default 30, Xen's; more when the host is too busy to run every vCPU in time)
           --quiet            no log; only errors
+          --log-format <f>   text: a UTC timestamp and a level (info, warn, error) before each line (default);
+                             journal: systemd's <N> priority prefixes, no timestamp (the default when
+                             $JOURNAL_STREAM says stdout is the journal, as under a systemd service)
         """ + SignatureOptions.Help + """
         A payload the policy refuses gets -EINVAL at upload, and the log says why; 'xen-livepatch get <name>'
         and 'list --json' show whether each payload was verified, and by which key.
@@ -46,7 +50,7 @@ internal static class SandboxCommand
             stdout.Write(Help);
             return OwnExitCodes.Success;
         }
-        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile", "--action-timeout", .. SignatureOptions.Options], ["--quiet"], [], out string? argError);
+        var a = ArgReader.Parse(args, ["--socket", "--vcpus", "--image", "--group", "--profile", "--action-timeout", "--log-format", .. SignatureOptions.Options], ["--quiet"], [], out string? argError);
         if (a == null || a.Positional.Count != 0)
             return Usage(stderr, argError ?? $"unexpected argument '{a!.Positional[0]}'");
         string socket = LivepatchTransports.SandboxSocket(a.Value("--socket"));
@@ -68,15 +72,21 @@ internal static class SandboxCommand
             group = gid;
         }
         string image = a.Value("--image") ?? SandboxImage.DefaultPath();
-        if (!File.Exists(image))
-        {
-            stderr.Write($"xen-livepatch sandbox: the image {image} does not exist: run ./build.sh (it builds artifacts/sandbox/xen-syms) or give --image\n");
+        if (!CommandInput.TrySandboxImage("sandbox", image, a.Value("--image") != null, stderr))
             return OwnExitCodes.NoInput;
-        }
         if (SocketTransport.PathProblem(socket) is { } badPath)
             return Usage(stderr, $"{badPath}: give a shorter --socket");
+        var format = a.Value("--log-format") switch
+        {
+            null => DaemonLog.Detect(),
+            "text" => LogFormat.Text,
+            "journal" => LogFormat.Journal,
+            _ => (LogFormat)(-1),
+        };
+        if (format == (LogFormat)(-1))
+            return Usage(stderr, $"unknown --log-format '{a.Value("--log-format")}': use text or journal");
         bool quiet = a.Flag("--quiet");
-        var log = quiet ? null : TextWriter.Synchronized(stdout);
+        var log = quiet ? null : TextWriter.Synchronized(new DaemonLog(stdout, format));
         return Serve(image, socket, vcpus, group, profile, trust, timeoutMs * 1_000_000, log, stderr);
     }
 
@@ -87,9 +97,9 @@ internal static class SandboxCommand
         {
             host = SandboxHost.Start(new SandboxOptions { ImagePath = image, Vcpus = vcpus, Profile = profile, Log = log, Trust = trust, ActionTimeoutNs = timeoutNs });
         }
-        catch (Exception e) when (e is IOException or InvalidDataException)
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            stderr.Write($"xen-livepatch sandbox: cannot boot {image}: {e.Message}\n");
+            stderr.Write($"xen-livepatch sandbox: cannot boot {image}: {(e is InvalidDataException ? e.Message : FileProblem.ReadReason(image, e))}\n");
             return ExitCodes.Failure;
         }
         using (host)
@@ -129,10 +139,18 @@ internal static class SandboxCommand
                     string now = host.LastExtraVersion(i);
                     if (now.Length > 0 && now != seen[i])
                     {
-                        log.WriteLine($"sandbox: vcpu{i} reads XENVER_extraversion \"{now}\"");
+                        // With how often it read the value before: a patch that took effect late shows here.
+                        string before = seen[i] == null ? "" : string.Create(CultureInfo.InvariantCulture,
+                            $" (after {host.Vcpus.Stats[i].ExtraVersions.GetValueOrDefault(seen[i]):N0} reads of \"{seen[i]}\")");
+                        log.WriteLine($"sandbox: vcpu{i} reads XENVER_extraversion \"{now}\"{before}");
                         seen[i] = now;
                     }
                 }
+            }
+            for (int i = 0; log != null && i < vcpus; i++)
+            {
+                var reads = host.Vcpus.Stats[i].ExtraVersions.Select(r => string.Create(CultureInfo.InvariantCulture, $"\"{r.Key}\" {r.Value:N0} times"));
+                log.WriteLine($"sandbox: vcpu{i} read XENVER_extraversion {string.Join(", ", reads)}");
             }
             log?.WriteLine("sandbox: stopping");
             server.DisposeAsync().AsTask().GetAwaiter().GetResult();

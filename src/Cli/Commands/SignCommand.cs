@@ -153,7 +153,7 @@ internal static class SignCommand
 
     private static readonly Dictionary<string, string> s_aliases = new(StringComparer.Ordinal) { ["-o"] = "--output" };
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions options)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -179,6 +179,18 @@ internal static class SignCommand
             return OwnExitCodes.DataError;
         if (!CommandInput.TryWrite("sign", output, signed, stderr))
             return OwnExitCodes.CantCreate;
+        if (options.Json)
+        {
+            var o = new System.Text.Json.Nodes.JsonObject
+            {
+                ["output"] = output,
+                ["size"] = signed.Length,
+                ["signature"] = signing.Describe(signed),
+                ["replaced"] = wasSigned ? before!.FormatName : null,
+            };
+            stdout.Write(JsonEnvelope.Write(o));
+            return 0;
+        }
         stdout.Write(string.Create(CultureInfo.InvariantCulture, $"{output}: {signed.Length} bytes, {signing.Describe(signed)}\n"));
         if (wasSigned)
             stdout.Write($"  replaced its {before!.FormatName} signature\n");

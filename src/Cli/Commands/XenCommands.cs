@@ -1,6 +1,7 @@
 using System.Text;
 using XenLivepatch.Abi;
 using XenLivepatch.Control;
+using XenLivepatch.Interop;
 
 namespace XenLivepatch.Cli;
 
@@ -37,7 +38,7 @@ internal static class XenCommands
         _ => "unknown",
     };
 
-    private static string Error(int errno) => $"Error {errno}: {Native.StrError(errno)}\n";
+    private static string Error(int errno) => $"Error {errno}: {LibC.StrError(errno)}\n";
 
     // get_name: the tool's own check (strlen > 128); libxc then refuses 128 itself (strlen + 1 > 128).
     private static bool CheckName(Session s, string name)
@@ -326,7 +327,7 @@ internal static class XenCommands
         sb.Append(' ', Math.Max(0, 40 - e.NameBytes.Length));
         sb.Append("| ").Append(StateName(e.Status.State));
         if (e.Status.Rc != 0)
-            sb.Append(" (").Append(-e.Status.Rc).Append(", ").Append(Native.StrError(-e.Status.Rc)).Append(")    | ");
+            sb.Append(" (").Append(-e.Status.Rc).Append(", ").Append(LibC.StrError(-e.Status.Rc)).Append(")    | ");
         else
             sb.Append("    | ");
         byte[] meta = (byte[])e.Metadata.Clone();

@@ -120,11 +120,34 @@ internal sealed class Session : IAsyncDisposable
             (Current ?? Begin(Command)).Messages.Add(line);
     }
 
+    /// <summary>Set when the command line was wrong (the JSON's "error": "usage").</summary>
+    public bool UsageError { get; private set; }
+
+    /// <summary>
+    /// A wrong command line for one of Xen's commands: Xen's help text on stderr; in JSON mode one line naming the
+    /// command's arguments instead (the JSON's message).
+    /// </summary>
+    public void Help()
+    {
+        UsageError = true;
+        if (!Json)
+        {
+            _stderr.Write(Usage.Help);
+            return;
+        }
+        string synopsis = CommandTable.Named(Command)?.Synopsis ?? "";
+        _stderr.Write($"xen-livepatch {Command}: wrong arguments; usage: xen-livepatch {Command}{(synopsis.Length > 0 ? " " + synopsis : "")}\n");
+    }
+
+    /// <summary>A wrong command line for one of our commands: <paramref name="text"/> on stderr.</summary>
+    public void UsageProblem(string text)
+    {
+        UsageError = true;
+        _stderr.Write(text);
+    }
+
     /// <summary>Our own commands' report on stdout (text or JSON, written whole).</summary>
     public void Write(string text) => _stdout.Write(text);
-
-    /// <summary>Xen's help text, on stderr (in JSON mode too: it is not a result).</summary>
-    public void Help() => _stderr.Write(Usage.Help);
 
     /// <summary>
     /// The client, opening the transport on first use. Null when none can be opened: then the problem and the
