@@ -29,15 +29,7 @@ public static class UpstreamXen
     public static string? Tarball(string version)
     {
         string file = $"xen-{version}.tar.xz";
-        if (Environment.GetEnvironmentVariable("XLP_XEN_SRC") is { Length: > 0 } src)
-            return File.Exists(Path.Combine(src, file)) ? Path.Combine(src, file) : null;
-        for (var dir = new DirectoryInfo(Repo.Root).Parent; dir != null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "shared", "xen-src", file);
-            if (File.Exists(candidate))
-                return candidate;
-        }
-        return null;
+        return XenSource.Root is { } src && File.Exists(Path.Combine(src, file)) ? Path.Combine(src, file) : null;
     }
 
     /// <summary>Why <paramref name="version"/> cannot be had here: null when it is built or its tarball is at hand.</summary>

@@ -1,22 +1,17 @@
 namespace XenLivepatch.TestKit;
 
 /// <summary>
-/// Upstream Xen's sources for building hypervisors from source (../shared/xen-src beside the checkout): the
+/// Upstream Xen's sources for building hypervisors from source (shared/xen-src above the checkout or its origin): the
 /// 4.17.3 release tarball and the stable series of commits to 4.17.4. <c>XLP_XEN_SRC</c> points elsewhere.
 /// </summary>
 public static class XenSource
 {
+    // One lookup for the scripts and the tests: tests/xen-src-dir.sh ($XLP_XEN_SRC, else shared/xen-src above the
+    // checkout, else above the repository it was cloned from).
     private static readonly Lazy<string?> s_root = new(() =>
     {
-        if (Environment.GetEnvironmentVariable("XLP_XEN_SRC") is { Length: > 0 } given)
-            return Directory.Exists(given) ? Path.GetFullPath(given) : null;
-        for (var dir = new DirectoryInfo(Repo.Root); dir != null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "shared", "xen-src");
-            if (Directory.Exists(candidate))
-                return candidate;
-        }
-        return null;
+        var r = Tool.Run(Repo.Path("tests", "xen-src-dir.sh"));
+        return r.ExitCode == 0 && r.Stdout.Trim() is { Length: > 0 } dir && Directory.Exists(dir) ? dir : null;
     });
 
     /// <summary>The folder, or null when there is none.</summary>

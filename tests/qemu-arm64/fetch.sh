@@ -14,8 +14,8 @@
 #
 #   usage: tests/qemu-arm64/fetch.sh [CACHE]   (CACHE defaults to <repo>/artifacts/qemu-arm64, or $XEN_QEMU_ARM64_CACHE)
 #
-# The Xen tarball: $XEN_TARBALL, else xen-4.17.3.tar.xz in the project's shared sources (../shared/xen-src
-# beside the repository or one level further up). Idempotent; delete CACHE (or CACHE/READY) to start over.
+# The Xen tarball: $XEN_TARBALL, else xen-4.17.3.tar.xz in the project's shared sources (tests/xen-src-dir.sh:
+# shared/xen-src above the checkout or above the repository it was cloned from). Idempotent; delete CACHE (or CACHE/READY) to start over.
 # Safe to run concurrently: the second run waits for the first (flock).
 #
 # CACHE layout after a successful run:
@@ -79,12 +79,10 @@ fi
 # --- 2. the hypervisor --------------------------------------------------------------------------------------------
 tarball=${XEN_TARBALL:-}
 if [ -z "$tarball" ]; then
-  for d in "$repo/../shared/xen-src" "$repo/../../shared/xen-src"; do
-    [ -f "$d/xen-$xen_version.tar.xz" ] && { tarball="$d/xen-$xen_version.tar.xz"; break; }
-  done
+  if src=$("$repo/tests/xen-src-dir.sh"); then tarball=$src/xen-$xen_version.tar.xz; fi
 fi
 [ -n "$tarball" ] && [ -f "$tarball" ] \
-  || die "xen-$xen_version.tar.xz not found in ../shared/xen-src or ../../shared/xen-src beside the repository: set XEN_TARBALL"
+  || die "xen-$xen_version.tar.xz not found (tests/xen-src-dir.sh looks for shared/xen-src above the checkout and its origin): set XEN_TARBALL or XLP_XEN_SRC"
 if [ ! -f "$cache/xen-syms" ]; then
   src=$cache/build/xen-$xen_version
   rm -rf "$cache/build"

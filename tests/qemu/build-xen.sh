@@ -7,8 +7,8 @@
 #   usage: tests/qemu/build-xen.sh [VERSION] [CACHE]
 #          VERSION defaults to 4.22.0; CACHE to <repo>/artifacts/xen-VERSION (or $XEN_BUILD_CACHE)
 #
-# The tarball: xen-VERSION.tar.xz in $XLP_XEN_SRC, else in the project's shared sources (shared/xen-src in a
-# directory above the checkout). Needs gcc, binutils, make, flex, bison and python3 (installed with apt-get when
+# The tarball: xen-VERSION.tar.xz in the project's shared sources (tests/xen-src-dir.sh: $XLP_XEN_SRC, else
+# shared/xen-src above the checkout or above the repository it was cloned from). Needs gcc, binutils, make, flex, bison and python3 (installed with apt-get when
 # missing and run as root). About a minute on 2 idle cores, several when the machine is busy; progress on stderr.
 # Idempotent (CACHE/READY); safe to run concurrently (the second run waits for the first).
 #
@@ -47,15 +47,7 @@ flock 9
 [ -f "$cache/READY" ] && { say "ready ($cache)"; exit 0; }
 
 tarball=''
-if [ -n "${XLP_XEN_SRC:-}" ]; then
-  tarball=$XLP_XEN_SRC/xen-$version.tar.xz
-else
-  d=$repo
-  while [ "$d" != / ]; do
-    d=$(dirname "$d")
-    [ -f "$d/shared/xen-src/xen-$version.tar.xz" ] && { tarball=$d/shared/xen-src/xen-$version.tar.xz; break; }
-  done
-fi
+if src=$("$repo/tests/xen-src-dir.sh"); then tarball=$src/xen-$version.tar.xz; fi
 [ -n "$tarball" ] && [ -f "$tarball" ] \
   || die "xen-$version.tar.xz is not found (shared/xen-src above the checkout, or the directory \$XLP_XEN_SRC)"
 

@@ -7,21 +7,14 @@
 # incrementally: make rebuilds what they touch), the first from the tarball. CACHE/tree-NNN/READY marks a
 # complete tree; a tree without it is rebuilt. Several processes may run this at once (one builds, the others wait).
 #   usage: tests/xen-source/trees.sh CACHE NNN [NNN...]
-#   env:   XLP_XEN_SRC (default: shared/xen-src found above the checkout), JOBS (make -j, default: CPUs)
+#   env:   XLP_XEN_SRC (default: tests/xen-src-dir.sh finds shared/xen-src above the checkout or its origin), JOBS (make -j, default: CPUs)
 set -euo pipefail
 cache=${1:?usage: trees.sh CACHE NNN [NNN...]}
 shift
 [ $# -gt 0 ] || { echo "trees.sh: which trees? give commit counts (0 for the release itself)" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-src=${XLP_XEN_SRC:-}
-if [ -z "$src" ]; then
-  d=$repo
-  while [ "$d" != / ]; do
-    [ -d "$d/shared/xen-src" ] && { src=$d/shared/xen-src; break; }
-    d=$(dirname "$d")
-  done
-fi
+src=$("$repo/tests/xen-src-dir.sh") || src=''
 [ -n "$src" ] && [ -f "$src/xen-4.17.3.tar.xz" ] || { echo "trees.sh: Xen's sources are not found (shared/xen-src above the checkout, or XLP_XEN_SRC)" >&2; exit 1; }
 series=("$src"/series-4.17.3..4.17.4/*.patch)
 jobs=${JOBS:-$(nproc)}

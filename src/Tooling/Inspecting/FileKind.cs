@@ -34,7 +34,7 @@ public sealed record FileKind(string Kind, string Description, string? WhyNot)
         switch (file.Header.Type)
         {
             case ElfType.Relocatable:
-                if (file.FindSection(".livepatch.funcs") >= 0)
+                if (file.FindSection(".livepatch.funcs") >= 0 || HasLivepatchSection(file))
                     return new("payload", $"an {machine} livepatch payload", null);
                 return new("object", $"an {machine} relocatable object (what gcc -c makes)",
                     "it has no .livepatch.funcs section, which every payload has; 'xen-livepatch build' makes a payload from objects like it");
@@ -52,6 +52,15 @@ public sealed record FileKind(string Kind, string Description, string? WhyNot)
             default:
                 return new("elf", $"an ELF file of type {(ushort)file.Header.Type}", "payloads are relocatable objects (ET_REL)");
         }
+    }
+
+    // A payload of hooks alone has no .livepatch.funcs (Xen takes it): any .livepatch.* section makes it one.
+    private static bool HasLivepatchSection(ElfFile file)
+    {
+        for (int i = 1; i < file.SectionCount; i++)
+            if (file.TryGetSectionName(i, out string? name, out _) && name.StartsWith(".livepatch.", StringComparison.Ordinal))
+                return true;
+        return false;
     }
 
     // Symbols a Xen hypervisor has (the sandbox image, built to be live-patched like it, has xen_extra_version and
