@@ -15,7 +15,8 @@ step() { printf '==> %s\n' "$*"; }
 wanted=(gcc:gcc ld:binutils readelf:binutils objdump:binutils as:binutils
         aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-ld:binutils-aarch64-linux-gnu
         dpkg-deb:dpkg python3:python3 clang:clang ansible-playbook:ansible openssl:openssl
-        make:make patch:patch flex:flex bison:bison)   # the last four: build-source builds Xen trees
+        make:make patch:patch flex:flex bison:bison   # these four: build-source builds Xen trees
+        afl-fuzz:afl++)                               # fuzz/run.sh: coverage-guided fuzzing
 missing=()
 for pair in "${wanted[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

@@ -368,6 +368,10 @@ public sealed partial class LivepatchClient : IAsyncDisposable
                 meta = metadata!.AsSpan((int)metadataAt, (int)mlen).ToArray();
                 metadataAt += mlen;
             }
+            // A payload's name has 1 to 127 bytes (Xen refuses others at upload): anything else is not a list a
+            // hypervisor holds, and a name the tool could not give back to GET.
+            if (name.Length is 0 or >= Livepatch.NameSize)
+                return false;
             entries.Add(new LivepatchListEntry(RawText.Decode(name), name, st, meta));
         }
         return seed || (nameAt == namesWritten && metadataAt == metadataWritten);

@@ -183,34 +183,41 @@ public sealed class SysctlSocketServer : IAsyncDisposable
             {
                 return;
             }
-            bool privileged = IsPrivileged(peer);
             await using var stream = new NetworkStream(client, ownsSocket: false);
-            var header = new byte[4];
-            while (!_stop.IsCancellationRequested)
+            await ServeStream(stream, peer).ConfigureAwait(false);
+        }
+    }
+
+    // One peer's conversation: length-prefixed messages until it closes, sends a bad frame or is dropped. Any
+    // stream serves (the fuzzing harness, fuzz/, feeds it hostile bytes without a socket).
+    internal async Task ServeStream(Stream stream, PeerCredentials peer)
+    {
+        bool privileged = IsPrivileged(peer);
+        var header = new byte[4];
+        while (!_stop.IsCancellationRequested)
+        {
+            try
             {
-                try
-                {
-                    await stream.ReadExactlyAsync(header, _stop.Token).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
-                {
-                    return;
-                }
-                int length = BinaryPrimitives.ReadInt32LittleEndian(header);
-                if (length is <= 0 or > SocketWire.MaxMessage)
-                {
-                    _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: message of {length} bytes refused; closing");
-                    return;
-                }
-                if (!await (privileged ? ServePrivileged(stream, peer, length) : ServeUnprivileged(stream, peer, length)).ConfigureAwait(false))
-                    return;
+                await stream.ReadExactlyAsync(header, _stop.Token).ConfigureAwait(false);
             }
+            catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
+            {
+                return;
+            }
+            int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+            if (length is <= 0 or > SocketWire.MaxMessage)
+            {
+                _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: message of {length} bytes refused; closing");
+                return;
+            }
+            if (!await (privileged ? ServePrivileged(stream, peer, length) : ServeUnprivileged(stream, peer, length)).ConfigureAwait(false))
+                return;
         }
     }
 
     // An unprivileged peer's sysctl fails before it touches a buffer: none is allocated. A message of its larger
     // than a small one (an upload's) is read through a small window and only its xen_sysctl kept.
-    private async Task<bool> ServeUnprivileged(NetworkStream stream, PeerCredentials peer, int length)
+    private async Task<bool> ServeUnprivileged(Stream stream, PeerCredentials peer, int length)
     {
         if (length <= _limits.SmallRequest)
         {
@@ -255,7 +262,7 @@ public sealed class SysctlSocketServer : IAsyncDisposable
 
     // A privileged peer's large message, and its out-buffers and reply, take their share of the held bytes (none
     // when small), and give it back once the reply is sent or the peer is dropped.
-    private async Task<bool> ServePrivileged(NetworkStream stream, PeerCredentials peer, int length)
+    private async Task<bool> ServePrivileged(Stream stream, PeerCredentials peer, int length)
     {
         // The message, and the in-buffers copied out of it.
         long messageShare = length > _limits.SmallRequest ? 2L * length : 0;
@@ -316,7 +323,7 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         return SocketWire.EncodeReply(rc, op, privileged ? request.Buffers : []);
     }
 
-    private async Task<byte[]?> ReadMessage(NetworkStream stream, int length)
+    private async Task<byte[]?> ReadMessage(Stream stream, int length)
     {
         var message = new byte[length];
         using var timeout = Timeout();
@@ -356,7 +363,7 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     }
 
     // Sends a reply; false when the peer went away or did not take it within the I/O timeout.
-    private async Task<bool> Reply(NetworkStream stream, byte[] reply)
+    private async Task<bool> Reply(Stream stream, byte[] reply)
     {
         var prefix = new byte[4];
         BinaryPrimitives.WriteInt32LittleEndian(prefix, reply.Length);

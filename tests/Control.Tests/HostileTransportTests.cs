@@ -54,4 +54,50 @@ public class HostileTransportTests
         await using var honest = new LivepatchClient(new LyingList(2, 256, 0));
         Assert.True((await honest.GetListSizesAsync()).Result.Succeeded);
     }
+
+    /// <summary>Answers the size probe for one payload, then a batch holding <paramref name="name"/> with length <paramref name="len"/>.</summary>
+    private sealed class OneName(byte[] name, uint len) : ISysctlTransport
+    {
+        public string Description => "a hypervisor with one odd name";
+        public LivepatchAbi Abi => LivepatchAbi.Xen417;
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+        public ValueTask<int> CallAsync(byte[] sysctl, IReadOnlyList<WireBuffer> buffers, CancellationToken cancellationToken = default)
+        {
+            var op = XenSysctl.ReadLivepatch(sysctl, Abi.Layout);
+            uint total = (uint)name.Length;
+            if (op.List.Nr != 0)
+            {
+                // The buffers in the order the client lays them out: status, names, lengths, metadata, metadata lengths.
+                name.CopyTo(buffers[1].Data, 0);
+                BitConverter.TryWriteBytes(buffers[2].Data, len);
+            }
+            var reply = op.List with { Nr = op.List.Nr == 0 ? 1u : 0u, NameTotalSize = total, MetadataTotalSize = 0, Version = 1 };
+            (op with { List = reply }).Write(sysctl.AsSpan(XenSysctl.UnionOffset), Abi.Layout);
+            return ValueTask.FromResult(op.List.Nr == 0 ? 0 : 1);
+        }
+    }
+
+    // Found by fuzzing (fuzz/corpus/client/crash-empty-name): names no hypervisor holds came out as entries, an empty
+    // one, or one of 128 bytes that GET could not be given back.
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(128, 128)]
+    public async Task A_listed_name_that_no_hypervisor_holds_is_EOVERFLOW(int size, uint len)
+    {
+        byte[] name = new byte[size];
+        name.AsSpan(0, size - 1).Fill((byte)'a');   // NUL-terminated: an empty name
+        if (size == 128)
+            name[^1] = (byte)'a';                   // 128 bytes and no NUL
+        await using var client = new LivepatchClient(new OneName(name, len));
+        var list = await client.ListAllAsync();
+        Assert.Equal(-(int)XenErrno.EOVERFLOW, list.Result.Rc);
+        Assert.Empty(list.Entries);
+        // The longest name Xen holds (127 bytes and its NUL) is listed.
+        byte[] longest = [.. Enumerable.Repeat((byte)'b', 127), 0];
+        await using var honest = new LivepatchClient(new OneName(longest, 128));
+        var ok = await honest.ListAllAsync();
+        Assert.True(ok.Result.Succeeded, ok.Result.ToString());
+        Assert.Equal(new string('b', 127), Assert.Single(ok.Entries).Name);
+    }
 }
