@@ -55,7 +55,9 @@ internal static class Instrumenting
             Console.Error.WriteLine("xlp-fuzz instrument: give the directory of a copy of the harness's build output");
             return 64;
         }
-        foreach (string dll in Directory.EnumerateFiles(args[0], "XenLivepatch.*.dll").Order(StringComparer.Ordinal))
+        // The libraries, and the CLI's own assembly (xen-livepatch.dll: the info and build targets run its commands).
+        var ours = Directory.EnumerateFiles(args[0], "XenLivepatch.*.dll").Append(Path.Combine(args[0], "xen-livepatch.dll"));
+        foreach (string dll in ours.Order(StringComparer.Ordinal))
         {
             Fuzzer.Instrument(dll, type => type.StartsWith("XenLivepatch.", StringComparison.Ordinal), Options.Value);
             Console.Error.WriteLine($"xlp-fuzz: instrumented {Path.GetFileName(dll)}");

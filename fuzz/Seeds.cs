@@ -40,6 +40,16 @@ internal static class Seeds
             File.WriteAllBytes(Path.Combine(wire, $"{i:d2}-{name}-user"), [1, .. frame]);
         }
         File.WriteAllBytes(Path.Combine(wire, "all-root"), [0, .. recorder.Frames.SelectMany(f => f.Frame)]);
+        // What the socket carries besides sysctls: xen_version (the build-id, as the CLI asks it) and the signature status.
+        byte[] buildId = SocketWire.EncodeXenVersionRequest(XenVersion.BuildId, new WireBuffer(0x10000, new byte[XenBuildId.HeaderSize + XenVersion.MaxBuildId], In: true, Out: true));
+        BinaryPrimitives.WriteInt32LittleEndian(buildId.AsSpan(buildId.Length - XenBuildId.HeaderSize - XenVersion.MaxBuildId), XenVersion.MaxBuildId);
+        foreach (var (name, message) in new[] { ("xen-version-build-id", buildId), ("status", SocketWire.EncodeStatusRequest("greeting")) })
+        {
+            byte[] framed = [0, 0, 0, 0, .. message];
+            BinaryPrimitives.WriteInt32LittleEndian(framed, message.Length);
+            File.WriteAllBytes(Path.Combine(wire, $"{name}-root"), [0, .. framed]);
+            File.WriteAllBytes(Path.Combine(wire, $"{name}-user"), [1, .. framed]);
+        }
         // The client's seeds: LIST of one payload as a hypervisor answered it, and the whole session's answers.
         File.WriteAllBytes(Path.Combine(scripts, "list-one"), [1, .. recorder.Answers[1], .. recorder.Answers[2]]);
         File.WriteAllBytes(Path.Combine(scripts, "session"), [1, .. recorder.Answers.SelectMany(a => a)]);

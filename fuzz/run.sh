@@ -7,15 +7,16 @@
 #   usage: fuzz/run.sh TARGET [SECONDS=600] [EXECS=1000000]
 #   knobs: XLP_FUZZ_OUT (findings; default artifacts/fuzz/findings/TARGET), XLP_FUZZ_TIMEOUT (ms per input,
 #          default 5000), XLP_FUZZ_HEAP (the .NET heap's hard limit, default 0x40000000 = 1 GiB: a run that balloons
-#          dies), XLP_FUZZ_NO_BUILD=1 (use the harness as built), XLP_FUZZ_NICE (default 10)
+#          dies), XLP_FUZZ_NO_BUILD=1 (use the harness as built), XLP_FUZZ_NICE (default 10), XLP_FUZZ_BIN and
+#          XLP_FUZZ_INST (the harness's build and its instrumented copy: a campaign can run from a snapshot)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 if [ "${1:-}" = "" ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   exit "$([ "${1:-}" = "" ] && echo 64 || echo 0)"
 fi
-bin=artifacts/bin/XenLivepatch.Fuzz/release
+bin=${XLP_FUZZ_BIN:-artifacts/bin/XenLivepatch.Fuzz/release}
 if [ "$1" = "--list" ]; then
   exec dotnet "$bin/xlp-fuzz.dll" --list
 fi
@@ -43,17 +44,17 @@ if [ "${XLP_FUZZ_NO_BUILD:-}" != 1 ]; then
   dotnet build fuzz/XenLivepatch.Fuzz.csproj -c Release --nologo -v quiet -clp:ErrorsOnly >&2
 fi
 # The instrumented copy is remade when the build is newer. Concurrent runs share it: the first one makes it.
-inst=artifacts/fuzz/instrumented
-mkdir -p artifacts/fuzz
+inst=${XLP_FUZZ_INST:-artifacts/fuzz/instrumented}
+mkdir -p artifacts/fuzz "$(dirname "$inst")"
 (
   flock 9
-  if [ ! -f "$inst/.done" ] || [ -n "$(find "$bin" -name 'XenLivepatch.*.dll' -newer "$inst/.done" | head -1)" ]; then
+  if [ ! -f "$inst/.done" ] || [ "$(cat "$inst/.done")" != "$bin" ] || [ -n "$(find "$bin" \( -name 'XenLivepatch.*.dll' -o -name 'xen-livepatch.dll' -o -name 'xlp-fuzz.dll' \) -newer "$inst/.done" | head -1)" ]; then
     rm -rf "$inst"
     cp -r "$bin" "$inst"
     dotnet "$bin/xlp-fuzz.dll" instrument "$inst" >&2
-    touch "$inst/.done"
+    echo "$bin" >"$inst/.done"
   fi
-) 9>artifacts/fuzz/.lock
+) 9>"$inst.lock"
 
 out=${XLP_FUZZ_OUT:-artifacts/fuzz/findings/$target}
 rm -rf "$out"
@@ -62,9 +63,12 @@ export AFL_SKIP_BIN_CHECK=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE
 export AFL_NO_UI=1 AFL_FORKSRV_INIT_TMOUT=120000
 export DOTNET_GCHeapHardLimit=${XLP_FUZZ_HEAP:-0x40000000} DOTNET_TieredCompilation=0 DOTNET_gcServer=0
 export XLP_FUZZ_REPO="$repo"
+# The ELF targets get the section names and magics our parsers look for (afl++ splices them in).
+dict=()
+case $target in elf|upload|info|build|signature) dict=(-x fuzz/dict/elf.dict) ;; esac
 log=$(dirname "$out")/$target.log
 start=$(date +%s)
-nice -n "${XLP_FUZZ_NICE:-10}" afl-fuzz -i "fuzz/corpus/$target" -o "$out" -t "${XLP_FUZZ_TIMEOUT:-5000}" -m none \
+nice -n "${XLP_FUZZ_NICE:-10}" afl-fuzz -i "fuzz/corpus/$target" -o "$out" -t "${XLP_FUZZ_TIMEOUT:-5000}" -m none "${dict[@]}" \
   -V "$seconds" -E "$execs" -- dotnet "$inst/xlp-fuzz.dll" "$target" >"$log" 2>&1 || {
   echo "fuzz/run.sh: afl-fuzz failed ($log):" >&2
   tail -20 "$log" >&2
