@@ -199,6 +199,12 @@ internal sealed class ScriptedTransport(LivepatchAbi abi, ReadOnlyMemory<byte> s
 
     public LivepatchAbi Abi { get; } = abi;
 
+    /// <summary>The most one call's buffers may take: a batch of 1024 entries (status 40 bytes, name 128, two lengths) and the metadata cap.</summary>
+    public const long MaxCallBuffers = Livepatch.ListMaxBatch * (64L + Livepatch.NameSize + 8) + LivepatchClient.MaxMetadataBuffer;
+
+    /// <summary>The calls made.</summary>
+    public long Calls { get; private set; }
+
     private ReadOnlySpan<byte> Take(int n)
     {
         if (_left.Length < n)
@@ -210,6 +216,10 @@ internal sealed class ScriptedTransport(LivepatchAbi abi, ReadOnlyMemory<byte> s
 
     public ValueTask<int> CallAsync(byte[] sysctl, IReadOnlyList<WireBuffer> buffers, CancellationToken cancellationToken = default)
     {
+        Calls++;
+        long size = buffers.Sum(b => (long)b.Data.Length);
+        if (size > MaxCallBuffers)
+            throw new ContractViolation($"a call with {size} bytes of buffers (at most {MaxCallBuffers})");
         int rc = BinaryPrimitives.ReadInt32LittleEndian(Take(4));
         var reply = Take(sysctl.Length);
         for (int i = 0; i < sysctl.Length; i++)

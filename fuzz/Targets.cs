@@ -145,8 +145,9 @@ public static class Targets
         {
             // The script ran out: the transport's own failure, as a closed connection would be.
         }
-        // The client may size buffers for a whole batch (1024 entries, 16 MiB of metadata) before any answer.
-        WithinBudget(input, before, 64L << 20);
+        // Each call's buffers are what one batch can need whatever the answers claim (1024 entries' status, names and
+        // lengths, at most MaxMetadataBuffer of metadata); what a session allocates is that per call, not more.
+        WithinBudget(input, before, transport.Calls * (ScriptedTransport.MaxCallBuffers + (64 << 10)) + (1 << 20));
     }
 
     private static void Signature(byte[] input)
