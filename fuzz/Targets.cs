@@ -35,8 +35,20 @@ public static class Targets
         new("signature", "the signature block parsers: appended PKCS#7 and the ELF note, inspected and verified", Signature),
     ];
 
+    /// <summary>
+    /// Not a parser: a target that breaks its contract on any input holding a NUL byte, to show that afl++ records
+    /// a broken contract as a crash (<c>CoverageGuidedRunTests</c>). Not among <see cref="All"/>.
+    /// </summary>
+    public static FuzzTarget Canary { get; } = new("canary", "breaks its contract on any NUL byte (checks that crashes are recorded)", input =>
+    {
+        // Through instrumented code first: afl++ refuses a target that shows it no coverage.
+        ElfFile.TryRead(input, out _, out _);
+        if (input.Contains((byte)0))
+            throw new ContractViolation("the canary's input holds a NUL byte");
+    });
+
     /// <summary>The target called <paramref name="name"/>, or null.</summary>
-    public static FuzzTarget? Named(string name) => All.FirstOrDefault(t => t.Name == name);
+    public static FuzzTarget? Named(string name) => name == Canary.Name ? Canary : All.FirstOrDefault(t => t.Name == name);
 
     // What one run may allocate: its input many times over plus a fixed allowance (the CLI's text, a core's tables).
     private static void WithinBudget(byte[] input, long before, long allowance)

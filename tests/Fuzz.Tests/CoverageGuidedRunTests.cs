@@ -33,4 +33,19 @@ public partial class CoverageGuidedRunTests
         Assert.True(int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture) > 50, r.Stdout);
         Assert.Equal(("0", "0"), (m.Groups[4].Value, m.Groups[5].Value));
     }
+
+    [Fact]
+    public void A_broken_contract_under_afl_is_a_recorded_crash_and_a_failed_run()
+    {
+        // The canary target breaks its contract on a NUL byte, which afl++'s first mutations write: without this,
+        // a harness whose exceptions never reached afl++ would report 0 crashes for every target.
+        string findings = Path.Combine(Repo.TempDirectory("fuzz-canary"), "findings");
+        var r = Tool.Run("env", ["XLP_FUZZ_NO_BUILD=1", "XLP_FUZZ_OUT=" + findings, "bash", Repo.Path("fuzz", "run.sh"), "canary", "5"]);
+        Assert.True(r.ExitCode == 1, $"exit {r.ExitCode}\n{r.Stdout}\n{r.Stderr}");
+        var m = Summary().Match(r.Stdout);
+        Assert.True(m.Success, r.Stdout + r.Stderr);
+        Assert.NotEqual("0", m.Groups[4].Value);
+        string crash = Directory.EnumerateFiles(Path.Combine(findings, "default", "crashes"), "id*").First();
+        Assert.Contains((byte)0, File.ReadAllBytes(crash));
+    }
 }
