@@ -97,6 +97,9 @@ internal sealed class Hypervisors
         return h;
     }
 
+    /// <summary>Forgets the hypervisor for <paramref name="machine"/>: the next run gets a fresh one.</summary>
+    public static void Reset(ElfMachine machine) => s_made.Remove(machine);
+
     public static LivepatchCore NewCore(ElfMachine machine)
     {
         string path = Fixtures.Image(machine);

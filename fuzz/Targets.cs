@@ -4,6 +4,7 @@ using XenLivepatch.Abi;
 using XenLivepatch.Cli;
 using XenLivepatch.Control;
 using XenLivepatch.Elf;
+using XenLivepatch.Hypervisor;
 using XenLivepatch.Sandbox;
 using XenLivepatch.Signing;
 
@@ -27,7 +28,7 @@ public static class Targets
     public static IReadOnlyList<FuzzTarget> All { get; } =
     [
         new("elf", "the ELF reader: every section, string, symbol, relocation and note, then the editable model written and read back", Elf),
-        new("upload", "UPLOAD through the sysctl handler with the input as the payload buffer (x86-64, or arm64 by e_machine), then unload", Upload),
+        new("upload", "UPLOAD through the sysctl handler with the input as the payload buffer (x86-64, or arm64 by e_machine); what is accepted is applied, reverted and unloaded", Upload),
         new("info", "xen-livepatch info FILE --target xen-syms (text, or --json for odd sizes), in process", Info),
         new("build", "xen-livepatch build -o OUT --target xen-syms FILE.o: the object linker and payload writer, in process", Build),
         new("wire", "the sandbox server's conversation with one peer: framing, budget, SocketWire decoding, the handler", Wire),
@@ -86,12 +87,35 @@ public static class Targets
         }
         else
         {
-            var unload = client.UnloadAsync("fuzz").GetAwaiter().GetResult();
-            xen.Core.WaitIdle(TimeSpan.FromSeconds(5));
-            if (!unload.Succeeded || xen.Core.Payloads.Count != 0)
-                throw new ContractViolation($"an uploaded payload could not be unloaded: {unload}");
+            // What was accepted applies (or is refused with an errno), reverts and unloads, leaving the hypervisor
+            // as it was; a run that cannot is a finding, and the next starts from a fresh hypervisor.
+            string? problem = ApplyRevertUnload(client, xen.Core);
+            if (problem != null)
+            {
+                Hypervisors.Reset(machine);
+                throw new ContractViolation(problem);
+            }
         }
         WithinBudget(input, before, 16 << 20);
+    }
+
+    private static string? ApplyRevertUnload(LivepatchClient client, LivepatchCore core)
+    {
+        var apply = client.ApplyAsync("fuzz", LivepatchClient.ToolTimeoutNs).GetAwaiter().GetResult();
+        core.WaitIdle(TimeSpan.FromSeconds(5));
+        if (apply.Rc > 0)
+            return $"APPLY answered {apply.Rc}: neither 0 nor an errno";
+        var get = client.GetAsync("fuzz").GetAwaiter().GetResult();
+        if (get.State == LivepatchState.Applied)
+        {
+            var revert = client.RevertAsync("fuzz", LivepatchClient.ToolTimeoutNs).GetAwaiter().GetResult();
+            core.WaitIdle(TimeSpan.FromSeconds(5));
+            if (!revert.Succeeded || client.GetAsync("fuzz").GetAwaiter().GetResult().State != LivepatchState.Checked)
+                return $"an applied payload could not be reverted: {revert}";
+        }
+        var unload = client.UnloadAsync("fuzz").GetAwaiter().GetResult();
+        core.WaitIdle(TimeSpan.FromSeconds(5));
+        return !unload.Succeeded || core.Payloads.Count != 0 ? $"an uploaded payload could not be unloaded: {unload}" : null;
     }
 
     private static void Info(byte[] input)

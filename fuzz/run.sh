@@ -8,12 +8,13 @@
 #   knobs: XLP_FUZZ_OUT (findings; default artifacts/fuzz/findings/TARGET), XLP_FUZZ_TIMEOUT (ms per input,
 #          default 5000), XLP_FUZZ_HEAP (the .NET heap's hard limit, default 0x40000000 = 1 GiB: a run that balloons
 #          dies), XLP_FUZZ_NO_BUILD=1 (use the harness as built), XLP_FUZZ_NICE (default 10), XLP_FUZZ_BIN and
-#          XLP_FUZZ_INST (the harness's build and its instrumented copy: a campaign can run from a snapshot)
+#          XLP_FUZZ_INST (the harness's build and its instrumented copy: a campaign can run from a snapshot),
+#          XLP_FUZZ_IN (the inputs to start from, default fuzz/corpus/TARGET: a longer campaign resumes from a queue)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 if [ "${1:-}" = "" ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit "$([ "${1:-}" = "" ] && echo 64 || echo 0)"
 fi
 bin=${XLP_FUZZ_BIN:-artifacts/bin/XenLivepatch.Fuzz/release}
@@ -68,7 +69,7 @@ dict=()
 case $target in elf|upload|info|build|signature) dict=(-x fuzz/dict/elf.dict) ;; esac
 log=$(dirname "$out")/$target.log
 start=$(date +%s)
-nice -n "${XLP_FUZZ_NICE:-10}" afl-fuzz -i "fuzz/corpus/$target" -o "$out" -t "${XLP_FUZZ_TIMEOUT:-5000}" -m none "${dict[@]}" \
+nice -n "${XLP_FUZZ_NICE:-10}" afl-fuzz -i "${XLP_FUZZ_IN:-fuzz/corpus/$target}" -o "$out" -t "${XLP_FUZZ_TIMEOUT:-5000}" -m none "${dict[@]}" \
   -V "$seconds" -E "$execs" -- dotnet "$inst/xlp-fuzz.dll" "$target" >"$log" 2>&1 || {
   echo "fuzz/run.sh: afl-fuzz failed ($log):" >&2
   tail -20 "$log" >&2
