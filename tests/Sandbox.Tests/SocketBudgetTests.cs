@@ -201,22 +201,26 @@ public class SocketBudgetTests
         }
     }
 
-    // python3 as another user: opens N connections, writes how many the server kept open to a file, and holds them
-    // until a release file appears.
+    // python3 as another user: opens N connections, then says (in a file, every 0.1 s) how many the server keeps
+    // open, and holds them until a release file appears.
     private const string Holder = """
         import os, select, socket, sys, time
         path, count, out, release = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
         kept = []
         for _ in range(count):
             s = socket.socket(socket.AF_UNIX); s.connect(path); kept.append(s)
-        time.sleep(1)
-        closed = [s for s in kept if select.select([s], [], [], 0)[0] and s.recv(1) == b'']
-        open(out + '.new', 'w').write(f'{len(kept) - len(closed)}\n'); os.rename(out + '.new', out)
+        closed = set()
         while not os.path.exists(release):
-            time.sleep(0.05)
+            for s in kept:
+                if s not in closed and select.select([s], [], [], 0)[0] and s.recv(1) == b'':
+                    closed.add(s)
+            open(out + '.new', 'w').write(f'{len(kept) - len(closed)}\n'); os.rename(out + '.new', out)
+            time.sleep(0.1)
         """;
 
-    private static System.Diagnostics.Process Hold(string socket, string dir, int uid, uint group, int count, out int open)
+    // Starts a holder of count connections as uid; returns once the server has closed all but expected of them
+    // (or, when it keeps more, after 30 s with what it kept).
+    private static System.Diagnostics.Process Hold(string socket, string dir, int uid, uint group, int count, int expected, out int open)
     {
         string out_ = Path.Combine(dir, $"held-{uid}-{Guid.NewGuid():N}"), release = Path.Combine(dir, "release");
         var psi = new System.Diagnostics.ProcessStartInfo("setpriv");
@@ -224,11 +228,15 @@ public class SocketBudgetTests
                      count.ToString(System.Globalization.CultureInfo.InvariantCulture), out_, release])
             psi.ArgumentList.Add(a);
         var p = System.Diagnostics.Process.Start(psi)!;
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!File.Exists(out_) && !p.HasExited && DateTime.UtcNow < until)
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        open = -1;
+        while (!p.HasExited && DateTime.UtcNow < until)
+        {
+            if (File.Exists(out_) && (open = int.Parse(File.ReadAllText(out_).Trim(), System.Globalization.CultureInfo.InvariantCulture)) == expected)
+                break;
             Thread.Sleep(50);
-        Assert.True(File.Exists(out_), $"the holder (uid {uid}) did not say what it holds (exited: {p.HasExited})");
-        open = int.Parse(File.ReadAllText(out_).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.False(p.HasExited, $"the holder (uid {uid}) exited");
         return p;
     }
 
@@ -251,11 +259,11 @@ public class SocketBudgetTests
         try
         {
             // One uid gets its share and no more.
-            holders.Add(Hold(socket, shared, 65534, Group, 40, out int first));
+            holders.Add(Hold(socket, shared, 65534, Group, 40, 16, out int first));
             Assert.Equal(16, first);
             Assert.Contains("uid 65534: too many connections (uid 65534 may hold 16", log.ToString(), StringComparison.Ordinal);
             // Another gets what is left to all but root.
-            holders.Add(Hold(socket, shared, 65533, Group, 40, out int second));
+            holders.Add(Hold(socket, shared, 65533, Group, 40, 4, out int second));
             Assert.Equal(4, second);
             // Root is served at once meanwhile, on several connections.
             var started = DateTime.UtcNow;
@@ -270,8 +278,14 @@ public class SocketBudgetTests
                 Assert.True(h.WaitForExit(10_000));
             holders.Clear();
             File.Delete(release);
-            holders.Add(Hold(socket, shared, 65533, Group, 16, out int again));
+            var drained = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (server.OthersConnections != 0 && DateTime.UtcNow < drained)
+                Thread.Sleep(50);
+            Assert.Equal(0, server.OthersConnections);
+            holders.Add(Hold(socket, shared, 65533, Group, 16, 16, out int again));
             Assert.Equal(16, again);
+            Thread.Sleep(300);
+            Assert.Equal(16, server.OthersConnections);
         }
         finally
         {
