@@ -36,6 +36,14 @@ public class SocketBudgetTests
     private static byte[] Get() => Framed(new SysctlLivepatchOp { Cmd = LivepatchSubOp.Get, Get = new SysctlLivepatchGet(s_foo, default) },
         [new WireBuffer(s_foo.Name, Encoding.ASCII.GetBytes("foo\0"), true, false)]);
 
+    // A socket path in a folder other users can reach (the socket's own mode then decides).
+    private static string ReachableSocketPath(out string dir)
+    {
+        dir = Repo.TempDirectory("sock");
+        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+        return Path.Combine(dir, "s.sock");
+    }
+
     private static Socket Connect(string path)
     {
         var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -167,9 +175,7 @@ public class SocketBudgetTests
     public async Task An_unprivileged_peer_is_answered_without_its_buffers()
     {
         using var host = SandboxArtifacts.Boot(vcpus: 0);
-        string dir = Repo.TempDirectory("sock");
-        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
-        string socket = Path.Combine(dir, "s.sock");
+        string socket = ReachableSocketPath(out string dir);
         var server = SysctlSocketServer.Start(host.Handler, socket);
         try
         {
@@ -244,9 +250,7 @@ public class SocketBudgetTests
     public async Task No_peer_but_root_can_keep_the_others_out_by_holding_connections()
     {
         using var host = SandboxArtifacts.Boot(vcpus: 0);
-        string dir = Repo.TempDirectory("sock");
-        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
-        string socket = Path.Combine(dir, "s.sock");
+        string socket = ReachableSocketPath(out _);
         // Two operators (uids 65534 and 65533, members of the sandbox's group) and root.
         const uint Group = 4242;
         var limits = new SocketServerLimits { Connections = 24, ConnectionsPerUser = 16, RootReserve = 4 };
@@ -303,9 +307,7 @@ public class SocketBudgetTests
     public async Task An_unprivileged_peer_may_not_idle_on_its_connection()
     {
         using var host = SandboxArtifacts.Boot(vcpus: 0);
-        string dir = Repo.TempDirectory("sock");
-        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
-        string socket = Path.Combine(dir, "s.sock");
+        string socket = ReachableSocketPath(out _);
         var server = SysctlSocketServer.Start(host.Handler, socket, limits: new SocketServerLimits { UnprivilegedIdle = TimeSpan.FromMilliseconds(300) });
         try
         {
