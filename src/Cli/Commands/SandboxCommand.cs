@@ -32,7 +32,8 @@ internal static class SandboxCommand
           --profile <name>   xen-4.17 (default), xen-4.22 or seed-2016: the rules and the
                              sysctl layout
           --action-timeout <ms>  the deadline of an action whose caller gives none, as Xen's tool does
-                             (default 30, Xen's; more when the host is too busy to run every vCPU in time)
+                             (default 30, Xen's). A vCPU misses it once its thread has run that long
+                             without coming: one a busy host did not run is waited for (up to 5 s more)
           --quiet            no log; only errors
           --log-format <f>   text: a UTC timestamp and a level (info, warn, error) before each line (default);
                              journal: systemd's <N> priority prefixes, no timestamp (the default when
