@@ -72,7 +72,7 @@ internal static class CommandTable
         new("diff", "<orig.o> <patched.o> ...", "the functions that changed between two objects, as a replacement object", false,
             DiffCommand.Help, Sync(i => DiffCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options))),
         new("build-source", "...", "a payload from a Xen tree and a source patch (livepatch-build's job)", false,
-            BuildSourceCommand.Help, Sync(i => BuildSourceCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options))),
+            BuildSourceCommand.Help, Sync(i => BuildSourceCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options, i.Host))),
         new("sign", "<payload> ...", "sign a payload (appended PKCS#7 or ELF note)", false,
             SignCommand.Help, Sync(i => SignCommand.Run(i.Args, i.Stdout, i.Stderr, i.Options))),
         new("info", "<file>", "what a payload holds (and, with a target, what it would write); what any other file is", false,

@@ -21,6 +21,15 @@ public sealed record SocketServerLimits
     public int SmallRequest { get; init; } = 64 * 1024;
     /// <summary>Peers served at once; more wait to be accepted.</summary>
     public int Connections { get; init; } = 256;
+    /// <summary>
+    /// Connections one uid other than root may hold at once; more from it are closed as they come. With
+    /// <see cref="RootReserve"/>, no peer but root can keep the others out by opening connections and idling.
+    /// </summary>
+    public int ConnectionsPerUser { get; init; } = 32;
+    /// <summary>Of <see cref="Connections"/>, how many only root may take (the operator gets in whatever others hold).</summary>
+    public int RootReserve { get; init; } = 16;
+    /// <summary>How long an unprivileged peer may stay connected between requests (every answer it gets is EPERM).</summary>
+    public TimeSpan UnprivilegedIdle { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>How long a request waits for its share of <see cref="HeldBytes"/> before its connection is closed.</summary>
     public TimeSpan BudgetWait { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>How long a peer may take to send a request's body, or to take its reply, before it is dropped.</summary>
@@ -40,7 +49,9 @@ public sealed record SocketServerLimits
 /// out-buffer (its answer is EPERM before any is touched), and a request of its larger than a small one is read
 /// through a 64 KiB window and never held; a privileged peer's large request takes a share of the held bytes for
 /// its message, out-buffers and reply, waiting while others hold them, and gives it back once the reply is sent;
-/// a peer that does not send its body or take its reply within the I/O timeout is dropped.
+/// a peer that does not send its body or take its reply within the I/O timeout is dropped. No uid but root may
+/// hold more than its share of the connections, and a few are kept for root: whoever opens connections and idles
+/// on them, the operator gets in; an unprivileged peer (if the socket's mode lets one in) may not idle at all.
 /// </remarks>
 public sealed class SysctlSocketServer : IAsyncDisposable
 {
@@ -52,6 +63,9 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     private readonly SocketServerLimits _limits;
     private readonly ByteBudget _budget;
     private readonly SemaphoreSlim _connections;
+    // Connections served now, per uid other than root, and all of theirs together.
+    private readonly Dictionary<uint, int> _perUser = [];
+    private int _notRoot;
 
     private SysctlSocketServer(SysctlHandler handler, string path, uint? group, TextWriter? log, SocketServerLimits? limits)
     {
@@ -183,28 +197,77 @@ public sealed class SysctlSocketServer : IAsyncDisposable
             {
                 return;
             }
-            bool privileged = IsPrivileged(peer);
-            await using var stream = new NetworkStream(client, ownsSocket: false);
-            var header = new byte[4];
-            while (!_stop.IsCancellationRequested)
+            if (!Admit(peer))
+                return;
+            try
             {
-                try
-                {
-                    await stream.ReadExactlyAsync(header, _stop.Token).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
-                {
-                    return;
-                }
-                int length = BinaryPrimitives.ReadInt32LittleEndian(header);
-                if (length is <= 0 or > SocketWire.MaxMessage)
-                {
-                    _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: message of {length} bytes refused; closing");
-                    return;
-                }
-                if (!await (privileged ? ServePrivileged(stream, peer, length) : ServeUnprivileged(stream, peer, length)).ConfigureAwait(false))
-                    return;
+                await Serve(client, peer).ConfigureAwait(false);
             }
+            finally
+            {
+                Leave(peer);
+            }
+        }
+    }
+
+    // Whether a peer may be served now: root always (a slot is its own, RootReserve of them kept for it); any other
+    // uid while it holds fewer than ConnectionsPerUser and all but root fewer than Connections - RootReserve.
+    private bool Admit(in PeerCredentials peer)
+    {
+        if (peer.Uid == 0)
+            return true;
+        lock (_perUser)
+        {
+            int mine = _perUser.GetValueOrDefault(peer.Uid);
+            if (mine < _limits.ConnectionsPerUser && _notRoot < _limits.Connections - _limits.RootReserve)
+            {
+                _perUser[peer.Uid] = mine + 1;
+                _notRoot++;
+                return true;
+            }
+        }
+        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: too many connections (uid {peer.Uid} may hold {_limits.ConnectionsPerUser}, all but root {_limits.Connections - _limits.RootReserve}); closing");
+        return false;
+    }
+
+    private void Leave(in PeerCredentials peer)
+    {
+        if (peer.Uid == 0)
+            return;
+        lock (_perUser)
+        {
+            if (--_perUser[peer.Uid] == 0)
+                _perUser.Remove(peer.Uid);
+            _notRoot--;
+        }
+    }
+
+    private async Task Serve(Socket client, PeerCredentials peer)
+    {
+        bool privileged = IsPrivileged(peer);
+        await using var stream = new NetworkStream(client, ownsSocket: false);
+        var header = new byte[4];
+        while (!_stop.IsCancellationRequested)
+        {
+            // An unprivileged peer may not hold its connection idle: it has nothing to wait for.
+            using var idle = privileged ? null : CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            idle?.CancelAfter(_limits.UnprivilegedIdle);
+            try
+            {
+                await stream.ReadExactlyAsync(header, idle?.Token ?? _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is EndOfStreamException or IOException or OperationCanceledException)
+            {
+                return;
+            }
+            int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+            if (length is <= 0 or > SocketWire.MaxMessage)
+            {
+                _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: message of {length} bytes refused; closing");
+                return;
+            }
+            if (!await (privileged ? ServePrivileged(stream, peer, length) : ServeUnprivileged(stream, peer, length)).ConfigureAwait(false))
+                return;
         }
     }
 

@@ -141,6 +141,47 @@ public class BuildSourceCommandTests
     }
 
     [Fact]
+    public void The_base_build_must_be_the_running_hypervisor_when_one_answers()
+    {
+        var original = DiffTree.Build("running", null);
+        Assert.True(ElfFile.Read(File.ReadAllBytes(original.Image)).TryGetGnuBuildId(out var id, out _));
+        string hex = Convert.ToHexStringLower(id.Span);
+        string dir = Repo.TempDirectory("bs-running");
+        string[] Args(string output, params string[] extra) =>
+            ["build-source", "--src", original.Directory, "--base-build", original.Directory, "--patch", DiffTree.CasePatch("new-function"), "-o", output, .. extra];
+
+        // The hypervisor that answers runs this build: the payload is made for it, and the tool says so.
+        var running = OfflineXen.FromXenSyms("ffff82d040200000 T start\n", hex);
+        var ok = CliRun.With(running, Args(Path.Combine(dir, "ok.livepatch")));
+        Assert.True(ok.ExitCode == 0, ok.Stderr);
+        Assert.Contains($"target: the offline test hypervisor, build-id {hex}", ok.Stderr, StringComparison.Ordinal);
+        Assert.Contains("as the offline test hypervisor runs", ok.Stderr, StringComparison.Ordinal);
+
+        // Another build runs: refused before anything is built or written, both build-ids named, and what to do.
+        var other = OfflineXen.Create();
+        string otherHex = Convert.ToHexStringLower(other.Target.BuildId.Span);
+        Assert.NotEqual(hex, otherHex);
+        string refused = Path.Combine(dir, "refused.livepatch");
+        var no = CliRun.With(other, Args(refused));
+        Assert.Equal(82, no.ExitCode);
+        Assert.Contains($"has build-id {hex}, and the running hypervisor (the offline test hypervisor) has build-id {otherHex}", no.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--offline", no.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("[2/6]", no.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(refused));
+
+        // --offline: built for the base build wherever it runs; the running one is not asked.
+        var offline = CliRun.With(other, Args(Path.Combine(dir, "offline.livepatch"), "--offline"));
+        Assert.True(offline.ExitCode == 0, offline.Stderr);
+        Assert.DoesNotContain("target:", offline.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("note: no running", offline.Stderr, StringComparison.Ordinal);
+
+        // Nothing answers (no privcmd, no sandbox socket): a note, and the base build is taken as it is.
+        var alone = CliRun.Ours(["--sandbox", Path.Combine(dir, "no.sock"), .. Args(Path.Combine(dir, "alone.livepatch"))]);
+        Assert.True(alone.ExitCode == 0, alone.Stderr);
+        Assert.Contains("note: no running hypervisor to compare with", alone.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_base_build_of_other_sources_is_a_mismatch()
     {
         var other = DiffTree.Build("other-base", DiffTree.Patch("logic-static"));

@@ -200,4 +200,117 @@ public class SocketBudgetTests
             await server.DisposeAsync();
         }
     }
+
+    // python3 as another user: opens N connections, writes how many the server kept open to a file, and holds them
+    // until a release file appears.
+    private const string Holder = """
+        import os, select, socket, sys, time
+        path, count, out, release = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+        kept = []
+        for _ in range(count):
+            s = socket.socket(socket.AF_UNIX); s.connect(path); kept.append(s)
+        time.sleep(1)
+        closed = [s for s in kept if select.select([s], [], [], 0)[0] and s.recv(1) == b'']
+        open(out + '.new', 'w').write(f'{len(kept) - len(closed)}\n'); os.rename(out + '.new', out)
+        while not os.path.exists(release):
+            time.sleep(0.05)
+        """;
+
+    private static System.Diagnostics.Process Hold(string socket, string dir, int uid, uint group, int count, out int open)
+    {
+        string out_ = Path.Combine(dir, $"held-{uid}-{Guid.NewGuid():N}"), release = Path.Combine(dir, "release");
+        var psi = new System.Diagnostics.ProcessStartInfo("setpriv");
+        foreach (string a in (string[])[$"--reuid={uid}", $"--regid={uid}", $"--groups={group}", "/usr/bin/python3", "-c", Holder, socket,
+                     count.ToString(System.Globalization.CultureInfo.InvariantCulture), out_, release])
+            psi.ArgumentList.Add(a);
+        var p = System.Diagnostics.Process.Start(psi)!;
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!File.Exists(out_) && !p.HasExited && DateTime.UtcNow < until)
+            Thread.Sleep(50);
+        Assert.True(File.Exists(out_), $"the holder (uid {uid}) did not say what it holds (exited: {p.HasExited})");
+        open = int.Parse(File.ReadAllText(out_).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        return p;
+    }
+
+    [Fact]
+    public async Task No_peer_but_root_can_keep_the_others_out_by_holding_connections()
+    {
+        using var host = SandboxArtifacts.Boot(vcpus: 0);
+        string dir = Repo.TempDirectory("sock");
+        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+        string socket = Path.Combine(dir, "s.sock");
+        // Two operators (uids 65534 and 65533, members of the sandbox's group) and root.
+        const uint Group = 4242;
+        var limits = new SocketServerLimits { Connections = 24, ConnectionsPerUser = 16, RootReserve = 4 };
+        var log = new StringWriter();
+        var server = SysctlSocketServer.Start(host.Handler, socket, Group, TextWriter.Synchronized(log), limits);
+        var holders = new List<System.Diagnostics.Process>();
+        string shared = Repo.TempDirectory("holders");
+        File.SetUnixFileMode(shared, (UnixFileMode)0b111_111_111);
+        string release = Path.Combine(shared, "release");
+        try
+        {
+            // One uid gets its share and no more.
+            holders.Add(Hold(socket, shared, 65534, Group, 40, out int first));
+            Assert.Equal(16, first);
+            Assert.Contains("uid 65534: too many connections (uid 65534 may hold 16", log.ToString(), StringComparison.Ordinal);
+            // Another gets what is left to all but root.
+            holders.Add(Hold(socket, shared, 65533, Group, 40, out int second));
+            Assert.Equal(4, second);
+            // Root is served at once meanwhile, on several connections.
+            var started = DateTime.UtcNow;
+            var roots = Enumerable.Range(0, 3).Select(_ => Connect(socket)).ToList();
+            foreach (var r in roots)
+                Assert.Equal(-(int)XenErrno.ENOENT, Call(r, Get()));
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(5), "root waited behind the held connections");
+            roots.ForEach(r => r.Dispose());
+            // Once they let go, the slots are theirs again.
+            File.WriteAllText(release, "");
+            foreach (var h in holders)
+                Assert.True(h.WaitForExit(10_000));
+            holders.Clear();
+            File.Delete(release);
+            holders.Add(Hold(socket, shared, 65533, Group, 16, out int again));
+            Assert.Equal(16, again);
+        }
+        finally
+        {
+            File.WriteAllText(release, "");
+            foreach (var h in holders)
+            {
+                h.WaitForExit(10_000);
+                h.Dispose();
+            }
+            await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_unprivileged_peer_may_not_idle_on_its_connection()
+    {
+        using var host = SandboxArtifacts.Boot(vcpus: 0);
+        string dir = Repo.TempDirectory("sock");
+        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+        string socket = Path.Combine(dir, "s.sock");
+        var server = SysctlSocketServer.Start(host.Handler, socket, limits: new SocketServerLimits { UnprivilegedIdle = TimeSpan.FromMilliseconds(300) });
+        try
+        {
+            File.SetUnixFileMode(socket, (UnixFileMode)0b110_110_110);
+            // As nobody, outside the group: connect, send nothing; the server closes after the idle time.
+            const string Idler = """
+                import socket, sys, time
+                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(20)
+                t = time.monotonic(); r = s.recv(1); print(len(r), round(time.monotonic() - t, 1))
+                """;
+            var run = Tool.Run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", Idler, socket);
+            run.EnsureSuccess();
+            string[] answer = run.Stdout.Trim().Split(' ');
+            Assert.Equal("0", answer[0]);
+            Assert.True(double.Parse(answer[1], System.Globalization.CultureInfo.InvariantCulture) < 10, run.Stdout);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
 }

@@ -30,6 +30,9 @@ internal static class BuildSourceCommand
           --replace                 a payload for 'xen-livepatch replace': it depends on the hypervisor itself
           --metadata <key>=<value>  a .modinfo string, shown by 'xen-livepatch list' (may be repeated)
           -j, --jobs <n>            parallel make jobs (default: the number of CPUs)
+          --offline                 do not ask the running hypervisor (by default, when one answers through
+                                    privcmd or the sandbox socket, the base build must be the one it runs:
+                                    its build-id is compared and a mismatch refused, exit 82)
           --keep <dir>              keep the trees, build logs and compared objects there (a new or empty folder)
           --json                    print one JSON object on stdout: per object, the changed, new and refused
                                     symbols with the reason
@@ -44,7 +47,7 @@ internal static class BuildSourceCommand
 
     private static readonly Dictionary<string, string> s_aliases = new(StringComparer.Ordinal) { ["-o"] = "--output", ["-j"] = "--jobs" };
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, ToolOptions? options = null, ToolHost? host = null)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
@@ -54,7 +57,7 @@ internal static class BuildSourceCommand
         // make's spelling: -j4 as well as -j 4.
         args = [.. args.Select(x => x.StartsWith("-j", StringComparison.Ordinal) && x.Length > 2 && char.IsAsciiDigit(x[2]) ? "--jobs=" + x[2..] : x)];
         var a = ArgReader.Parse(args, ["--src", "--patch", "--output", "--name", "--base-build", "--depends-on", "--depends", "--metadata", "--jobs", "--keep", .. PayloadSigning.Options],
-            ["--replace", "--json"], [], out string? argError, s_aliases);
+            ["--replace", "--json", "--offline"], [], out string? argError, s_aliases);
         if (a == null)
             return Usage(stderr, argError!);
         if (a.Positional.Count > 0)
@@ -106,8 +109,18 @@ internal static class BuildSourceCommand
         if (!PayloadSigning.TryCreate("build-source", a, stderr, out var signing, out int code))
             return code;
         using var signingKey = signing;
+        (byte[]? runningId, string? runningWhere) = (null, null);
+        if (!a.Flag("--offline"))
+        {
+            (runningId, runningWhere, string? why) = RunningBuildId(options, host ?? ToolHost.Default);
+            stderr.Write(runningId != null
+                ? $"xen-livepatch build-source: target: {runningWhere}, build-id {Convert.ToHexStringLower(runningId)}\n"
+                : $"xen-livepatch build-source: note: {why}; building for the base build's xen-syms\n");
+        }
         var request = new SourceBuildRequest
         {
+            RunningBuildId = runningId is null ? (ReadOnlyMemory<byte>?)null : runningId,
+            RunningDescription = runningWhere,
             Tree = tree,
             Patches = a.Values("--patch"),
             Output = output,
@@ -141,6 +154,25 @@ internal static class BuildSourceCommand
                 stdout.Write($"  {signing.Describe(result.Written!)}\n");
         }
         return 0;
+    }
+
+    // The build-id of the hypervisor the options reach (privcmd, else the sandbox socket), or why there is none.
+    private static (byte[]? Id, string? Where, string? Problem) RunningBuildId(ToolOptions? options, ToolHost host)
+    {
+        return Ask().GetAwaiter().GetResult();
+
+        async Task<(byte[]?, string?, string?)> Ask()
+        {
+            var opened = await host.OpenTransport(options?.Transport ?? Control.TransportChoice.Auto, options?.SandboxPath, CancellationToken.None).ConfigureAwait(false);
+            if (opened.Transport == null)
+                return (null, null, $"no running hypervisor to compare with ({opened.Problem})");
+            await using var client = new Control.LivepatchClient(opened.Transport);
+            var id = await client.GetBuildIdAsync().ConfigureAwait(false);
+            string where = client.Transport.Description;
+            return id.Result.Succeeded && id.BuildId.Length > 0
+                ? (id.BuildId, where, null)
+                : (null, null, $"{where} did not give its build-id ({Control.XenErrors.Name(id.Result.Errno)})");
+        }
     }
 
     private static int Usage(TextWriter stderr, string problem) => CommandInput.Usage("build-source", stderr, problem);

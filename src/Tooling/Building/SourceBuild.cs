@@ -44,6 +44,15 @@ public sealed class SourceBuildRequest
     /// <summary>Where to keep the trees, logs and intermediate objects (otherwise a temporary folder, removed at the end).</summary>
     public string? Keep { get; init; }
 
+    /// <summary>
+    /// The build-id of the hypervisor that runs here, when one answers: the base build's <c>xen-syms</c> must have
+    /// it (issue 16: build-source defaults to the running target), or the payload would be refused there.
+    /// </summary>
+    public ReadOnlyMemory<byte>? RunningBuildId { get; init; }
+
+    /// <summary>What answered with <see cref="RunningBuildId"/> ("the sandbox at …", "Xen through /dev/xen/privcmd").</summary>
+    public string? RunningDescription { get; init; }
+
     /// <summary>Applied to the linked payload before it is written (the CLI signs it here, as <c>build --sign-key</c> does).</summary>
     public PayloadSeal? Seal { get; init; }
 }
@@ -282,7 +291,22 @@ public sealed partial class SourceBuild
             return Fail(SourceBuildOutcome.BadInput, $"{image}: {imageError}", "the base build's xen-syms must be an ELF image with symbols");
         if (!OfflineTarget.TryFromImage(Path.GetFileName(image), imageElf, out var target, out string? targetError))
             return Fail(SourceBuildOutcome.BadInput, $"{image}: {targetError}", "the base build's xen-syms must be an ELF image with symbols");
-        Note($"the running hypervisor: {image}, build-id {Convert.ToHexStringLower(target.BuildId.Span)}");
+        string imageId = Convert.ToHexStringLower(target.BuildId.Span);
+        if (_r.RunningBuildId is { } running)
+        {
+            string runningId = Convert.ToHexStringLower(running.Span);
+            if (runningId != imageId)
+            {
+                return Fail(SourceBuildOutcome.Mismatched,
+                    $"{image} has build-id {imageId}, and the running hypervisor ({_r.RunningDescription}) has build-id {runningId}: a payload for this build would be refused there (-EINVAL, its .livepatch.xen_depends)",
+                    "give --base-build <the build the running hypervisor came from>, or --offline to build for this xen-syms anyway (another host)");
+            }
+            Note($"the running hypervisor: {image}, build-id {imageId}, as {_r.RunningDescription} runs");
+        }
+        else
+        {
+            Note($"the running hypervisor: {image}, build-id {imageId}");
+        }
 
         // [2] The patched copy.
         watch.Restart();
