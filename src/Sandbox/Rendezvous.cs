@@ -44,7 +44,8 @@ internal sealed unsafe class Rendezvous
     private readonly List<RendezvousTiming> _timings = [];
     private volatile Round? _round;
     private long _rounds;
-    private static readonly long s_spinTicks = (long)(SpinLimit.TotalSeconds * Stopwatch.Frequency);
+    private const long SpinLimitNs = 250_000;
+    private static readonly long s_spinTicks = (long)(SpinLimitNs / s_ticksToNs);
     // How long a wait that has spun past SpinLimit sleeps between looks.
     private const long NapNs = 50_000;
     // How often (in turns) a vCPU's wait reads the clock to know whether it has spun SpinLimit.
@@ -85,7 +86,7 @@ internal sealed unsafe class Rendezvous
     /// How long a wait of the rendezvous spins before it looks at the missing vCPUs' CPU time and sleeps between looks
     /// (250 µs; a rendezvous of running vCPUs takes a few).
     /// </summary>
-    public static TimeSpan SpinLimit { get; } = TimeSpan.FromMicroseconds(250);
+    public static TimeSpan SpinLimit => TimeSpan.FromTicks(SpinLimitNs / 100);
 
     /// <summary>
     /// How long past its wall-clock deadline a round may wait for vCPUs the host did not run before it fails with
