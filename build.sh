@@ -63,7 +63,7 @@ case "$(uname -m)" in
 esac
 step "publishing the CLI (NativeAOT, $rid) to artifacts/publish/xen-livepatch"
 rm -rf artifacts/publish/xen-livepatch
-dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r "$rid" --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch
+dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r "$rid" --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch ${XLP_PUBLISH_FLAGS:-}
 # The same CLI for arm64 dom0s, cross-compiled with NativeAOT (clang --target=aarch64-linux-gnu links it
 # against Debian's aarch64 cross C library); the arm64 QEMU tests run it on real arm64 Xen.
 if [ "$rid" = linux-x64 ]; then
@@ -79,7 +79,7 @@ if [ "$rid" = linux-x64 ]; then
   fi
   step "publishing the CLI (NativeAOT, linux-arm64) to artifacts/publish/xen-livepatch-linux-arm64"
   rm -rf artifacts/publish/xen-livepatch-linux-arm64
-  dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r linux-arm64 --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch-linux-arm64
+  dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r linux-arm64 --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch-linux-arm64 ${XLP_PUBLISH_FLAGS:-}
 fi
 # The control library for other programs: XenLivepatch.Control and XenLivepatch.Abi as NuGet packages (the tests
 # build a consumer from this folder as a local feed).

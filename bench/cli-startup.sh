@@ -2,10 +2,14 @@
 # Start-up figure for the closing note: wall time of `xen-livepatch help`, `list` with nothing loaded and
 # `list` with 20 payloads loaded, for Debian's C tool and our NativeAOT CLI, in the same dom0 of one boot of
 # Debian's Xen 4.17 under QEMU (tests/qemu/run.sh), RUNS runs each after one warm-up run, the tools alternating.
-# Beside them, the floor: an empty NativeAOT program (bench/empty-aot, the CLI's runtime settings, `return 0`),
-# and our `help` with the GC's start-up knobs set (gen0 budget, a heap hard limit, conserve-memory). Each run also
-# records its page faults and CPU time (wait4's rusage). Prints a table of medians (and min-max), the ratios ours/C
-# and ours/empty; exits 1 when ours/C is above LIMIT for a command and ours is not within 1.1x of the floor.
+# Beside them, the floor: an empty NativeAOT program (bench/empty-aot: the CLI's publish settings,
+# src/Cli/NativeAot.props, and `return 0`). Each run also records its page faults and CPU time (wait4's rusage).
+# With CLI_STARTUP_KNOBS=1, the floor is also published with each of the GC's start-up knobs baked in (a heap hard
+# limit, the gen0 budget, conserve-memory) and timed beside it. Then one run each under strace -c -f (the host's
+# strace, with its libraries) of the C tool's, our and the empty program's start: the syscall summaries are kept
+# in OUT (CLI_STARTUP_OUT, default a temporary folder that is removed). Prints a table of medians (and min-max),
+# the ratios ours/C and ours/empty and the host's load; exits 1 when ours/C is above LIMIT for a command and ours
+# is not within 1.1x of the floor.
 #
 #   usage: bench/cli-startup.sh [RUNS (default 10)] [LIMIT (default 1.5)]
 #
@@ -22,14 +26,28 @@ ours=$repo/artifacts/publish/xen-livepatch/xen-livepatch
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cli-startup.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+knobs=${CLI_STARTUP_KNOBS:-0}
 files=$work/files
 mkdir -p "$files/ours" "$files/p"
 cp "$ours" "$files/ours/xen-livepatch"
 gcc -O2 -static -o "$files/dom0-time" "$here/dom0-time.c"
-mkdir -p "$files/empty"
-dotnet publish "$here/empty-aot/EmptyAot.csproj" -c Release -r linux-x64 --nologo -v quiet -clp:ErrorsOnly \
-  -p:ArtifactsPath="$work/empty-build" -o "$work/empty-publish" >&2
-cp "$work/empty-publish/empty-aot" "$files/empty/empty-aot"
+publish_empty() { # DIR [MSBUILD PROPERTIES...]
+  local dir=$1; shift
+  mkdir -p "$files/$dir"
+  dotnet publish "$here/empty-aot/EmptyAot.csproj" -c Release -r linux-x64 --nologo -v quiet -clp:ErrorsOnly \
+    -p:ArtifactsPath="$work/build-$dir" -o "$work/publish-$dir" "$@" >&2
+  cp "$work/publish-$dir/empty-aot" "$files/$dir/empty-aot"
+}
+publish_empty empty
+extra=''
+if [ "$knobs" = 1 ]; then
+  # Decimal values, as a runtimeconfig knob is read: 64 MiB, 256 KiB, level 5.
+  publish_empty limit -p:XlpRuntimeKnob=System.GC.HeapHardLimit -p:XlpRuntimeKnobValue=67108864
+  publish_empty gen0 -p:XlpRuntimeKnob=GCgen0size -p:XlpRuntimeKnobValue=262144
+  publish_empty conserve -p:XlpRuntimeKnob=System.GC.ConserveMemory -p:XlpRuntimeKnobValue=5
+  extra='limit gen0 conserve'
+fi
+cp "$(command -v strace)" "$files/strace"
 
 # 20 copies of the hello-world payload with their own symbol names and build-ids (Xen refuses a payload that
 # defines a symbol another loaded payload defines, or that has the build-id of one).
@@ -58,28 +76,39 @@ measure() { # CASE ARGS...
 }
 : > out/times
 measure help help
-# The floor, and our help with the GC's start-up knobs (values are hexadecimal, as the runtime reads them).
+# The floor (and with CLI_STARTUP_KNOBS=1 the floor with each GC knob baked in), alternating with our help.
 ./dom0-time 1 \$E > /dev/null
 for i in \$(seq $runs); do
   ./dom0-time 1 \$E | sed "s/^/help E /" >> out/times
-  ./dom0-time 1 DOTNET_GCgen0size=40000 \$O help | sed "s/^/help O-gen0-256k /" >> out/times
-  ./dom0-time 1 DOTNET_GCHeapHardLimit=4000000 \$O help | sed "s/^/help O-limit-64m /" >> out/times
-  ./dom0-time 1 DOTNET_GCConserveMemory=5 \$O help | sed "s/^/help O-conserve /" >> out/times
+  for k in $extra; do ./dom0-time 1 /work/\$k/empty-aot | sed "s/^/help E-\$k /" >> out/times; done
+  ./dom0-time 1 \$O help | sed "s/^/help O /" >> out/times
 done
+# Where the time goes: the system calls of each start (strace's own cost is in these, not in the times above).
+./strace -f -c -o out/strace-C \$C help > /dev/null 2>&1
+./strace -f -c -o out/strace-ours \$O help > /dev/null 2>&1
+./strace -f -c -o out/strace-empty \$E > /dev/null 2>&1
 measure list-empty list
 for i in \$(ls p); do \$C upload \${i%.livepatch} p/\$i > /dev/null || echo "upload \$i failed"; done
 \$C list > out/list20
 measure list-20 list
 SCRIPT
 
-out=$work/out
+out=${CLI_STARTUP_OUT:-$work/out}
+host_load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # One CPU, as the QEMU tests boot: fewer emulation threads competing with each other on the host.
 bash "$repo/tests/qemu/run.sh" --files "$files" --script "$work/script.sh" --out "$out" --timeout 600 --smp 1 >&2
 [ "$(grep -c '| CHECKED' "$out/list20" || true)" = 20 ] || { echo "cli-startup: the 20 payloads did not load:" >&2; cat "$out/run.log" >&2; exit 1; }
 
-python3 - "$out/times" "$runs" "$limit" <<'PY'
+host_load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+for f in C ours empty; do
+  echo "strace -c -f of $f's start (calls, errors, the five costliest):" >&2
+  grep ' total$' "$out/strace-$f" | awk '{ print "  total: " $4 " calls" (NF == 6 ? ", " $5 " errors" : "") }' >&2
+  sed -n '3,7p' "$out/strace-$f" | awk '{ print "  " $NF ": " $4 " calls" }' >&2
+done
+python3 - "$out/times" "$runs" "$limit" "$host_load_before" "$host_load_after" <<'PY'
 import sys, statistics
 rows, runs, limit = {}, sys.argv[2], float(sys.argv[3])
+print(f"host load average (1, 5, 15 min) before: {sys.argv[4]}, after: {sys.argv[5]}")
 for line in open(sys.argv[1]):
     case, tool, us, rc, minflt, majflt, ucpu, scpu = line.split()
     rows.setdefault(case, {}).setdefault(tool, []).append((int(us) / 1000, int(minflt), (int(ucpu) + int(scpu)) / 1000))
@@ -91,11 +120,11 @@ print(f"{'command, program':<40} {'wall ms':>22} {'faults':>7} {'cpu ms':>7} {'v
 floor = med(rows["help"]["E"], 0)
 ok = True
 labels = {"help": "help", "list-empty": "list (0)", "list-20": "list (20)"}
-names = {"C": "Debian's C tool", "O": "ours", "E": "empty NativeAOT", "O-gen0-256k": "ours, gen0 256 KiB",
-         "O-limit-64m": "ours, heap limit 64 MiB", "O-conserve": "ours, conserve-memory 5"}
+names = {"C": "Debian's C tool", "O": "ours", "E": "empty NativeAOT", "E-gen0": "empty, gen0 256 KiB",
+         "E-limit": "empty, heap limit 64 MiB", "E-conserve": "empty, conserve-memory 5"}
 for case in ("help", "list-empty", "list-20"):
     c = med(rows[case]["C"], 0)
-    for tool in ("C", "O", "E", "O-gen0-256k", "O-limit-64m", "O-conserve"):
+    for tool in ("C", "O", "E", "E-limit", "E-gen0", "E-conserve"):
         v = rows[case].get(tool)
         if not v:
             continue

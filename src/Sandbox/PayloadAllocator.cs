@@ -17,7 +17,7 @@ internal sealed unsafe class PayloadAllocator : IDisposable
     private readonly ulong _windowStart;
     private readonly ulong _windowSize;
     private readonly Lock _lock = new();
-    private readonly List<Allocation> _allocations = [];
+    private readonly AddressRanges<Allocation> _allocations;
 
     private sealed class Allocation(PayloadAllocation payload, SafeMapping loadingView, ulong bytes)
     {
@@ -35,6 +35,7 @@ internal sealed unsafe class PayloadAllocator : IDisposable
         _readable = readable;
         _windowStart = windowStart;
         _windowSize = windowSize;
+        _allocations = new(windowStart, 0);
     }
 
     /// <summary>The lowest free run of <paramref name="pages"/> pages, mapped for loading; null when none is free.</summary>
@@ -45,13 +46,7 @@ internal sealed unsafe class PayloadAllocator : IDisposable
         ulong bytes = pages * Page;
         lock (_lock)
         {
-            ulong at = _windowStart;
-            foreach (var a in _allocations.OrderBy(a => a.Start))
-            {
-                if (a.Start - at >= bytes)
-                    break;
-                at = Math.Max(at, a.End);
-            }
+            ulong at = _allocations.FreeRuns().First(run => run.To - run.From >= bytes).From;
             if (at + bytes > _windowStart + _windowSize)
                 return null;
             var view = _mapping.MapView(at, bytes);
@@ -63,7 +58,7 @@ internal sealed unsafe class PayloadAllocator : IDisposable
             var memory = new MappedMemory(view).Memory;
             memory.Span.Clear(); // pages freed by an earlier payload keep its bytes
             var allocation = new PayloadAllocation(at, memory, textSize, rwSize, roSize);
-            _allocations.Add(new Allocation(allocation, view, bytes));
+            _allocations.Add(at, at + bytes, new Allocation(allocation, view, bytes));
             return allocation;
         }
     }
@@ -73,7 +68,7 @@ internal sealed unsafe class PayloadAllocator : IDisposable
     {
         lock (_lock)
         {
-            var a = _allocations.Single(x => x.Payload == allocation);
+            var a = Find(allocation);
             ulong text = PayloadAllocation.PageAlign(allocation.TextSize);
             ulong rw = PayloadAllocation.PageAlign(allocation.RwSize);
             _mapping.Protect(allocation.TextAddress, text, LibC.PROT_READ | LibC.PROT_EXEC);
@@ -90,13 +85,17 @@ internal sealed unsafe class PayloadAllocator : IDisposable
     {
         lock (_lock)
         {
-            var a = _allocations.Single(x => x.Payload == allocation);
+            var a = Find(allocation);
             a.LoadingView?.Dispose();
             _readable.Remove(a.Start, a.End);
             _mapping.Protect(a.Start, a.Bytes, LibC.PROT_NONE);
-            _allocations.Remove(a);
+            _allocations.Remove(a.Start, a);
         }
     }
+
+    private Allocation Find(PayloadAllocation allocation) =>
+        _allocations.TryFindAtOrBelow(allocation.BaseAddress, out var a) && a.Payload == allocation ? a
+        : throw new InvalidOperationException($"no payload memory at 0x{allocation.BaseAddress:x}");
 
     /// <summary>Reads a payload that is still loading, through its loading view.</summary>
     public bool TryReadLoading(ulong address, Span<byte> destination)
@@ -104,13 +103,10 @@ internal sealed unsafe class PayloadAllocator : IDisposable
         ulong length = (ulong)destination.Length;
         lock (_lock)
         {
-            foreach (var a in _allocations)
+            if (_allocations.TryFindAtOrBelow(address, out var a) && a.LoadingView is { } view && address < a.End && length <= a.End - address)
             {
-                if (a.LoadingView is { } view && address >= a.Start && address < a.End && length <= a.End - address)
-                {
-                    new ReadOnlySpan<byte>((byte*)view.Address + (address - a.Start), destination.Length).CopyTo(destination);
-                    return true;
-                }
+                new ReadOnlySpan<byte>((byte*)view.Address + (address - a.Start), destination.Length).CopyTo(destination);
+                return true;
             }
         }
         return false;
@@ -121,9 +117,10 @@ internal sealed unsafe class PayloadAllocator : IDisposable
     {
         lock (_lock)
         {
-            foreach (var a in _allocations)
+            foreach (var a in _allocations.Values)
                 a.LoadingView?.Dispose();
-            _allocations.Clear();
+            while (_allocations.Values.Count > 0)
+                _allocations.Remove(_allocations.Values[^1].Start, _allocations.Values[^1]);
         }
     }
 

@@ -121,6 +121,16 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     /// <summary>The bytes held for peers' requests and replies right now (at most <see cref="SocketServerLimits.HeldBytes"/>).</summary>
     public long HeldBytes => _budget.Held;
 
+    /// <summary>The connections of peers other than root served right now (at most <see cref="SocketServerLimits.Connections"/> less the root reserve).</summary>
+    public int OthersConnections
+    {
+        get
+        {
+            lock (_perUser)
+                return _notRoot;
+        }
+    }
+
     /// <summary>Whether a peer may use the sysctl.</summary>
     public bool IsPrivileged(in PeerCredentials peer) =>
         peer.Uid == 0 || (PrivilegedGroup is uint g && (peer.Gid == g || peer.Groups.Contains(g)));

@@ -21,6 +21,19 @@ public class PackageTests
         return path;
     }
 
+    // git's answer in the repository (empty when it fails: a key that is not set).
+    private static string Git(params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("git") { WorkingDirectory = Repo.Root, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in args)
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd().Trim();
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode == 0 ? output : "";
+    }
+
     /// <summary>The C# sample of a README: its first csharp code block.</summary>
     internal static string Sample(string readme)
     {
@@ -49,7 +62,16 @@ public class PackageTests
         Assert.Equal(("expression", "MIT"), (metadata.Element(ns + "license")?.Attribute("type")?.Value, metadata.Element(ns + "license")?.Value));
         Assert.Equal("README.md", metadata.Element(ns + "readme")?.Value);
         Assert.False(string.IsNullOrWhiteSpace(metadata.Element(ns + "description")?.Value));
-        Assert.NotNull(metadata.Element(ns + "repository")?.Attribute("commit"));
+        // Where the package came from: git, a URL (the clone's origin, or this checkout when it has none) and the commit
+        // (README, "The control library as a package").
+        var repository = metadata.Element(ns + "repository");
+        Assert.NotNull(repository);
+        Assert.Equal("git", repository.Attribute("type")?.Value);
+        Assert.Matches("^[0-9a-f]{40}$", repository.Attribute("commit")?.Value ?? "");
+        string origin = Git("remote", "get-url", "origin");
+        string expected = origin.Length == 0 ? "file://" + Repo.Root.TrimEnd('/') : origin.StartsWith('/') ? "file://" + origin : origin;
+        Assert.Equal(expected, repository.Attribute("url")?.Value);
+        Assert.Equal(expected.EndsWith(".git", StringComparison.Ordinal) ? expected[..^4] : expected, metadata.Element(ns + "projectUrl")?.Value);
         if (id == "XenLivepatch.Control")
         {
             var dependency = metadata.Descendants(ns + "dependency").Single();

@@ -36,6 +36,14 @@ public class SocketBudgetTests
     private static byte[] Get() => Framed(new SysctlLivepatchOp { Cmd = LivepatchSubOp.Get, Get = new SysctlLivepatchGet(s_foo, default) },
         [new WireBuffer(s_foo.Name, Encoding.ASCII.GetBytes("foo\0"), true, false)]);
 
+    // A socket path in a folder other users can reach (the socket's own mode then decides).
+    private static string ReachableSocketPath(out string dir)
+    {
+        dir = Repo.TempDirectory("sock");
+        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+        return Path.Combine(dir, "s.sock");
+    }
+
     private static Socket Connect(string path)
     {
         var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -167,9 +175,7 @@ public class SocketBudgetTests
     public async Task An_unprivileged_peer_is_answered_without_its_buffers()
     {
         using var host = SandboxArtifacts.Boot(vcpus: 0);
-        string dir = Repo.TempDirectory("sock");
-        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
-        string socket = Path.Combine(dir, "s.sock");
+        string socket = ReachableSocketPath(out string dir);
         var server = SysctlSocketServer.Start(host.Handler, socket);
         try
         {
@@ -201,22 +207,26 @@ public class SocketBudgetTests
         }
     }
 
-    // python3 as another user: opens N connections, writes how many the server kept open to a file, and holds them
-    // until a release file appears.
+    // python3 as another user: opens N connections, then says (in a file, every 0.1 s) how many the server keeps
+    // open, and holds them until a release file appears.
     private const string Holder = """
         import os, select, socket, sys, time
         path, count, out, release = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
         kept = []
         for _ in range(count):
             s = socket.socket(socket.AF_UNIX); s.connect(path); kept.append(s)
-        time.sleep(1)
-        closed = [s for s in kept if select.select([s], [], [], 0)[0] and s.recv(1) == b'']
-        open(out + '.new', 'w').write(f'{len(kept) - len(closed)}\n'); os.rename(out + '.new', out)
+        closed = set()
         while not os.path.exists(release):
-            time.sleep(0.05)
+            for s in kept:
+                if s not in closed and select.select([s], [], [], 0)[0] and s.recv(1) == b'':
+                    closed.add(s)
+            open(out + '.new', 'w').write(f'{len(kept) - len(closed)}\n'); os.rename(out + '.new', out)
+            time.sleep(0.1)
         """;
 
-    private static System.Diagnostics.Process Hold(string socket, string dir, int uid, uint group, int count, out int open)
+    // Starts a holder of count connections as uid; returns once the server has closed all but expected of them
+    // (or, when it keeps more, after 30 s with what it kept).
+    private static System.Diagnostics.Process Hold(string socket, string dir, int uid, uint group, int count, int expected, out int open)
     {
         string out_ = Path.Combine(dir, $"held-{uid}-{Guid.NewGuid():N}"), release = Path.Combine(dir, "release");
         var psi = new System.Diagnostics.ProcessStartInfo("setpriv");
@@ -224,11 +234,15 @@ public class SocketBudgetTests
                      count.ToString(System.Globalization.CultureInfo.InvariantCulture), out_, release])
             psi.ArgumentList.Add(a);
         var p = System.Diagnostics.Process.Start(psi)!;
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!File.Exists(out_) && !p.HasExited && DateTime.UtcNow < until)
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        open = -1;
+        while (!p.HasExited && DateTime.UtcNow < until)
+        {
+            if (File.Exists(out_) && (open = int.Parse(File.ReadAllText(out_).Trim(), System.Globalization.CultureInfo.InvariantCulture)) == expected)
+                break;
             Thread.Sleep(50);
-        Assert.True(File.Exists(out_), $"the holder (uid {uid}) did not say what it holds (exited: {p.HasExited})");
-        open = int.Parse(File.ReadAllText(out_).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.False(p.HasExited, $"the holder (uid {uid}) exited");
         return p;
     }
 
@@ -236,9 +250,7 @@ public class SocketBudgetTests
     public async Task No_peer_but_root_can_keep_the_others_out_by_holding_connections()
     {
         using var host = SandboxArtifacts.Boot(vcpus: 0);
-        string dir = Repo.TempDirectory("sock");
-        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
-        string socket = Path.Combine(dir, "s.sock");
+        string socket = ReachableSocketPath(out _);
         // Two operators (uids 65534 and 65533, members of the sandbox's group) and root.
         const uint Group = 4242;
         var limits = new SocketServerLimits { Connections = 24, ConnectionsPerUser = 16, RootReserve = 4 };
@@ -251,11 +263,11 @@ public class SocketBudgetTests
         try
         {
             // One uid gets its share and no more.
-            holders.Add(Hold(socket, shared, 65534, Group, 40, out int first));
+            holders.Add(Hold(socket, shared, 65534, Group, 40, 16, out int first));
             Assert.Equal(16, first);
             Assert.Contains("uid 65534: too many connections (uid 65534 may hold 16", log.ToString(), StringComparison.Ordinal);
             // Another gets what is left to all but root.
-            holders.Add(Hold(socket, shared, 65533, Group, 40, out int second));
+            holders.Add(Hold(socket, shared, 65533, Group, 40, 4, out int second));
             Assert.Equal(4, second);
             // Root is served at once meanwhile, on several connections.
             var started = DateTime.UtcNow;
@@ -270,8 +282,14 @@ public class SocketBudgetTests
                 Assert.True(h.WaitForExit(10_000));
             holders.Clear();
             File.Delete(release);
-            holders.Add(Hold(socket, shared, 65533, Group, 16, out int again));
+            var drained = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (server.OthersConnections != 0 && DateTime.UtcNow < drained)
+                Thread.Sleep(50);
+            Assert.Equal(0, server.OthersConnections);
+            holders.Add(Hold(socket, shared, 65533, Group, 16, 16, out int again));
             Assert.Equal(16, again);
+            Thread.Sleep(300);
+            Assert.Equal(16, server.OthersConnections);
         }
         finally
         {
@@ -289,9 +307,7 @@ public class SocketBudgetTests
     public async Task An_unprivileged_peer_may_not_idle_on_its_connection()
     {
         using var host = SandboxArtifacts.Boot(vcpus: 0);
-        string dir = Repo.TempDirectory("sock");
-        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
-        string socket = Path.Combine(dir, "s.sock");
+        string socket = ReachableSocketPath(out _);
         var server = SysctlSocketServer.Start(host.Handler, socket, limits: new SocketServerLimits { UnprivilegedIdle = TimeSpan.FromMilliseconds(300) });
         try
         {

@@ -12,6 +12,12 @@ internal sealed class PayloadRegistry : IPayloadRegistryView
     private readonly List<Payload> _applied = [];
     // The new symbols of every loaded payload (unique: an upload that would repeat one is refused).
     private readonly Dictionary<string, ulong> _newSymbols = new(StringComparer.Ordinal);
+    // Xen walks payload_list for a name or a build-id; the same answers come from these indexes, so an upload's
+    // checks against the loaded payloads cost the same with 50,000 loaded as with one.
+    private readonly Dictionary<string, Payload> _byName = new(StringComparer.Ordinal);
+    // Every loaded payload by its build-id (empty when it has none), in upload order: a FORCE upload may skip the
+    // check, so two can share one, and the first in upload order is the one Xen's walk finds.
+    private readonly Dictionary<byte[], List<Payload>> _byBuildId = new(BuildIdComparer.Instance);
 
     /// <summary><c>payload_lock</c>.</summary>
     public Lock Lock { get; } = new();
@@ -29,7 +35,7 @@ internal sealed class PayloadRegistry : IPayloadRegistryView
     public Payload? Top => _applied.Count > 0 ? _applied[^1] : null;
 
     /// <summary>The payload with this name, or null.</summary>
-    public Payload? Find(string name) => _payloads.Find(p => p.Name == name);
+    public Payload? Find(string name) => _byName.GetValueOrDefault(name);
 
     /// <summary>Adds an uploaded payload, CHECKED with rc 0, with its new symbols; bumps the version.</summary>
     public void Add(Payload payload)
@@ -37,6 +43,12 @@ internal sealed class PayloadRegistry : IPayloadRegistryView
         payload.State = Abi.LivepatchState.Checked;
         payload.Rc = 0;
         _payloads.Add(payload);
+        _byName.Add(payload.Name, payload);
+        byte[] id = payload.BuildId.ToArray();
+        if (_byBuildId.TryGetValue(id, out var same))
+            same.Add(payload);
+        else
+            _byBuildId.Add(id, [payload]);
         foreach (var s in payload.Symbols)
         {
             if (s.IsNew)
@@ -49,6 +61,10 @@ internal sealed class PayloadRegistry : IPayloadRegistryView
     public void Remove(Payload payload)
     {
         _payloads.Remove(payload);
+        _byName.Remove(payload.Name);
+        byte[] id = payload.BuildId.ToArray();
+        if (_byBuildId.TryGetValue(id, out var same) && same.Remove(payload) && same.Count == 0)
+            _byBuildId.Remove(id);
         foreach (var s in payload.Symbols)
         {
             if (s.IsNew && _newSymbols.TryGetValue(s.Name, out ulong v) && v == s.Value)
@@ -74,13 +90,21 @@ internal sealed class PayloadRegistry : IPayloadRegistryView
 
     bool IPayloadRegistryView.TryLookupNewSymbol(string name, out ulong value) => _newSymbols.TryGetValue(name, out value);
 
-    string? IPayloadRegistryView.FindBuildId(ReadOnlySpan<byte> buildId)
+    string? IPayloadRegistryView.FindBuildId(ReadOnlySpan<byte> buildId) =>
+        _byBuildId.TryGetValue(buildId.ToArray(), out var same) ? same[0].Name : null;
+
+    // Build-ids compared by their bytes.
+    private sealed class BuildIdComparer : IEqualityComparer<byte[]>
     {
-        foreach (var p in _payloads)
+        public static readonly BuildIdComparer Instance = new();
+
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] obj)
         {
-            if (p.BuildId.Span.SequenceEqual(buildId))
-                return p.Name;
+            var hash = new HashCode();
+            hash.AddBytes(obj);
+            return hash.ToHashCode();
         }
-        return null;
     }
 }

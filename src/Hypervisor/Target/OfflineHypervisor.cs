@@ -12,7 +12,7 @@ namespace XenLivepatch.Hypervisor;
 public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
 {
     private readonly List<(ulong Address, ulong Size, Memory<byte> Bytes)> _image = [];
-    private readonly List<PayloadAllocation> _allocations = [];
+    private readonly AddressRanges<PayloadAllocation> _allocations;
     private readonly ulong _windowEnd;
     private readonly ulong _next;
     private readonly bool _vmapPages;
@@ -38,6 +38,8 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
             _windowEnd = _next + (1UL << 30);
         }
         WindowStart = _next;
+        // vm_alloc leaves the bitmap's page and a guard page before each allocation: a free run of one page is no room.
+        _allocations = _vmapPages ? new(_next + PayloadAllocation.PageSize, PayloadAllocation.PageSize) : new(_next, 0);
     }
 
     /// <summary>The hypervisor's architecture.</summary>
@@ -68,7 +70,7 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
     public const ulong MaxPayloadMemory = 16 * 1024 * 1024;
 
     /// <summary>The payload blocks allocated and not freed.</summary>
-    public IReadOnlyList<PayloadAllocation> Allocations => _allocations;
+    public IReadOnlyList<PayloadAllocation> Allocations => _allocations.Values;
 
     /// <summary>
     /// A target from an ELF image with a symbol table (xen-syms or the sandbox image): symbols, build-id
@@ -128,13 +130,10 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
     public MemoryReadStatus Read(ulong address, Span<byte> destination)
     {
         ulong length = (ulong)destination.Length;
-        foreach (var a in _allocations)
+        if (_allocations.TryFindAtOrBelow(address, out var a) && a.Contains(address, length))
         {
-            if (a.Contains(address, length))
-            {
-                a.Slice(address, destination.Length).CopyTo(destination);
-                return MemoryReadStatus.Ok;
-            }
+            a.Slice(address, destination.Length).CopyTo(destination);
+            return MemoryReadStatus.Ok;
         }
         foreach (var (start, size, bytes) in _image)
         {
@@ -161,21 +160,19 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
         if (at == 0 || at + bytes > _windowEnd)
             return null;
         var allocation = new PayloadAllocation(at, new byte[bytes], textSize, rwSize, roSize);
-        _allocations.Add(allocation);
+        _allocations.Add(at, at + bytes, allocation);
         return allocation;
     }
 
     // First fit in the window, reusing what unloaded payloads freed.
     private ulong FirstFit(ulong bytes)
     {
-        ulong at = _next;
-        foreach (var a in _allocations.OrderBy(a => a.BaseAddress))
+        foreach (var (from, to) in _allocations.FreeRuns())
         {
-            if (a.BaseAddress - at >= bytes)
-                break;
-            at = Math.Max(at, a.BaseAddress + (ulong)a.Bytes.Length);
+            if (to - from >= bytes)
+                return from;
         }
-        return at;
+        throw new InvalidOperationException("the run after the last allocation is open-ended");
     }
 
     // Xen's vm_alloc (common/vmap.c): the area's first page is the allocator's bitmap; an allocation goes in the
@@ -184,18 +181,18 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
     private ulong VmapFirstFit(ulong bytes)
     {
         const ulong page = PayloadAllocation.PageSize;
-        ulong free = _next + page;
-        foreach (var a in _allocations.OrderBy(a => a.BaseAddress))
+        foreach (var (free, next) in _allocations.FreeRuns())
         {
-            if (free + page + bytes < a.BaseAddress)
+            if (next == ulong.MaxValue)
+                return free + page + bytes <= _windowEnd ? free + page : 0;
+            if (free + page + bytes < next)
                 return free + page;
-            free = a.BaseAddress + (ulong)a.Bytes.Length;
         }
-        return free + page + bytes <= _windowEnd ? free + page : 0;
+        throw new InvalidOperationException("the run after the last allocation is open-ended");
     }
 
     /// <inheritdoc/>
-    public void Free(PayloadAllocation allocation) => _allocations.Remove(allocation);
+    public void Free(PayloadAllocation allocation) => _allocations.Remove(allocation.BaseAddress, allocation);
 
     /// <inheritdoc/>
     public void Secure(PayloadAllocation allocation) { }
@@ -204,13 +201,10 @@ public sealed class OfflineHypervisor : IHypervisorSymbols, IHypervisorMemory
     public bool WriteText(ulong address, ReadOnlySpan<byte> bytes)
     {
         ulong length = (ulong)bytes.Length;
-        foreach (var a in _allocations)
+        if (_allocations.TryFindAtOrBelow(address, out var a) && a.Contains(address, length))
         {
-            if (a.Contains(address, length))
-            {
-                bytes.CopyTo(a.Slice(address, bytes.Length));
-                return true;
-            }
+            bytes.CopyTo(a.Slice(address, bytes.Length));
+            return true;
         }
         foreach (var (start, size, image) in _image)
         {

@@ -119,4 +119,25 @@ public class UploadCheckTests
         Assert.Contains("duplicate new symbol: extern_refs_patch_this_fnc", error!.Message, StringComparison.Ordinal);
         Assert.Equal(before, Targets.Snapshot(core, target));
     }
+
+    [Fact]
+    public void A_build_id_in_use_names_its_payload_until_that_one_is_unloaded()
+    {
+        var (core, target) = Targets.Core();
+        Assert.Null(core.Upload("first", s_hello.Value));
+        Assert.Null(core.Upload("other", s_nop.Value));
+        var before = Targets.Snapshot(core, target);
+        var error = core.Upload("second", s_hello.Value);
+        Assert.Equal((LivepatchCheck.BuildIdInUse, XenErrno.EEXIST), (error?.Check, error?.Errno));
+        Assert.StartsWith("second: ", error!.Message, StringComparison.Ordinal);
+        Assert.Contains("first", error.Message, StringComparison.Ordinal);
+        Assert.Equal(before, Targets.Snapshot(core, target));
+        // Unloaded, its build-id, symbols and name are free again: the same bytes load under either name.
+        Assert.Equal(0, core.Action("first", LivepatchAction.Unload));
+        Assert.Null(core.Upload("second", s_hello.Value));
+        Assert.Equal(LivepatchCheck.NameInUse, core.Upload("second", s_nop.Value)?.Check);
+        Assert.Equal(0, core.Action("second", LivepatchAction.Unload));
+        Assert.Null(core.Upload("first", s_hello.Value));
+        Assert.Equal(["other", "first"], core.Payloads.Select(p => p.Name));
+    }
 }
