@@ -79,6 +79,37 @@ internal static unsafe partial class LibC
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     public static partial long syscall(long number, long a1, long a2, long a3);
 
+    [LibraryImport("libc", EntryPoint = "gettid")]
+    public static partial int gettid();
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int clock_gettime(int clock, long* timespec);
+
+    [LibraryImport("libc", EntryPoint = "nanosleep")]
+    private static partial int nanosleep(long* request, long* remaining);
+
+    /// <summary>
+    /// The clock of thread <paramref name="tid"/>'s CPU time (of this process), as <c>pthread_getcpuclockid</c> makes
+    /// it: CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD over the complemented tid. Reading it is a system call.
+    /// </summary>
+    public static int ThreadCpuClock(int tid) => (~tid << 3) | 6;
+
+    /// <summary><c>clock_gettime(clock)</c> in nanoseconds; -1 when the clock is gone (its thread has exited).</summary>
+    public static long ClockNs(int clock)
+    {
+        long* ts = stackalloc long[2];
+        return clock_gettime(clock, ts) == 0 ? ts[0] * 1_000_000_000 + ts[1] : -1;
+    }
+
+    /// <summary><c>nanosleep</c> of <paramref name="ns"/> (below a second); a signal may end it early.</summary>
+    public static void SleepNs(long ns)
+    {
+        long* ts = stackalloc long[2];
+        ts[0] = 0;
+        ts[1] = ns;
+        _ = nanosleep(ts, null);
+    }
+
     [LibraryImport("libc", EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int stat(string path, byte* buffer);
 

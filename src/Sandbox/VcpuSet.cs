@@ -18,6 +18,9 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     private readonly Thread[] _threads;
     private readonly VcpuStats[] _stats;
     private readonly int[] _holdRequests;
+    private readonly int[] _awayRequests;
+    private readonly ManualResetEventSlim[] _comeBack;
+    private long _away;
     private volatile bool _stop;
 
     /// <summary>Creates <paramref name="count"/> vCPUs over the image mapped in <paramref name="memory"/>.</summary>
@@ -30,9 +33,12 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         _threads = new Thread[count];
         _stats = new VcpuStats[count];
         _holdRequests = new int[count];
+        _awayRequests = new int[count];
+        _comeBack = new ManualResetEventSlim[count];
         for (int i = 0; i < count; i++)
         {
             _stats[i] = new VcpuStats { Index = i };
+            _comeBack[i] = new ManualResetEventSlim(false, spinCount: 0);
             int index = i;
             _threads[i] = new Thread(() => Run(index)) { IsBackground = true, Name = $"vcpu{i}" };
         }
@@ -63,8 +69,38 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
             t.Start();
     }
 
+    /// <summary>
+    /// How long past its deadline an action waits for vCPUs whose threads the host has not run before it fails with
+    /// -EBUSY regardless (default 5 s; see <see cref="Rendezvous"/>).
+    /// </summary>
+    public TimeSpan ExtensionCap
+    {
+        get => _rendezvous.ExtensionCap;
+        set => _rendezvous.ExtensionCap = value;
+    }
+
     /// <summary>Asks vCPU <paramref name="index"/> to make the hold hypercall on its next entry.</summary>
     public void RequestHold(int index) => Volatile.Write(ref _holdRequests[index], 1);
+
+    /// <summary>
+    /// Takes vCPU <paramref name="index"/> off its core after its next safe point until <see cref="ComeBack"/>, as a
+    /// busy host's scheduler does: its thread blocks (it does not run, unlike a vCPU held inside the hypervisor) and
+    /// passes no safe point meanwhile. A test hook.
+    /// </summary>
+    public void RequestAway(int index)
+    {
+        _comeBack[index].Reset();
+        Volatile.Write(ref _awayRequests[index], 1);
+    }
+
+    /// <summary>Lets vCPU <paramref name="index"/> run again after <see cref="RequestAway"/>.</summary>
+    public void ComeBack(int index) => _comeBack[index].Set();
+
+    /// <summary>How many times a vCPU has gone away (<see cref="RequestAway"/>).</summary>
+    public long Away => Volatile.Read(ref _away);
+
+    /// <summary>Whether a rendezvous is waiting past its deadline for vCPUs whose threads the host has not run.</summary>
+    public bool Extending => _rendezvous.Extending;
 
     /// <inheritdoc/>
     public void Schedule(Action work, ulong timeoutNs, Action<int> completed, Action? prepare = null)
@@ -82,6 +118,7 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
         ulong last0 = ulong.MaxValue, last1 = ulong.MaxValue;
         string lastText = "";
         long lastMinor = -1;
+        _rendezvous.ThreadStarted(index);
         while (!_stop)
         {
             _rendezvous.SafePoint(index);
@@ -89,6 +126,13 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
             {
                 Volatile.Write(ref _holdRequests[index], 0);
                 _hypercall(HypercallHold, 0, 0, 0);
+                continue;
+            }
+            if (Volatile.Read(ref _awayRequests[index]) != 0)
+            {
+                Volatile.Write(ref _awayRequests[index], 0);
+                Interlocked.Increment(ref _away);
+                _comeBack[index].Wait();
                 continue;
             }
             // XENVER_extraversion, then XENVER_version: a guest asking who we are.
@@ -122,6 +166,8 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     public void Stop()
     {
         _stop = true;
+        foreach (var e in _comeBack)
+            e.Set();
         foreach (var t in _threads)
         {
             if (t.IsAlive)
@@ -130,5 +176,13 @@ public sealed unsafe class VcpuSet : ILivepatchCpus, IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => Stop();
+    public void Dispose()
+    {
+        Stop();
+        if (_threads.All(t => !t.IsAlive))
+        {
+            foreach (var e in _comeBack)
+                e.Dispose();
+        }
+    }
 }

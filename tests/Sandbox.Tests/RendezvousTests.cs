@@ -37,6 +37,52 @@ public class RendezvousTests
     }
 
     [Fact]
+    public void A_vcpu_the_host_does_not_run_past_the_deadline_delays_the_action_and_does_not_fail_it()
+    {
+        using var host = SandboxArtifacts.Boot();
+        var d = new Driver(host);
+        Assert.Null(d.Upload("xen_hello_world"));
+        // vCPU 1's thread blocks between two safe points, as one a busy host's scheduler took off its core: it does
+        // not come, and it does not run either.
+        host.Vcpus.RequestAway(1);
+        Assert.True(SmokeTests.SpinUntil(() => host.Vcpus.Away >= 1), "vCPU 1 did not go away");
+        Assert.Equal(0, host.Core.Action("xen_hello_world", LivepatchAction.Apply, 20_000_000));
+        // The master checks in (a quarter of the timeout on) and its 20 ms pass: the round waits on, holding vCPU 0.
+        Assert.True(SmokeTests.SpinUntil(() => host.Vcpus.Extending), "the rendezvous did not wait past its deadline");
+        Assert.Equal(-(int)XenErrno.EAGAIN, host.Core.Find("xen_hello_world")!.Rc);
+        Assert.Equal("-sandbox", host.LastExtraVersion(0));
+        // Back on a core, vCPU 1 comes, and the action completes as on a host that runs every vCPU.
+        host.Vcpus.ComeBack(1);
+        Assert.True(SmokeTests.SpinUntil(() => !host.Core.ActionPending), "the apply did not complete");
+        var p = host.Core.Find("xen_hello_world")!;
+        Assert.Equal((0, LivepatchState.Applied), (p.Rc, p.State));
+        var t = host.Vcpus.Timings[^1];
+        Assert.Equal(0, t.Rc);
+        Assert.True(t.ExtendedNs > 0 && t.PauseNs > 20_000_000, $"pause {t.PauseNs} ns, extended {t.ExtendedNs} ns");
+        Assert.Equal("Hello World", d.Seen());
+    }
+
+    [Fact]
+    public void A_vcpu_away_beyond_the_cap_fails_the_action_with_EBUSY()
+    {
+        using var host = SandboxArtifacts.Boot();
+        host.Vcpus.ExtensionCap = TimeSpan.FromMilliseconds(100);
+        var d = new Driver(host);
+        Assert.Null(d.Upload("xen_hello_world"));
+        host.Vcpus.RequestAway(1);
+        Assert.True(SmokeTests.SpinUntil(() => host.Vcpus.Away >= 1), "vCPU 1 did not go away");
+        var r = d.Act("xen_hello_world", LivepatchAction.Apply, timeoutNs: 20_000_000);
+        Assert.Equal((0, (int?)-(int)XenErrno.EBUSY, (LivepatchState?)LivepatchState.Checked), r);
+        var t = host.Vcpus.Timings[^1];
+        Assert.Equal(-(int)XenErrno.EBUSY, t.Rc);
+        // The deadline (20 ms), then the cap (100 ms) past it.
+        Assert.True(t.PauseNs >= 120_000_000 && t.ExtendedNs >= 80_000_000, $"pause {t.PauseNs} ns, extended {t.ExtendedNs} ns");
+        host.Vcpus.ComeBack(1);
+        Assert.Equal((0, (int?)0, (LivepatchState?)LivepatchState.Applied), d.Act("xen_hello_world", LivepatchAction.Apply));
+        Assert.Equal("Hello World", d.Seen());
+    }
+
+    [Fact]
     public void Prepared_writes_of_every_length_land_in_the_text_and_nothing_else_changes()
     {
         using var host = SandboxHost.Start(new SandboxOptions { ImagePath = SandboxArtifacts.Image, Vcpus = 0 });

@@ -32,7 +32,8 @@ internal static class SandboxCommand
           --profile <name>   xen-4.17 (default), xen-4.22 or seed-2016: the rules and the
                              sysctl layout
           --action-timeout <ms>  the deadline of an action whose caller gives none, as Xen's tool does
-                             (default 30, Xen's; more when the host is too busy to run every vCPU in time)
+                             (default 30, Xen's). A vCPU misses it once its thread has run that long
+                             without coming: one a busy host did not run is waited for (up to 5 s more)
           --quiet            no log; only errors
           --log-format <f>   text: a UTC timestamp and a level (info, warn, error) before each line (default);
                              journal: systemd's <N> priority prefixes, no timestamp (the default when
@@ -151,6 +152,16 @@ internal static class SandboxCommand
             {
                 var reads = host.Vcpus.Stats[i].ExtraVersions.Select(r => string.Create(CultureInfo.InvariantCulture, $"\"{r.Key}\" {r.Value:N0} times"));
                 log.WriteLine($"sandbox: vcpu{i} read XENVER_extraversion {string.Join(", ", reads)}");
+            }
+            if (log != null && host.Vcpus.Timings is { Count: > 0 } timings)
+            {
+                // How often the host kept a vCPU thread from coming in time (the rendezvous waited for it) and how
+                // often an action failed its deadline: what an operator of a busy host wants to know.
+                var extended = timings.Where(t => t.ExtendedNs > 0).ToList();
+                string longest = extended.Count == 0 ? ""
+                    : string.Create(CultureInfo.InvariantCulture, $" (longest {extended.Max(t => t.ExtendedNs) / 1e6:F1} ms)");
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"sandbox: {timings.Count:N0} rendezvous, {timings.Count(t => t.Rc != 0):N0} failed (-EBUSY), {extended.Count:N0} waited past the deadline for vCPUs the host did not run{longest}"));
             }
             log?.WriteLine("sandbox: stopping");
             server.DisposeAsync().AsTask().GetAwaiter().GetResult();

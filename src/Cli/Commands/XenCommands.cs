@@ -15,8 +15,13 @@ internal static class XenCommands
     /// <summary>The tool's wait between an action and the GET that reads its outcome: twice the hypervisor's 30 ms.</summary>
     public static readonly TimeSpan ActionWait = TimeSpan.FromTicks(2 * LivepatchClient.ToolTimeoutNs / 100);
 
-    /// <summary>How long, in all, the tool waits for an action that still reads "in progress" (see <see cref="ActionAsync"/>).</summary>
-    public static readonly TimeSpan ActionPatience = TimeSpan.FromSeconds(3);
+    /// <summary>
+    /// How long, in all, the tool waits for an action that still reads "in progress" (see <see cref="ActionAsync"/>):
+    /// 10 s, longer than the sandbox may legitimately take on a busy host (its rendezvous waits for vCPU threads the
+    /// host has not run, up to 5 s past the deadline; <c>Rendezvous.ExtensionCap</c>). Real Xen ends an action by
+    /// its deadline, so there the first look reads its outcome.
+    /// </summary>
+    public static readonly TimeSpan ActionPatience = TimeSpan.FromSeconds(10);
 
     private const int EINVAL = (int)XenErrno.EINVAL;
     private const int EAGAIN = (int)XenErrno.EAGAIN;
