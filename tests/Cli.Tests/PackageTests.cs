@@ -69,7 +69,7 @@ public class PackageTests
         Assert.Equal("git", repository.Attribute("type")?.Value);
         Assert.Matches("^[0-9a-f]{40}$", repository.Attribute("commit")?.Value ?? "");
         string origin = Git("remote", "get-url", "origin");
-        string expected = origin.Length == 0 ? "file://" + Repo.Root.TrimEnd('/') : origin.StartsWith('/') ? "file://" + origin : origin;
+        string expected = origin.Length == 0 ? "file://" + Repo.Root.TrimEnd('/') : origin.StartsWith('/') ? "file://" + Path.GetFullPath(origin).TrimEnd('/') : origin;
         Assert.Equal(expected, repository.Attribute("url")?.Value);
         Assert.Equal(expected.EndsWith(".git", StringComparison.Ordinal) ? expected[..^4] : expected, metadata.Element(ns + "projectUrl")?.Value);
         if (id == "XenLivepatch.Control")
