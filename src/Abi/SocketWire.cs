@@ -358,123 +358,29 @@ public static class SocketWire
     }
 
     /// <summary>"XLPS": a payload signature status request. Not a sysctl (Xen's ABI has no signature field): the
-    /// sandbox answers it from its registry, for <c>get</c> and <c>list --json</c>.
-    /// <code>
-    /// request: u32 'XLPS', u32 version (1), u32 name length, name bytes
-    /// reply:   u32 'XLPT', i32 rc (0, -ENOENT, -EPERM), u32 fields, per field: u32 key length, key, u32 value length, value (UTF-8)
-    /// </code>
+    /// sandbox answers it from its registry, for <c>get</c> and <c>list --json</c>. <see cref="StatusFrames"/> holds the layout.
     /// </summary>
     public const uint StatusRequestMagic = 0x53504c58;
     /// <summary>"XLPT".</summary>
     public const uint StatusReplyMagic = 0x54504c58;
-    private const int MaxStatusFields = 32;
-    private const int MaxStatusText = 4096;
 
     /// <summary>True when <paramref name="m"/> is a status request (rather than a sysctl).</summary>
     public static bool IsStatusRequest(ReadOnlySpan<byte> m) => m.Length >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(m) == StatusRequestMagic;
 
     /// <summary>Encodes a status request for payload <paramref name="name"/>.</summary>
-    public static byte[] EncodeStatusRequest(string name)
-    {
-        byte[] n = System.Text.Encoding.UTF8.GetBytes(name);
-        var m = new byte[12 + n.Length];
-        BinaryPrimitives.WriteUInt32LittleEndian(m, StatusRequestMagic);
-        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(4), Version);
-        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(8), (uint)n.Length);
-        n.CopyTo(m, 12);
-        return m;
-    }
+    public static byte[] EncodeStatusRequest(string name) => StatusFrames.EncodeRequest(name);
 
     /// <summary>Decodes a status request.</summary>
-    public static bool TryDecodeStatusRequest(ReadOnlySpan<byte> m, out string name, out string error)
-    {
-        name = "";
-        if (m.Length < 12 || !IsStatusRequest(m) || BinaryPrimitives.ReadUInt32LittleEndian(m[4..]) != Version)
-        {
-            error = "not a status request of this version";
-            return false;
-        }
-        uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
-        if (length > Livepatch.NameSize || length != m.Length - 12)
-        {
-            error = "bad status request name length";
-            return false;
-        }
-        name = System.Text.Encoding.UTF8.GetString(m[12..]);
-        error = "";
-        return true;
-    }
+    public static bool TryDecodeStatusRequest(ReadOnlySpan<byte> m, out string name, out string error) =>
+        StatusFrames.TryDecodeRequest(m, out name, out error);
 
     /// <summary>Encodes a status reply.</summary>
-    public static byte[] EncodeStatusReply(int rc, IReadOnlyList<KeyValuePair<string, string>> fields)
-    {
-        ArgumentNullException.ThrowIfNull(fields);
-        var encoded = fields.Take(MaxStatusFields)
-            .Select(f => (Key: System.Text.Encoding.UTF8.GetBytes(f.Key), Value: System.Text.Encoding.UTF8.GetBytes(f.Value.Length > MaxStatusText ? f.Value[..MaxStatusText] : f.Value)))
-            .ToList();
-        var m = new byte[12 + encoded.Sum(f => 8 + f.Key.Length + f.Value.Length)];
-        BinaryPrimitives.WriteUInt32LittleEndian(m, StatusReplyMagic);
-        BinaryPrimitives.WriteInt32LittleEndian(m.AsSpan(4), rc);
-        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(8), (uint)encoded.Count);
-        int at = 12;
-        foreach (var (key, value) in encoded)
-        {
-            BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(at), (uint)key.Length);
-            key.CopyTo(m, at + 4);
-            at += 4 + key.Length;
-            BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(at), (uint)value.Length);
-            value.CopyTo(m, at + 4);
-            at += 4 + value.Length;
-        }
-        return m;
-    }
+    public static byte[] EncodeStatusReply(int rc, IReadOnlyList<KeyValuePair<string, string>> fields) =>
+        StatusFrames.EncodeReply(rc, fields);
 
     /// <summary>Decodes a status reply.</summary>
-    public static bool TryDecodeStatusReply(ReadOnlySpan<byte> m, out int rc, out Dictionary<string, string> fields, out string error)
-    {
-        rc = 0;
-        fields = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (m.Length < 12 || BinaryPrimitives.ReadUInt32LittleEndian(m) != StatusReplyMagic)
-        {
-            error = "not a status reply";
-            return false;
-        }
-        rc = BinaryPrimitives.ReadInt32LittleEndian(m[4..]);
-        uint count = BinaryPrimitives.ReadUInt32LittleEndian(m[8..]);
-        if (count > MaxStatusFields)
-        {
-            error = "too many status fields";
-            return false;
-        }
-        int at = 12;
-        for (int i = 0; i < count; i++)
-        {
-            string? key = null;
-            for (int part = 0; part < 2; part++)
-            {
-                if (m.Length - at < 4)
-                {
-                    error = "truncated status reply";
-                    return false;
-                }
-                uint length = BinaryPrimitives.ReadUInt32LittleEndian(m[at..]);
-                at += 4;
-                if (length > MaxStatusText * 4 || m.Length - at < length)
-                {
-                    error = "truncated status reply";
-                    return false;
-                }
-                string text = System.Text.Encoding.UTF8.GetString(m.Slice(at, (int)length));
-                at += (int)length;
-                if (part == 0)
-                    key = text;
-                else
-                    fields[key!] = text;
-            }
-        }
-        error = "";
-        return true;
-    }
+    public static bool TryDecodeStatusReply(ReadOnlySpan<byte> m, out int rc, out Dictionary<string, string> fields, out string error) =>
+        StatusFrames.TryDecodeReply(m, out rc, out fields, out error);
 }
 
 /// <summary>A decoded request: which hypercall, its argument structure, and the caller buffers.</summary>

@@ -93,38 +93,8 @@ public sealed partial class ElfFile
     /// be missing.
     /// </summary>
     public static bool TryParseNotes(ReadOnlyMemory<byte> data, ElfEncoding encoding, int alignment,
-        [NotNullWhen(true)] out IReadOnlyList<ElfNote>? notes, [NotNullWhen(false)] out ElfError? error)
-    {
-        notes = null;
-        var l = new ElfLayout(ElfClass.Elf64, encoding);
-        var span = data.Span;
-        var list = new List<ElfNote>();
-        long pos = 0;
-        long len = span.Length;
-        long mask = alignment - 1;
-        while (pos < len)
-        {
-            if (len - pos < ElfNote.HeaderSize)
-                return Fail(out error, new ElfError(ElfErrorCode.BadNote, $"note at offset {pos}: only {len - pos} bytes remain, not enough for a 12-byte note header"));
-            uint namesz = l.U32(span, (int)pos);
-            uint descsz = l.U32(span, (int)pos + 4);
-            uint type = l.U32(span, (int)pos + 8);
-            long nameStart = pos + ElfNote.HeaderSize;
-            long descStart = nameStart + ((namesz + mask) & ~mask); // namesz ≤ 2^32, so no overflow in long.
-            if (namesz > len - nameStart)
-                return Fail(out error, new ElfError(ElfErrorCode.BadNote, $"note at offset {pos}: name size {namesz} runs past the end of the {len}-byte note data"));
-            if (descStart > len || descsz > len - descStart)
-                return Fail(out error, new ElfError(ElfErrorCode.BadNote, $"note at offset {pos}: descriptor size {descsz} runs past the end of the {len}-byte note data"));
-            var nameBytes = span.Slice((int)nameStart, (int)namesz);
-            int nul = nameBytes.IndexOf((byte)0);
-            string name = System.Text.Encoding.Latin1.GetString(nul >= 0 ? nameBytes[..nul] : nameBytes);
-            list.Add(new ElfNote(name, type, data.Slice((int)descStart, (int)descsz)) { NameSize = namesz, SectionOffset = pos });
-            pos = descStart + ((descsz + mask) & ~mask);
-        }
-        notes = list;
-        error = null;
-        return true;
-    }
+        [NotNullWhen(true)] out IReadOnlyList<ElfNote>? notes, [NotNullWhen(false)] out ElfError? error) =>
+        ElfNotes.TryParse(data, encoding, alignment, out notes, out error);
 
     /// <summary>
     /// Finds the GNU build-id: the descriptor of the first NT_GNU_BUILD_ID note owned by "GNU" in an SHT_NOTE
@@ -141,13 +111,10 @@ public sealed partial class ElfFile
                 continue;
             if (!TryGetNotes(i, out var notes, out error))
                 return false;
-            foreach (var n in notes)
+            if (ElfNotes.GnuBuildId(notes) is { } found)
             {
-                if (n.IsGnuBuildId)
-                {
-                    buildId = n.Descriptor;
-                    return true;
-                }
+                buildId = found;
+                return true;
             }
         }
         if (_sections.Length > 0)
@@ -164,13 +131,10 @@ public sealed partial class ElfFile
             }
             if (!TryParseNotes(Data.Slice((int)p.Offset, (int)p.FileSize), Layout.Encoding, ElfNote.AlignmentFor(p.Align), out var notes, out error))
                 return false;
-            foreach (var n in notes)
+            if (ElfNotes.GnuBuildId(notes) is { } found)
             {
-                if (n.IsGnuBuildId)
-                {
-                    buildId = n.Descriptor;
-                    return true;
-                }
+                buildId = found;
+                return true;
             }
         }
         return false;

@@ -127,7 +127,8 @@ public sealed partial class ElfFile
         return true;
     }
 
-    private static bool Fail(out ElfError error, ElfError e)
+    // False with the error: the shape of every Try* reader here.
+    internal static bool Fail(out ElfError error, ElfError e)
     {
         error = e;
         return false;

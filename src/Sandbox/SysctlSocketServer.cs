@@ -6,9 +6,6 @@ using XenLivepatch.Interop;
 
 namespace XenLivepatch.Sandbox;
 
-/// <summary>Who is on the other end of a connection (SO_PEERCRED, plus the peer's supplementary groups).</summary>
-public readonly record struct PeerCredentials(int Pid, uint Uid, uint Gid, IReadOnlyList<uint> Groups);
-
 /// <summary>
 /// What the socket server lets its peers make it hold. A peer's request is read whole before it is answered,
 /// and its out-buffers are allocated and echoed: these bound that, for all peers together.
@@ -63,9 +60,8 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     private readonly SocketServerLimits _limits;
     private readonly ByteBudget _budget;
     private readonly SemaphoreSlim _connections;
-    // Connections served now, per uid other than root, and all of theirs together.
-    private readonly Dictionary<uint, int> _perUser = [];
-    private int _notRoot;
+    private readonly ConnectionAdmission _admission;
+    private readonly SysctlRequestLog? _requests;
 
     private SysctlSocketServer(SysctlHandler handler, string path, uint? group, TextWriter? log, SocketServerLimits? limits)
     {
@@ -73,6 +69,8 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         _limits = limits ?? new SocketServerLimits();
         _budget = new ByteBudget(_limits.HeldBytes);
         _connections = new SemaphoreSlim(_limits.Connections);
+        _admission = new ConnectionAdmission(_limits, log);
+        _requests = log == null ? null : new SysctlRequestLog(log, handler.Core);
         Path = path;
         PrivilegedGroup = group;
         _log = log;
@@ -122,14 +120,7 @@ public sealed class SysctlSocketServer : IAsyncDisposable
     public long HeldBytes => _budget.Held;
 
     /// <summary>The connections of peers other than root served right now (at most <see cref="SocketServerLimits.Connections"/> less the root reserve).</summary>
-    public int OthersConnections
-    {
-        get
-        {
-            lock (_perUser)
-                return _notRoot;
-        }
-    }
+    public int OthersConnections => _admission.OthersConnections;
 
     /// <summary>Whether a peer may use the sysctl.</summary>
     public bool IsPrivileged(in PeerCredentials peer) =>
@@ -163,37 +154,6 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         }
     }
 
-    /// <summary>The credentials of a connected peer.</summary>
-    public static PeerCredentials Credentials(Socket socket)
-    {
-        Span<byte> ucred = stackalloc byte[12];
-        int n = socket.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, ucred);
-        if (n < 12)
-            throw new IOException("SO_PEERCRED returned too little");
-        int pid = BinaryPrimitives.ReadInt32LittleEndian(ucred);
-        uint uid = BinaryPrimitives.ReadUInt32LittleEndian(ucred[4..]);
-        uint gid = BinaryPrimitives.ReadUInt32LittleEndian(ucred[8..]);
-        var groups = new List<uint>();
-        try
-        {
-            foreach (string line in File.ReadLines($"/proc/{pid}/status"))
-            {
-                if (!line.StartsWith("Groups:", StringComparison.Ordinal))
-                    continue;
-                foreach (string g in line["Groups:".Length..].Split(' ', '\t', StringSplitOptions.RemoveEmptyEntries))
-                {
-                    if (uint.TryParse(g, out uint v))
-                        groups.Add(v);
-                }
-            }
-        }
-        catch (IOException)
-        {
-            // The peer went away: its primary group is all we know.
-        }
-        return new PeerCredentials(pid, uid, gid, groups);
-    }
-
     private async Task Serve(Socket client)
     {
         using (client)
@@ -201,13 +161,13 @@ public sealed class SysctlSocketServer : IAsyncDisposable
             PeerCredentials peer;
             try
             {
-                peer = Credentials(client);
+                peer = PeerCredentials.Of(client);
             }
             catch (Exception e) when (e is IOException or SocketException)
             {
                 return;
             }
-            if (!Admit(peer))
+            if (!_admission.TryAdmit(peer))
                 return;
             try
             {
@@ -215,40 +175,8 @@ public sealed class SysctlSocketServer : IAsyncDisposable
             }
             finally
             {
-                Leave(peer);
+                _admission.Leave(peer);
             }
-        }
-    }
-
-    // Whether a peer may be served now: root always (a slot is its own, RootReserve of them kept for it); any other
-    // uid while it holds fewer than ConnectionsPerUser and all but root fewer than Connections - RootReserve.
-    private bool Admit(in PeerCredentials peer)
-    {
-        if (peer.Uid == 0)
-            return true;
-        lock (_perUser)
-        {
-            int mine = _perUser.GetValueOrDefault(peer.Uid);
-            if (mine < _limits.ConnectionsPerUser && _notRoot < _limits.Connections - _limits.RootReserve)
-            {
-                _perUser[peer.Uid] = mine + 1;
-                _notRoot++;
-                return true;
-            }
-        }
-        _log?.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}: too many connections (uid {peer.Uid} may hold {_limits.ConnectionsPerUser}, all but root {_limits.Connections - _limits.RootReserve}); closing");
-        return false;
-    }
-
-    private void Leave(in PeerCredentials peer)
-    {
-        if (peer.Uid == 0)
-            return;
-        lock (_perUser)
-        {
-            if (--_perUser[peer.Uid] == 0)
-                _perUser.Remove(peer.Uid);
-            _notRoot--;
         }
     }
 
@@ -329,7 +257,7 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         }
         byte[] sysctl = SocketWire.Sysctl(head);
         int rc = _handler.Handle(sysctl, new GuestBuffers([]), privileged: false);
-        Log(peer, false, sysctl, rc);
+        _requests?.Sysctl(peer, false, sysctl, rc);
         return await Reply(stream, SocketWire.EncodeReply(rc, sysctl, [])).ConfigureAwait(false);
     }
 
@@ -387,11 +315,11 @@ public sealed class SysctlSocketServer : IAsyncDisposable
         if (request.Hypercall == XenVersion.Hypercall)
         {
             rc = _handler.XenVersion(request.XenVersionCmd, request.XenVersionArg, new GuestBuffers(request.Buffers), privileged);
-            LogXenVersion(peer, privileged, request.XenVersionCmd, rc);
+            _requests?.XenVersion(peer, privileged, request.XenVersionCmd, rc);
             return SocketWire.EncodeReply(rc, op, request.Buffers);
         }
         rc = _handler.Handle(op, new GuestBuffers(request.Buffers), privileged);
-        Log(peer, privileged, op, rc);
+        _requests?.Sysctl(peer, privileged, op, rc);
         // An unprivileged peer's out-buffers were never allocated: its reply carries none.
         return SocketWire.EncodeReply(rc, op, privileged ? request.Buffers : []);
     }
@@ -464,59 +392,6 @@ public sealed class SysctlSocketServer : IAsyncDisposable
             ? SocketWire.EncodeStatusReply(-(int)XenErrno.ENOENT, [])
             : SocketWire.EncodeStatusReply(0, SignatureCheck.Status(core.Trust, payload.Signature));
     }
-
-    private void Log(in PeerCredentials peer, bool privileged, byte[] sysctl, int rc)
-    {
-        if (_log == null)
-            return;
-        // A tool probing the interface version (the control library tries Xen 4.17's, then 4.21's, then the seed's):
-        // say so, or a 2016-layout sandbox's log reads as if every LIST were refused.
-        var header = XenSysctl.ReadHeader(sysctl);
-        uint version = header.InterfaceVersion, ours = _handler.Core.Profile.Abi.InterfaceVersion;
-        if (version != ours)
-        {
-            _log.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"sysctl: pid {peer.Pid} uid {peer.Uid}: interface version 0x{version:x2} -> -EACCES (this hypervisor speaks 0x{ours:x2})"));
-            return;
-        }
-        uint cmd = header.Cmd;
-        string what;
-        if (cmd == Livepatch.SysctlCommand)
-        {
-            var op = XenSysctl.ReadLivepatch(sysctl, _handler.Core.Profile.Abi.Layout);
-            // GET and LIST that succeed change nothing, and tools poll GET while an action runs.
-            if (rc >= 0 && privileged && op.Cmd is LivepatchSubOp.Get or LivepatchSubOp.List)
-                return;
-            what = op.Cmd switch
-            {
-                LivepatchSubOp.Action => $"ACTION {(LivepatchAction)op.Action.Cmd}",
-                _ => op.Cmd.ToString().ToUpperInvariant(),
-            };
-        }
-        else
-        {
-            // Reading the console changes nothing either.
-            if (rc >= 0 && privileged && cmd == SysctlCommands.ReadConsole)
-                return;
-            what = cmd switch
-            {
-                SysctlCommands.DebugKeys => "DEBUG_KEYS",
-                SysctlCommands.ReadConsole => "READCONSOLE",
-                _ => $"sysctl {cmd}",
-            };
-        }
-        _log.WriteLine($"sysctl: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: {what} -> {Result(rc)}");
-    }
-
-    private void LogXenVersion(in PeerCredentials peer, bool privileged, int cmd, int rc)
-    {
-        if (_log == null || (rc >= 0 && privileged))
-            return;
-        _log.WriteLine($"xen_version: pid {peer.Pid} uid {peer.Uid}{(privileged ? "" : " (unprivileged)")}: cmd {cmd} -> {Result(rc)}");
-    }
-
-    private static string Result(int rc) =>
-        rc < 0 ? $"-{(XenErrno)(-rc)}" : rc.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()

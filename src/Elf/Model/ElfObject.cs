@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace XenLivepatch.Elf;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace XenLivepatch.Elf;
 /// and symbols (locals first), builds the string tables and encodes every table in the object's class and
 /// byte order. What it writes is read back identically by <see cref="ElfFile"/>, and by readelf and ld.
 /// </summary>
-public sealed partial class ElfObject
+public sealed class ElfObject
 {
     /// <summary>Creates an empty object.</summary>
     public ElfObject(ElfClass elfClass, ElfEncoding encoding, ElfMachine machine)
@@ -114,4 +116,31 @@ public sealed partial class ElfObject
         foreach (var r in Sections.OfType<ElfRelocationSection>())
             r.Entries.RemoveAll(e => e.Symbol != null && gone.Contains(e.Symbol));
     }
+
+    /// <summary>Builds the editable model of a file; throws <see cref="ElfFormatException"/> when malformed.</summary>
+    public static ElfObject FromFile(ElfFile file) =>
+        TryFromFile(file, out var obj, out var error) ? obj : throw new ElfFormatException(error);
+
+    /// <summary>
+    /// Builds the editable model of a file: every section with its contents, symbol tables, relocations and
+    /// groups resolved into references. SHT_SYMTAB_SHNDX sections are dropped (the writer regenerates them
+    /// when needed). Fails with the first format error met.
+    /// </summary>
+    public static bool TryFromFile(ElfFile file, [NotNullWhen(true)] out ElfObject? obj, [NotNullWhen(false)] out ElfError? error) =>
+        ElfObjectReader.TryRead(file, out obj, out error);
+
+    /// <summary>
+    /// Lists what would make this object unwritable: dangling references, bad alignments, values that do not
+    /// fit an ELF32 field, symbols used by a relocation but missing from its symbol table. Empty when writable.
+    /// </summary>
+    public IReadOnlyList<string> Validate() => ElfObjectWriter.Validate(this);
+
+    /// <summary>The largest alignment the writer keeps for a section's file offset (a page).</summary>
+    public const ulong MaxFileAlignment = 4096;
+
+    /// <summary>
+    /// Writes the object. Throws <see cref="InvalidOperationException"/> listing every problem when
+    /// <see cref="Validate"/> finds any.
+    /// </summary>
+    public byte[] Write() => ElfObjectWriter.Write(this);
 }

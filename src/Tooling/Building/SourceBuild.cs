@@ -129,17 +129,6 @@ public sealed class SourceBuildResult
 /// </summary>
 public sealed partial class SourceBuild
 {
-    // What Xen stamps into include/xen/compile.h, and the values this tool builds with (fixed, so two builds of
-    // the same tree are identical; a given base build's own values are read back from its compile.h).
-    private static readonly (string Variable, string Macro, string Value)[] s_stamps =
-    [
-        ("XEN_BUILD_DATE", "XEN_COMPILE_DATE", "Mon Jan  1 00:00:00 UTC 2024"),
-        ("XEN_BUILD_TIME", "XEN_COMPILE_TIME", "00:00:00"),
-        ("XEN_WHOAMI", "XEN_COMPILE_BY", "xen-livepatch"),
-        ("XEN_DOMAIN", "XEN_COMPILE_DOMAIN", "build"),
-        ("XEN_BUILD_HOST", "XEN_COMPILE_HOST", "xen-livepatch"),
-    ];
-
     private readonly SourceBuildRequest _r;
     private readonly TextWriter _progress;
     private readonly List<(string, double)> _timings = [];
@@ -152,20 +141,6 @@ public sealed partial class SourceBuild
     {
         _r = request;
         _progress = progress;
-    }
-
-    /// <summary>The layout of a tree: where make runs and where the image and objects are.</summary>
-    private sealed record Layout(string MakeDirectory, string ObjectRoot, string Image, bool IsXen)
-    {
-        public static Layout? Of(string tree)
-        {
-            string xen = Path.Combine(tree, "xen");
-            if (File.Exists(Path.Combine(xen, "Makefile")) && Directory.Exists(Path.Combine(xen, "common")))
-                return new Layout("xen", "xen", Path.Combine("xen", "xen-syms"), true);
-            if (File.Exists(Path.Combine(tree, "Makefile")))
-                return new Layout(".", ".", "xen-syms", false);
-            return null;
-        }
     }
 
     /// <summary>Runs build-source; progress lines go to <paramref name="progress"/> (stderr).</summary>
@@ -213,7 +188,7 @@ public sealed partial class SourceBuild
         string tree = Path.GetFullPath(_r.Tree);
         if (!Directory.Exists(tree))
             return Fail(SourceBuildOutcome.BadInput, $"{_r.Tree}: no such directory", "give the source tree with --src");
-        var layout = Layout.Of(tree);
+        var layout = TreeLayout.Of(tree);
         if (layout == null)
             return Fail(SourceBuildOutcome.BadInput, $"{_r.Tree} is neither a Xen tree (xen/Makefile) nor a tree with a Makefile",
                 "give the top of Xen's source tree (the folder holding xen/), or the sandbox hypervisor's source (src/Sandbox/image)");
@@ -251,11 +226,11 @@ public sealed partial class SourceBuild
         }
     }
 
-    private SourceBuildResult Build(string tree, Layout layout, List<SourcePatch> patches, string work)
+    private SourceBuildResult Build(string tree, TreeLayout layout, List<SourcePatch> patches, string work)
     {
         // [1] The original: the given base build, or the tree built here with fixed stamps.
         string baseTree;
-        var stamps = s_stamps.Select(s => (s.Variable, s.Value)).ToList();
+        var stamps = TreeLayout.FixedStamps();
         var watch = Stopwatch.StartNew();
         if (_r.BaseBuild != null)
         {
@@ -263,11 +238,11 @@ public sealed partial class SourceBuild
             Step($"Using the base build {_r.BaseBuild}");
             if (!File.Exists(Path.Combine(baseTree, layout.Image)))
                 return Fail(SourceBuildOutcome.BadInput, $"--base-build {_r.BaseBuild} has no {layout.Image}", "give the folder of the tree the running hypervisor was built in (after its build)");
-            if (layout.IsXen && ReadStamps(Path.Combine(baseTree, "xen", "include", "xen", "compile.h")) is { } found)
+            if (layout.IsXen && TreeLayout.ReadStamps(Path.Combine(baseTree, "xen", "include", "xen", "compile.h")) is { } found)
                 stamps = found;
             foreach (string f in FilesBeforePatching(patches))
             {
-                if (!SameFile(Path.Combine(tree, f), Path.Combine(baseTree, f)))
+                if (!TreeFiles.SameFile(Path.Combine(tree, f), Path.Combine(baseTree, f)))
                     return Fail(SourceBuildOutcome.Mismatched, $"the base build {_r.BaseBuild} was not built from {_r.Tree}: {f} differs",
                         "give the build of this very tree (or build it here: leave out --base-build)");
             }
@@ -278,11 +253,11 @@ public sealed partial class SourceBuild
             Step($"Building the original tree (make -j{_r.Jobs}; the running hypervisor must be this build)");
             if (File.Exists(Path.Combine(tree, layout.Image)))
                 Note($"note: {_r.Tree} holds a built {layout.Image}; if that is the running hypervisor, give --base-build {_r.Tree} (this build's stamps, and so its build-id, may differ)");
-            if (!Copy(tree, baseTree, out string? copyError))
+            if (!TreeFiles.Copy(tree, baseTree, out string? copyError))
                 return Fail(SourceBuildOutcome.BadInput, $"cannot copy {_r.Tree}: {copyError}", "check the tree is readable and there is room in the temporary folder");
-            int rc = Make(baseTree, layout, stamps, Path.Combine(work, "build-original.log"));
+            int rc = layout.Make(baseTree, stamps, Path.Combine(work, "build-original.log"), _r.Jobs);
             if (rc != 0)
-                return Fail(SourceBuildOutcome.TreeDoesNotBuild, $"the original tree does not build (make exited {rc}):\n{Tail(Path.Combine(work, "build-original.log"))}",
+                return Fail(SourceBuildOutcome.TreeDoesNotBuild, $"the original tree does not build (make exited {rc}):\n{TreeFiles.Tail(Path.Combine(work, "build-original.log"))}",
                     $"fix the tree or its configuration first; the whole log is in {Path.Combine(work, "build-original.log")} with --keep");
             Note($"built in {Seconds(Lap("base build", watch))}");
         }
@@ -312,7 +287,7 @@ public sealed partial class SourceBuild
         watch.Restart();
         string patchedTree = Path.Combine(work, "patched");
         Step($"Applying {string.Join(", ", patches.Select(p => p.Name))} to a copy");
-        if (!Copy(baseTree, patchedTree, out string? error))
+        if (!TreeFiles.Copy(baseTree, patchedTree, out string? error))
             return Fail(SourceBuildOutcome.BadInput, $"cannot copy the base build: {error}", "check there is room in the temporary folder");
         var touched = new List<string>();
         foreach (var p in patches)
@@ -329,11 +304,11 @@ public sealed partial class SourceBuild
         // [3] Rebuild what changed.
         Step($"Building the patched tree (make -j{_r.Jobs}, same configuration and stamps)");
         string patchedLog = Path.Combine(work, "build-patched.log");
-        int prc = Make(patchedTree, layout, stamps, patchedLog);
+        int prc = layout.Make(patchedTree, stamps, patchedLog, _r.Jobs);
         if (prc != 0)
-            return Fail(SourceBuildOutcome.TreeDoesNotBuild, $"the patched tree does not build (make exited {prc}):\n{Tail(patchedLog)}",
+            return Fail(SourceBuildOutcome.TreeDoesNotBuild, $"the patched tree does not build (make exited {prc}):\n{TreeFiles.Tail(patchedLog)}",
                 "fix the patch so that the tree compiles; --keep DIR keeps the log and the trees");
-        var changed = ChangedObjects(baseTree, patchedTree, layout);
+        var changed = layout.ChangedObjects(baseTree, patchedTree);
         Note($"rebuilt in {Seconds(Lap("patched build", watch))}; {changed.Count} object{(changed.Count == 1 ? "" : "s")} changed");
 
         // [4] Diff each changed object.
@@ -448,36 +423,6 @@ public sealed partial class SourceBuild
         return ObjectDiff.Run(original, new DiffInput(rel, patched), patches);
     }
 
-    /// <summary>
-    /// The compiled objects the patched build changed (or added), relative to the tree: not the aggregates
-    /// (built_in.o, prelink.o), not host tools, and for an object Xen turns into __init (foo.init.o) that one.
-    /// </summary>
-    private static List<string> ChangedObjects(string baseTree, string patchedTree, Layout layout)
-    {
-        string root = Path.Combine(patchedTree, layout.ObjectRoot);
-        var result = new List<string>();
-        // Not through symbolic links: Xen's tree links xen/source to itself.
-        var walk = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, ReturnSpecialDirectories = false };
-        foreach (string path in Directory.EnumerateFiles(root, "*.o", walk))
-        {
-            string rel = Path.GetRelativePath(patchedTree, path);
-            string file = Path.GetFileName(path);
-            string fromRoot = Path.GetRelativePath(root, path);
-            if (file.StartsWith('.') || file is "built_in.o" or "built_in_bin.o" or "prelink.o" or "prelink-efi.o" ||
-                fromRoot.StartsWith("tools/", StringComparison.Ordinal) || fromRoot.StartsWith("scripts/", StringComparison.Ordinal) ||
-                rel.Split('/').Contains(".git"))
-            {
-                continue;
-            }
-            if (!file.EndsWith(".init.o", StringComparison.Ordinal) && File.Exists(Path.ChangeExtension(path, ".init.o")))
-                continue;
-            if (!SameFile(Path.Combine(baseTree, rel), path))
-                result.Add(rel);
-        }
-        result.Sort(StringComparer.Ordinal);
-        return result;
-    }
-
     // The files the patches change that must be in the tree before them: not those an earlier patch creates
     // (an advisory's later commit may change a file its first one adds).
     private static List<string> FilesBeforePatching(List<SourcePatch> patches)
@@ -497,96 +442,5 @@ public sealed partial class SourceBuild
             }
         }
         return files;
-    }
-
-    private static bool SameFile(string a, string b)
-    {
-        if (!File.Exists(a) || !File.Exists(b))
-            return false;
-        var fa = new FileInfo(a);
-        var fb = new FileInfo(b);
-        if (fa.Length != fb.Length)
-            return false;
-        return File.ReadAllBytes(a).AsSpan().SequenceEqual(File.ReadAllBytes(b));
-    }
-
-    // compile.h's stamps of a base build, so that the patched build writes the same compile.h (and version.o).
-    private static List<(string, string)>? ReadStamps(string compileH)
-    {
-        if (!File.Exists(compileH))
-            return null;
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string line in File.ReadLines(compileH))
-        {
-            var m = CompileMacro().Match(line);
-            if (m.Success)
-                values[m.Groups[1].Value] = m.Groups[2].Value;
-        }
-        var result = new List<(string, string)>();
-        foreach (var (variable, macro, _) in s_stamps)
-        {
-            if (!values.TryGetValue(macro, out string? v))
-                return null;
-            result.Add((variable, v));
-        }
-        return result;
-    }
-
-    [GeneratedRegex("^#define\\s+(XEN_COMPILE_\\w+)\\s+\"(.*)\"\\s*$")]
-    private static partial Regex CompileMacro();
-
-    // A copy that keeps modification times (make decides what to rebuild by them).
-    private static bool Copy(string from, string to, out string? error)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-        var psi = new ProcessStartInfo("cp") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (string a in (string[])["-a", "--", from, to])
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string err = p.StandardError.ReadToEnd();
-        p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        error = p.ExitCode == 0 ? null : err.Trim();
-        return p.ExitCode == 0;
-    }
-
-    private int Make(string tree, Layout layout, List<(string Variable, string Value)> stamps, string log)
-    {
-        var psi = new ProcessStartInfo("make") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = tree };
-        foreach (string a in (string[])["-C", layout.MakeDirectory, $"-j{Math.Max(1, _r.Jobs)}"])
-            psi.ArgumentList.Add(a);
-        foreach (string v in (string[])["MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"])
-            psi.Environment.Remove(v);
-        psi.Environment["LC_ALL"] = "C";
-        if (layout.IsXen)
-        {
-            foreach (var (variable, value) in stamps)
-                psi.Environment[variable] = value;
-        }
-        using var output = new StreamWriter(log);
-        using var p = new Process { StartInfo = psi };
-        var gate = new object();
-        void Line(string? l)
-        {
-            if (l == null)
-                return;
-            lock (gate)
-                output.WriteLine(l);
-        }
-        p.OutputDataReceived += (_, e) => Line(e.Data);
-        p.ErrorDataReceived += (_, e) => Line(e.Data);
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        p.WaitForExit();
-        return p.ExitCode;
-    }
-
-    private static string Tail(string log)
-    {
-        var lines = File.ReadAllLines(log);
-        var interesting = lines.Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase) || l.Contains("Error ", StringComparison.Ordinal)).TakeLast(6).ToList();
-        var tail = interesting.Count > 0 ? interesting : lines.TakeLast(8).ToList();
-        return string.Join("\n", tail.Select(l => "    " + (l.Length > 200 ? l[..200] + "..." : l)));
     }
 }

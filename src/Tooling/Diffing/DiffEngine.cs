@@ -1,14 +1,11 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.RegularExpressions;
 using Iced.Intel;
 using XenLivepatch.Tooling.Sources;
 
 namespace XenLivepatch.Tooling.Diffing;
 
 /// <summary>The diff of one pair of objects: correlation, comparison, inclusion, refusals (see <see cref="ObjectDiff"/>).</summary>
-internal sealed partial class DiffEngine
+internal sealed class DiffEngine
 {
     private readonly DiffUnit _base;
     private readonly DiffUnit _patched;
@@ -21,6 +18,7 @@ internal sealed partial class DiffEngine
     private readonly HashSet<UnitSection> _includedSections = new(ReferenceEqualityComparer.Instance);
     private readonly HashSet<SpecialGroup> _keptGroups = new(ReferenceEqualityComparer.Instance);
     private readonly SortedSet<string> _references = new(StringComparer.Ordinal);
+    private readonly ContentKeys _keys = new();
 
     private readonly IReadOnlyList<SourcePatch> _patches;
     private int _lineOnly;
@@ -32,7 +30,7 @@ internal sealed partial class DiffEngine
         _patches = patches;
     }
 
-    private static string Hex(long v) => v < 0 ? "-0x" + (-v).ToString("x", CultureInfo.InvariantCulture) : "0x" + v.ToString("x", CultureInfo.InvariantCulture);
+    internal static string Hex(long v) => v < 0 ? "-0x" + (-v).ToString("x", CultureInfo.InvariantCulture) : "0x" + v.ToString("x", CultureInfo.InvariantCulture);
 
     public DiffResult Run()
     {
@@ -41,16 +39,19 @@ internal sealed partial class DiffEngine
             if (SpecialSections.Parse(u, groups) is { } malformed)
                 return new DiffResult { Outcome = DiffOutcome.Mismatched, Object = _patched.Name, Problem = new ToolingProblem($"{u.Name}: {malformed}", "is it an object of Xen's build? Xen's headers write these entries") };
         }
-        Correlate();
-        ComputeKeys(_base, _baseGroups);
-        ComputeKeys(_patched, _patchedGroups);
-        Compare();
+        Correlation.Run(_base, _patched);
+        _keys.Sign(_base, _baseGroups);
+        _keys.Sign(_patched, _patchedGroups);
+        var comparison = new EntityComparison(_patches);
+        comparison.Run(_patched);
+        _lineOnly = comparison.LineOnly;
         Decide();
         CheckUnexplained();
+        var output = new DiffOutput(_base, _patched, _included, _includedSections, _keptGroups);
         var changed = new List<DiffSymbol>();
         var added = new List<DiffSymbol>();
         var data = new List<DiffSymbol>();
-        Report(changed, added, data);
+        Report(changed, added, data, output);
         if (_refusals.Count > 0)
         {
             return new DiffResult
@@ -62,10 +63,10 @@ internal sealed partial class DiffEngine
         bool hooks = _includedSections.Any(s => s.Kind == SectionKind.Hooks);
         if (changed.Count == 0 && added.Count == 0 && data.Count == 0 && !hooks)
             return new DiffResult { Outcome = DiffOutcome.NothingToPatch, Object = _patched.Name, SourceFile = _patched.SourceFile, Notes = _notes };
-        byte[] output = Write();
+        byte[] bytes = output.Write();
         return new DiffResult
         {
-            Outcome = DiffOutcome.Changed, Object = _patched.Name, SourceFile = _patched.SourceFile, Output = output,
+            Outcome = DiffOutcome.Changed, Object = _patched.Name, SourceFile = _patched.SourceFile, Output = bytes,
             Changed = changed, New = added, NewData = data, Notes = _notes, References = [.. _references],
         };
     }
@@ -76,335 +77,293 @@ internal sealed partial class DiffEngine
             _refusals.Add(new DiffRefusal(_patched.Name, section, symbol, reason));
     }
 
-    // ---- correlation -------------------------------------------------------------------------------------
+    // ---- what goes into the payload ----------------------------------------------------------------------
 
-    [GeneratedRegex(@"\.\d+")]
-    private static partial Regex NumberSuffix();
-
-    [GeneratedRegex(@"^.+\.\d+$")]
-    private static partial Regex StaticLocalName();
-
-    /// <summary>The name with gcc's numbers taken out: <c>foo.isra.3</c> and <c>foo.isra.7</c> compare equal.</summary>
-    private static string Unnumbered(string name) => NumberSuffix().Replace(name, ".");
-
-    private static bool IsStaticLocal(Entity e) => e.IsLocal && !e.IsFunction && StaticLocalName().IsMatch(e.Name);
-
-    private static bool Correlatable(Entity e) => e.Section.Kind != SectionKind.Hooks;
-
-    private void Correlate()
+    private void Decide()
     {
-        // gcc's clones carry numbers that change between builds: name the patched one as the original's.
-        var baseNames = new HashSet<string>(_base.Entities.Select(e => e.Name), StringComparer.Ordinal);
-        var patchedNames = new HashSet<string>(_patched.Entities.Select(e => e.Name), StringComparer.Ordinal);
-        var claimed = new HashSet<Entity>(ReferenceEqualityComparer.Instance);
-        foreach (var p in _patched.Entities.Where(e => e.IsFunction && !baseNames.Contains(e.Name) && NumberSuffix().IsMatch(e.Name)))
+        foreach (var e in _patched.Entities)
         {
-            string key = Unnumbered(p.Name);
-            var b = _base.Entities.Find(x => x.IsFunction && !patchedNames.Contains(x.Name) && !claimed.Contains(x) && Unnumbered(x.Name) == key);
-            if (b == null)
+            if (e.Section.Kind == SectionKind.Hooks || e.Status == DiffStatus.Same)
                 continue;
-            claimed.Add(b);
-            p.Name = b.Name;
-        }
-
-        // By name, static locals aside.
-        var byName = new Dictionary<string, Entity>(StringComparer.Ordinal);
-        foreach (var b in _base.Entities.Where(e => Correlatable(e) && !IsStaticLocal(e)))
-            byName.TryAdd(Key(b), b);
-        foreach (var p in _patched.Entities.Where(e => Correlatable(e) && !IsStaticLocal(e)))
-        {
-            if (byName.Remove(Key(p), out var b))
-                Twin(b, p);
-        }
-
-        // Static locals (name.N): gcc numbers them per object, so the number may change. The twin is the
-        // variable of the same name that the twin of a function using the original uses.
-        foreach (var b in _base.Entities.Where(IsStaticLocal))
-        {
-            string stem = Unnumbered(b.Name);
-            Entity? found = null;
-            foreach (var user in Users(_base, b))
+            var k = e.Section.Kind;
+            string what = e.Status == DiffStatus.New ? "new" : "changed";
+            string sec = e.Section.Name;
+            switch (k)
             {
-                if (user.Twin == null)
-                    continue;
-                foreach (var r in RelocationsIn(user.Twin.Section, user.Twin.Start, user.Twin.Size))
-                {
-                    if (r.Target.Entity is { } t && t.Twin == null && IsStaticLocal(t) && Unnumbered(t.Name) == stem)
-                    {
-                        found = t;
-                        break;
-                    }
-                }
-                if (found != null)
+                case SectionKind.Text:
+                    if (e.Status == DiffStatus.Changed && !e.IsFunction)
+                        Refuse(sec, e.Name, $"data inside code changed ({e.Reason})");
+                    break;
+                case SectionKind.InitText:
+                    Refuse(sec, e.Name, e.Status == DiffStatus.New
+                        ? "new __init code: it would run only at boot, which is over; a live patch cannot redo boot-time work"
+                        : "changed __init code: it ran at boot and Xen has freed it; a live patch cannot redo boot-time work");
+                    break;
+                case SectionKind.EntryText:
+                    Refuse(sec, e.Name, $"{what} assembly entry code: exception and system-call entry paths cannot be redirected by a live patch");
+                    break;
+                case SectionKind.InitData:
+                    Refuse(sec, e.Name, e.Status == DiffStatus.New
+                        ? "new __init data: only boot-time code would use it, and boot is over"
+                        : $"changed __init data ({e.Reason}): it was used at boot and Xen has freed it");
+                    break;
+                case SectionKind.PerCpu:
+                    Refuse(sec, e.Name, $"{what} per-CPU data: Xen's loader places no per-CPU data for a payload");
+                    break;
+                case SectionKind.Data when e.Status == DiffStatus.Changed:
+                    Refuse(sec, e.Name, $"changed initial data of an existing variable ({e.Reason}): the running hypervisor's copy holds live state; a payload can only add new variables");
+                    break;
+                case SectionKind.ReadOnly when e.Status == DiffStatus.Changed && !e.IsLocal:
+                    Refuse(sec, e.Name, $"changed global constant ({e.Reason}): functions of other objects may read it, and the payload cannot change the original");
+                    break;
+                case SectionKind.Unknown:
+                    Refuse(sec, e.Name, $"{what} symbol in {sec}, a section the tool does not know how to carry into a payload");
                     break;
             }
-            if (found == null)
-                continue;
-            found.Name = b.Name;
-            Twin(b, found);
         }
-    }
-
-    private static string Key(Entity e) => (e.IsFunction ? "f:" : "o:") + e.Name;
-
-    private static void Twin(Entity b, Entity p)
-    {
-        b.Twin = p;
-        p.Twin = b;
-    }
-
-    /// <summary>The entities whose relocations reach <paramref name="target"/>.</summary>
-    private static IEnumerable<Entity> Users(DiffUnit u, Entity target)
-    {
-        foreach (var s in u.Sections)
+        foreach (var e in _patched.PatchTargets)
+            IncludeEntity(e, e.Name);
+        // New global functions and variables may be used by other objects of the patch.
+        foreach (var e in _patched.Entities.Where(e => e.Status == DiffStatus.New && !e.IsLocal && e.Parent == null && e.Section.Kind is SectionKind.Text or SectionKind.Data or SectionKind.ReadOnly))
+            IncludeEntity(e, e.Name);
+        foreach (var s in _patched.Sections.Where(s => s.Kind == SectionKind.Hooks))
+            IncludeSection(s, s.Name);
+        foreach (var g in _patchedGroups)
         {
-            foreach (var r in s.Relocations)
-            {
-                if (!ReferenceEquals(r.Target.Entity, target))
-                    continue;
-                if (DiffUnit.Cover(s, (long)r.Offset) is { } user && !ReferenceEquals(user, target))
-                    yield return user;
-            }
+            if (g.Owner != null && _included.Contains(g.Owner) && g.Section.Kind is not (SectionKind.Fixup or SectionKind.AltReplacement))
+                KeepGroup(g);
         }
     }
 
-    internal static IEnumerable<UnitRelocation> RelocationsIn(UnitSection s, ulong start, ulong size)
+    private void IncludeEntity(Entity e, string who)
     {
-        var list = s.Relocations;
-        int lo = 0, hi = list.Count;
-        while (lo < hi)
+        if (!_included.Add(e))
+            return;
+        foreach (var r in e.Section.RelocationsIn(e.Start, e.Size))
+            IncludeTarget(r, e.Name);
+        foreach (var c in e.Children)
+            IncludeEntity(c, who);
+        if (e.IsFunction)
         {
-            int mid = (lo + hi) >> 1;
-            if (list[mid].Offset < start)
-                lo = mid + 1;
-            else
-                hi = mid;
+            foreach (var g in _patchedGroups.Where(g => ReferenceEquals(g.Owner, e) && g.Section.Kind is not (SectionKind.Fixup or SectionKind.AltReplacement)))
+                KeepGroup(g);
         }
-        for (int i = lo; i < list.Count && list[i].Offset < start + size; i++)
-            yield return list[i];
     }
 
-    // ---- keys --------------------------------------------------------------------------------------------
-
-    private readonly Dictionary<Entity, string> _contentKeys = new(ReferenceEqualityComparer.Instance);
-    private readonly HashSet<object> _inProgress = new(ReferenceEqualityComparer.Instance);
-
-    private void ComputeKeys(DiffUnit u, List<SpecialGroup> groups)
+    private void KeepGroup(SpecialGroup g)
     {
-        foreach (var s in u.Sections)
+        if (!_keptGroups.Add(g))
+            return;
+        string who = g.Owner?.Name ?? g.Section.Name;
+        if (g.Section.Kind == SectionKind.ExTablePre)
+            Refuse(g.Section.Name, g.Owner?.Name, "uses the pre-exception table (.ex_table.pre), which only entry code uses and Xen's livepatch does not load for a payload");
+        foreach (var r in g.Section.RelocationsIn(g.Start, g.Size))
+            IncludeTarget(r, who);
+        if (g.Chunk is { } chunk && _keptGroups.Add(chunk))
         {
-            foreach (var r in s.Relocations)
-                r.Key = KeyOf(r);
+            foreach (var r in chunk.Section.RelocationsIn(chunk.Start, chunk.Size))
+                IncludeTarget(r, who);
         }
-        SpecialSections.Sign(groups, RangeKey);
     }
 
-    /// <summary>What a relocation reaches, in terms both objects share: names, texts, contents.</summary>
-    private string KeyOf(UnitRelocation r)
+    private void IncludeSection(UnitSection s, string who)
+    {
+        if (!_includedSections.Add(s))
+            return;
+        foreach (var r in s.Relocations)
+            IncludeTarget(r, who);
+    }
+
+    private void IncludeTarget(UnitRelocation r, string who)
     {
         var t = r.Target;
         if (r.Symbol == null)
-            return "0+" + Hex(r.Addend);
+            return;
         if (t.Entity is { } e)
         {
-            string k = "e:" + e.Name;
-            if (!e.IsFunction && e.Section.Kind == SectionKind.ReadOnly)
-                k += "#" + EntityContentKey(e);
-            return k + "+" + Hex(t.Offset);
+            bool carried = e.Status != DiffStatus.Same || (e.Parent != null && _included.Contains(e.Parent));
+            if (carried)
+            {
+                if (e.Section.Kind is SectionKind.Text or SectionKind.ReadOnly or SectionKind.Data)
+                    IncludeEntity(e, who);
+                return;
+            }
+            switch (e.Section.Kind)
+            {
+                case SectionKind.InitText or SectionKind.InitData:
+                    Refuse(e.Section.Name, e.Name, $"{who} refers to it, but it is __init and Xen frees it after boot");
+                    return;
+                case SectionKind.Hooks:
+                    return;
+            }
+            if (_patched.XenName(e) is { } name)
+                _references.Add(name);
+            else
+                Refuse(e.Section.Name, e.Name, $"{who} refers to this static symbol, but the object has no STT_FILE symbol: Xen's symbol table names it file#{e.Name}");
+            return;
         }
         if (t.Named is { } n)
-            return (n.Section == null ? "u:" : "n:") + n.Name + "+" + Hex(t.Offset);
+        {
+            if (n.Section != null && _patched.SectionOf(n.Section) is { Kind: SectionKind.InitText or SectionKind.InitData } init)
+                Refuse(init.Name, n.Name, $"{who} refers to it, but it is __init and Xen frees it after boot");
+            else if (_patched.XenLabel(n) is { } name)
+                _references.Add(name);
+            else
+                Refuse(_patched.SectionOf(n.Section)?.Name ?? "?", n.Name, $"{who} refers to this static symbol, but the object has no STT_FILE symbol");
+            return;
+        }
         if (t.Section is not { } s)
-            return "?";
-        long at = t.Offset + t.Adjust;
+            return;
         switch (s.Kind)
         {
-            case SectionKind.Strings when at >= 0 && at < (long)s.Size:
-            {
-                var bytes = s.Bytes[(int)at..];
-                int nul = bytes.IndexOf((byte)0);
-                return "str:" + Convert.ToHexString(nul < 0 ? bytes : bytes[..nul]) + "-" + t.Adjust.ToString(CultureInfo.InvariantCulture);
-            }
-            case SectionKind.Constants when at >= 0 && at < (long)s.Size:
-            {
-                long entry = Math.Max(1, (long)s.Section.EntrySize);
-                long start = at - at % entry;
-                int length = (int)Math.Min(entry, (long)s.Size - start);
-                return "cst:" + Convert.ToHexString(s.Bytes.Slice((int)start, length)) + "@" + (at - start).ToString(CultureInfo.InvariantCulture) + "-" + t.Adjust.ToString(CultureInfo.InvariantCulture);
-            }
+            case SectionKind.Strings or SectionKind.Constants or SectionKind.ReadOnly when s.IsAnonymous:
+                IncludeSection(s, who);
+                return;
             case SectionKind.Fixup or SectionKind.AltReplacement:
-                // The chunk's contents are part of the entry's key (SpecialSections.Sign); its place is not.
-                return "chunk:" + s.Name;
+                return;
+            case SectionKind.Text or SectionKind.EntryText or SectionKind.InitText:
+                Refuse(s.Name, null, $"{who} refers to code at {s.Name}+{Hex(t.Offset + t.Adjust)}, which no function symbol covers: the running hypervisor's copy cannot be found by name");
+                return;
+            case SectionKind.InitData:
+                Refuse(s.Name, null, $"{who} refers to __init data at {s.Name}+{Hex(t.Offset + t.Adjust)}, which Xen frees after boot");
+                return;
+            case SectionKind.Unknown:
+                Refuse(s.Name, null, $"{who} refers to {s.Name}, a section the tool does not know how to carry into a payload");
+                return;
+            default:
+                Refuse(s.Name, null, $"{who} refers to {s.Name}+{Hex(t.Offset + t.Adjust)}, which no symbol names: the running hypervisor's copy cannot be found by name");
+                return;
         }
-        if (s.IsAnonymous)
-            return "s:" + SectionContentKey(s) + "+" + Hex(t.Offset);
-        return "s:" + s.Name + "@" + Hex(t.Offset);
     }
 
-    private string EntityContentKey(Entity e)
+    // ---- changes nothing took in -------------------------------------------------------------------------
+
+    /// <summary>Refuses changes outside the functions and objects: assembly without symbols, unknown sections, bytes between symbols.</summary>
+    private void CheckUnexplained()
     {
-        if (_contentKeys.TryGetValue(e, out string? k))
-            return k;
-        if (!_inProgress.Add(e))
-            return "cycle";
-        k = RangeKey(e.Section, e.Start, e.Size);
-        _inProgress.Remove(e);
-        _contentKeys[e] = k;
-        return k;
+        foreach (var p in _patched.Sections)
+        {
+            if (p.Kind is SectionKind.Table or SectionKind.Metadata or SectionKind.Hooks || SectionKinds.IsSpecial(p.Kind) ||
+                p.Kind is SectionKind.Strings or SectionKind.Constants)
+            {
+                continue;
+            }
+            var b = _base.FindSection(p.Name);
+            if (p.IsAnonymous)
+            {
+                if (p.Size == 0 || p.Kind == SectionKind.ReadOnly)
+                    continue;
+                bool same = b != null && b.IsAnonymous && _keys.SectionContentKey(b) == _keys.SectionContentKey(p);
+                if (!same)
+                    RefuseSection(p, b == null ? "new" : "changed", "");
+                continue;
+            }
+            if (p.Kind == SectionKind.Unknown && !_refusals.Exists(r => r.Section == p.Name) && (b == null || _keys.SectionContentKey(b) != _keys.SectionContentKey(p)))
+            {
+                RefuseSection(p, b == null ? "new" : "changed", "");
+                continue;
+            }
+            if (b != null && !b.IsAnonymous && GapKey(b) != GapKey(p))
+                RefuseSection(p, "changed", " outside any function or object");
+        }
+        foreach (var g in _patchedGroups.Where(g => g.Section.Kind == SectionKind.ExTablePre && g.Owner?.Status != DiffStatus.Same && g.Owner != null && !_included.Contains(g.Owner)))
+            Refuse(g.Section.Name, g.Owner!.Name, "its pre-exception table entries changed");
+        int lineOnly = _patched.Entities.Count(e => e.Status == DiffStatus.Same && e.Twin != null && HasBugFrames(e) && BugFramesMoved(e));
+        if (lineOnly > 0)
+            _notes.Add($"{lineOnly} unchanged function{(lineOnly == 1 ? "" : "s")} only had line numbers of bug frames (WARN, BUG, ASSERT) move: not patched");
+        if (_lineOnly > 0)
+            _notes.Add($"{_lineOnly} function{(_lineOnly == 1 ? "" : "s")} only had __LINE__ arguments move with the patch's lines: not patched");
+        foreach (var e in _patched.Entities.Where(e => e.Status == DiffStatus.New && e.Parent == null && !_included.Contains(e) && e.Section.Kind is SectionKind.Text or SectionKind.ReadOnly or SectionKind.Data))
+            _notes.Add($"new {(e.IsFunction ? "function" : "object")} {e.Name} is not used by any changed function: left out");
     }
 
-    private string SectionContentKey(UnitSection s)
+    private void RefuseSection(UnitSection p, string what, string where)
     {
-        if (s.ContentKey != null)
-            return s.ContentKey;
-        if (!_inProgress.Add(s))
-            return "cycle";
-        s.ContentKey = RangeKey(s, 0, s.Size);
-        _inProgress.Remove(s);
-        return s.ContentKey;
+        string reason = p.Kind switch
+        {
+            SectionKind.Text => $"{what} code{where} (assembly without function symbols): there is no function to patch",
+            SectionKind.EntryText => $"{what} assembly entry code{where}: exception and system-call entry paths cannot be redirected by a live patch",
+            SectionKind.InitText => $"{what} __init code{where}: it ran at boot and Xen has freed it",
+            SectionKind.InitData => $"{what} __init data{where}: it was used at boot and Xen has freed it",
+            SectionKind.PerCpu => $"{what} per-CPU data{where}: Xen's loader places no per-CPU data for a payload",
+            SectionKind.Data => $"{what} data{where}: the running hypervisor's copy holds live state",
+            _ => $"{what} section {p.Name}, which the tool does not know how to carry into a payload",
+        };
+        Refuse(p.Name, null, reason);
     }
 
-    /// <summary>A digest of a range: its bytes and its relocations' offsets, types and keys.</summary>
-    private string RangeKey(UnitSection s, ulong start, ulong size)
+    private bool HasBugFrames(Entity e) => _patchedGroups.Exists(g => ReferenceEquals(g.Owner, e) && g.Section.Kind == SectionKind.BugFrames);
+
+    // True when some bug frame of the function (or its original) has a different line number.
+    private bool BugFramesMoved(Entity p)
     {
-        var sb = new StringBuilder();
+        static List<long> Lines(IEnumerable<SpecialGroup> groups) => groups
+            .SelectMany(g => g.Section.RelocationsIn(g.Start, g.Size).Select(r => r.Addend >> 24)).ToList();
+        var a = Lines(_baseGroups.Where(g => ReferenceEquals(g.Owner, p.Twin) && g.Section.Kind == SectionKind.BugFrames));
+        var b = Lines(_patchedGroups.Where(g => ReferenceEquals(g.Owner, p) && g.Section.Kind == SectionKind.BugFrames));
+        return !a.SequenceEqual(b);
+    }
+
+    /// <summary>What a section holds outside its functions and objects, alignment padding left out.</summary>
+    private string GapKey(UnitSection s)
+    {
         if (s.IsNoBits)
-            sb.Append("nobits:").Append(size);
-        else
-            sb.Append(Convert.ToHexString(s.Bytes.Slice((int)start, (int)size)));
-        foreach (var r in RelocationsIn(s, start, size))
-            sb.Append('|').Append(r.Offset - start).Append(',').Append(r.Type).Append(',').Append(r.Key ?? KeyOf(r));
-        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())))[..24];
+            return "";
+        var sb = new System.Text.StringBuilder();
+        ulong at = 0;
+        void Gap(ulong from, ulong to)
+        {
+            if (to <= from)
+                return;
+            var bytes = s.Bytes.Slice((int)from, (int)(to - from));
+            if (!IsPadding(bytes, s.IsExec))
+                sb.Append(Convert.ToHexString(bytes)).Append('/');
+            foreach (var r in s.RelocationsIn(from, to - from))
+                sb.Append(r.Type).Append(',').Append(r.Key).Append('/');
+        }
+        foreach (var e in s.Entities)
+        {
+            Gap(at, e.Start);
+            at = Math.Max(at, e.Start + e.Size);
+        }
+        Gap(at, s.Size);
+        return sb.ToString();
     }
 
-    // ---- comparison --------------------------------------------------------------------------------------
-
-    private void Compare()
+    private static bool IsPadding(ReadOnlySpan<byte> bytes, bool code)
     {
-        foreach (var p in _patched.Entities)
-        {
-            if (p.Twin is not { } b)
-            {
-                p.Status = DiffStatus.New;
-                p.Reason = "new";
-                continue;
-            }
-            string? why = Difference(b, p);
-            p.Status = why == null ? DiffStatus.Same : DiffStatus.Changed;
-            p.Reason = why;
-        }
-        // A cold part and its function are one: a change in either changes both.
-        foreach (var p in _patched.Entities.Where(e => e.Parent != null && e.Status != DiffStatus.Same))
-        {
-            var parent = p.Parent!;
-            if (parent.Status == DiffStatus.Same)
-            {
-                parent.Status = DiffStatus.Changed;
-                parent.Reason = $"its cold part {p.Name} {(p.Status == DiffStatus.New ? "is new" : "changed")}";
-            }
-        }
-    }
-
-    /// <summary>Why <paramref name="p"/> differs from its original <paramref name="b"/>, or null when it does not.</summary>
-    private string? Difference(Entity b, Entity p)
-    {
-        if (b.Section.Kind != p.Section.Kind)
-            return $"moved from {b.Section.Name} to {p.Section.Name}";
-        if (b.Size != p.Size)
-            return p.IsFunction ? $"code differs ({b.Size} bytes, now {p.Size})" : $"size {b.Size}, now {p.Size}";
-        if (b.Section.IsNoBits != p.Section.IsNoBits)
-            return p.Section.IsNoBits ? "initial value differs (now zero)" : "initial value differs (was zero)";
-        string? references = ReferenceDifference(b, p);
-        if (!p.Section.IsNoBits && !b.Section.Bytes.Slice((int)b.Start, (int)b.Size).SequenceEqual(p.Section.Bytes.Slice((int)p.Start, (int)p.Size)))
-        {
-            if (!p.IsFunction)
-                return "initial value differs";
-            if (references != null || !p.Section.IsExec)
-                return "code differs";
-            if (!LinesOnly(b, p, out string? why))
-                return why;
-            _lineOnly++;
-        }
-        return references;
-    }
-
-    private static string? ReferenceDifference(Entity b, Entity p)
-    {
-        var rb = RelocationsIn(b.Section, b.Start, b.Size).ToList();
-        var rp = RelocationsIn(p.Section, p.Start, p.Size).ToList();
-        for (int i = 0; i < Math.Max(rb.Count, rp.Count); i++)
-        {
-            if (i >= rb.Count || i >= rp.Count)
-                return "references differ";
-            var x = rb[i];
-            var y = rp[i];
-            if (x.Offset - b.Start != y.Offset - p.Start || x.Type != y.Type)
-                return "references differ";
-            if (x.Key != y.Key)
-                return DescribeReference(x, y);
-        }
-        if (b.SpecialKey != p.SpecialKey)
-            return "its bug frames, exception-table entries or alternatives differ";
-        return null;
-    }
-
-    /// <summary>
-    /// True when the two functions differ only in instruction immediates that the source patches' line moves
-    /// explain: each old value is a line that a patched file's line moved to the new value (<c>__LINE__</c>
-    /// passed as an argument, as <c>domain_crash()</c> does). Without the patches nothing is explained.
-    /// </summary>
-    private bool LinesOnly(Entity b, Entity p, out string? why)
-    {
-        why = "code differs";
-        if (_patches.Count == 0)
+        if (bytes.IndexOfAnyExcept((byte)0) < 0)
+            return true;
+        if (!code)
             return false;
-        byte[] x = b.Section.Bytes.Slice((int)b.Start, (int)b.Size).ToArray();
-        byte[] y = p.Section.Bytes.Slice((int)p.Start, (int)p.Size).ToArray();
-        var dx = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(x));
-        var dy = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(y));
-        while (dx.IP < (ulong)x.Length)
+        var decoder = Decoder.Create(64, new ByteArrayCodeReader(bytes.ToArray()));
+        while (decoder.IP < (ulong)bytes.Length)
         {
-            int at = (int)dx.IP;
-            dx.Decode(out var ix);
-            dy.Decode(out var iy);
-            if (ix.IsInvalid || iy.IsInvalid || ix.Length != iy.Length || ix.Code != iy.Code)
+            decoder.Decode(out var insn);
+            if (insn.IsInvalid || insn.Mnemonic is not (Mnemonic.Nop or Mnemonic.Int3 or Mnemonic.Ud2))
                 return false;
-            var a = x.AsSpan(at, ix.Length);
-            var c = y.AsSpan(at, iy.Length);
-            if (a.SequenceEqual(c))
-                continue;
-            var offsets = dx.GetConstantOffsets(ix);
-            if (!offsets.HasImmediate || offsets.ImmediateSize is not (1 or 2 or 4) || offsets.HasImmediate2)
-                return false;
-            for (int k = 0; k < a.Length; k++)
-            {
-                if (a[k] != c[k] && (k < offsets.ImmediateOffset || k >= offsets.ImmediateOffset + offsets.ImmediateSize))
-                    return false;
-            }
-            long before = Immediate(a.Slice(offsets.ImmediateOffset, offsets.ImmediateSize));
-            long after = Immediate(c.Slice(offsets.ImmediateOffset, offsets.ImmediateSize));
-            if (before <= 0 || !_patches.Any(sp => sp.Files.Any(f => f.MapLine((int)before) == after)))
-            {
-                why = $"code differs (an immediate {before} became {after}, which no line move of the patches explains)";
-                return false;
-            }
         }
         return true;
     }
 
-    private static long Immediate(ReadOnlySpan<byte> b) => b.Length switch
-    {
-        1 => (sbyte)b[0],
-        2 => System.Buffers.Binary.BinaryPrimitives.ReadInt16LittleEndian(b),
-        _ => System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(b),
-    };
+    // ---- the report --------------------------------------------------------------------------------------
 
-    private static string DescribeReference(UnitRelocation x, UnitRelocation y)
+    private void Report(List<DiffSymbol> changed, List<DiffSymbol> added, List<DiffSymbol> data, DiffOutput output)
     {
-        if (x.Target.Entity is { } ex && y.Target.Entity is { } ey && ex.Name == ey.Name && !ey.IsFunction)
-            return $"uses {ey.Name}, a constant that changed";
-        string Name(UnitRelocation r) => r.Target.Entity?.Name ?? r.Target.Named?.Name ?? (r.Target.Section?.Kind == SectionKind.Strings ? "a string" : r.Target.Section?.Name) ?? "?";
-        string a = Name(x), c = Name(y);
-        return a == c ? $"a reference to {c} differs" : $"refers to {c} where it referred to {a}";
+        foreach (var e in _patched.PatchTargets.Where(_included.Contains))
+            changed.Add(new DiffSymbol(e.Name, _patched.XenName(e.Twin!) ?? e.Name, e.Section.Name, e.Reason ?? "changed"));
+        foreach (var e in _patched.Entities.Where(_included.Contains))
+        {
+            if (e.Parent != null)
+            {
+                if (e.IsFunction)
+                    added.Add(new DiffSymbol(e.Name, output.OutName(e) ?? "", e.Section.Name, $"cold part of {e.Parent.Name}, carried with it"));
+                continue;
+            }
+            if (e.Status == DiffStatus.New)
+                (e.IsFunction ? added : data).Add(new DiffSymbol(e.Name, output.OutName(e) ?? "", e.Section.Name, "new"));
+            else if (e.Status == DiffStatus.Changed && !e.IsFunction)
+                data.Add(new DiffSymbol(e.Name, output.OutName(e) ?? "", e.Section.Name, $"new copy of a changed constant ({e.Reason}); only the changed functions use it"));
+        }
     }
 }

@@ -46,6 +46,23 @@ internal sealed class UnitSection
     public int[]? InstructionStarts { get; set; }
     public int[]? InstructionEnds { get; set; }
 
+    /// <summary>The relocations at offsets in [<paramref name="start"/>, <paramref name="start"/> + <paramref name="size"/>), by offset.</summary>
+    public IEnumerable<UnitRelocation> RelocationsIn(ulong start, ulong size)
+    {
+        var list = Relocations;
+        int lo = 0, hi = list.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >> 1;
+            if (list[mid].Offset < start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (int i = lo; i < list.Count && list[i].Offset < start + size; i++)
+            yield return list[i];
+    }
+
     public override string ToString() => Name;
 }
 
@@ -137,6 +154,14 @@ internal sealed class DiffUnit
     public List<UnitSection> Sections { get; } = [];
     public List<Entity> Entities { get; } = [];
     public List<ElfObjectSymbol> Symbols { get; } = [];
+
+    /// <summary>The name the running hypervisor's symbol table has for an entity of the patched object (file#name for a static one).</summary>
+    public string? XenName(Entity e) => e.IsLocal ? (SourceFile is { } f ? f + "#" + e.Name : null) : e.Name;
+
+    public string? XenLabel(ElfObjectSymbol s) => s.IsLocal ? (SourceFile is { } f ? f + "#" + s.Name : null) : s.Name;
+
+    /// <summary>Patch targets: changed functions that run after boot (a cold part goes with its function).</summary>
+    public IEnumerable<Entity> PatchTargets => Entities.Where(e => e.IsFunction && e.Status == DiffStatus.Changed && e.Parent == null && e.Section.Kind == SectionKind.Text);
 
     public UnitSection? SectionOf(ElfObjectSection? s) => s != null && _bySection.TryGetValue(s, out var u) ? u : null;
 

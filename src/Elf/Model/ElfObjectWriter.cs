@@ -1,21 +1,22 @@
 namespace XenLivepatch.Elf;
 
-public sealed partial class ElfObject
+/// <summary>
+/// Writes an <see cref="ElfObject"/> as a relocatable ELF file: checks it can be written, lays out string,
+/// symbol, relocation and group tables from the model's references, then the contents and the header tables.
+/// </summary>
+internal static class ElfObjectWriter
 {
-    /// <summary>
-    /// Lists what would make this object unwritable: dangling references, bad alignments, values that do not
-    /// fit an ELF32 field, symbols used by a relocation but missing from its symbol table. Empty when writable.
-    /// </summary>
-    public IReadOnlyList<string> Validate()
+    /// <summary>See <see cref="ElfObject.Validate"/>.</summary>
+    public static IReadOnlyList<string> Validate(ElfObject o)
     {
         var problems = new List<string>();
-        var present = new HashSet<ElfObjectSection>(Sections, ReferenceEqualityComparer.Instance);
-        if (SectionNames != null)
-            present.Add(SectionNames);
-        bool is32 = !Layout.Is64;
-        if (Type != ElfType.Relocatable)
-            problems.Add($"e_type is {Type.GetSpecName()}; the writer writes relocatable objects (ET_REL) only");
-        foreach (var s in Sections)
+        var present = new HashSet<ElfObjectSection>(o.Sections, ReferenceEqualityComparer.Instance);
+        if (o.SectionNames != null)
+            present.Add(o.SectionNames);
+        bool is32 = !o.Layout.Is64;
+        if (o.Type != ElfType.Relocatable)
+            problems.Add($"e_type is {o.Type.GetSpecName()}; the writer writes relocatable objects (ET_REL) only");
+        foreach (var s in o.Sections)
         {
             string where = $"section '{s.Name}'";
             if (s.Alignment != 0 && (s.Alignment & (s.Alignment - 1)) != 0)
@@ -78,22 +79,16 @@ public sealed partial class ElfObject
         return problems;
     }
 
-    /// <summary>The largest alignment the writer keeps for a section's file offset (a page).</summary>
-    public const ulong MaxFileAlignment = 4096;
-
-    /// <summary>
-    /// Writes the object. Throws <see cref="InvalidOperationException"/> listing every problem when
-    /// <see cref="Validate"/> finds any.
-    /// </summary>
-    public byte[] Write()
+    /// <summary>See <see cref="ElfObject.Write"/>.</summary>
+    public static byte[] Write(ElfObject o)
     {
-        var problems = Validate();
+        var problems = Validate(o);
         if (problems.Count > 0)
             throw new InvalidOperationException("the ELF object cannot be written:\n  " + string.Join("\n  ", problems));
 
-        var l = Layout;
-        var all = new List<ElfObjectSection>(Sections);
-        var shstrtab = SectionNames;
+        var l = o.Layout;
+        var all = new List<ElfObjectSection>(o.Sections);
+        var shstrtab = o.SectionNames;
         if (shstrtab == null || !all.Contains(shstrtab))
         {
             shstrtab ??= new ElfStringTableSection(".shstrtab");
@@ -202,7 +197,7 @@ public sealed partial class ElfObject
             contents[group] = bytes;
         }
 
-        // Layout: header, contents in section order, then the section header table.
+        // o.Layout: header, contents in section order, then the section header table.
         int ehSize = ElfHeader.SizeOf(l.Class);
         int shEntSize = ElfSectionHeader.SizeOf(l.Class);
         int count = all.Count + 1;
@@ -214,7 +209,7 @@ public sealed partial class ElfObject
             ReadOnlyMemory<byte> data = contents.TryGetValue(s, out var c) ? c : s.Data;
             // File offsets only need to keep sh_addralign for mapped files; relocatable objects are copied
             // section by section. Padding stops at a page so that an absurd alignment cannot inflate the file.
-            ulong align = Math.Clamp(s.Alignment, 1UL, MaxFileAlignment);
+            ulong align = Math.Clamp(s.Alignment, 1UL, ElfObject.MaxFileAlignment);
             offset = checked((offset + align - 1) & ~(align - 1));
             ulong size = s.Type == ElfSectionType.NoBits ? s.NoBitsSize : (ulong)data.Length;
             headers[i + 1] = new ElfSectionHeader
@@ -264,13 +259,13 @@ public sealed partial class ElfObject
             Class = l.Class,
             Encoding = l.Encoding,
             IdentVersion = ElfIdent.CurrentVersion,
-            OsAbi = OsAbi,
-            AbiVersion = AbiVersion,
-            Type = Type,
-            Machine = Machine,
+            OsAbi = o.OsAbi,
+            AbiVersion = o.AbiVersion,
+            Type = o.Type,
+            Machine = o.Machine,
             Version = ElfIdent.CurrentVersion,
             SectionHeaderOffset = shoff,
-            Flags = Flags,
+            Flags = o.Flags,
             HeaderSize = (ushort)ehSize,
             SectionHeaderEntrySize = (ushort)shEntSize,
             SectionHeaderCount = count >= (int)ElfSpecialSection.LoReserve ? (ushort)0 : (ushort)count,

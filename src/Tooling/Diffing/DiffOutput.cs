@@ -2,9 +2,28 @@ using XenLivepatch.Elf;
 
 namespace XenLivepatch.Tooling.Diffing;
 
-internal sealed partial class DiffEngine
+/// <summary>
+/// The diff's output: a relocatable object holding what the diff included (changed and new functions, new data,
+/// kept special entries), named as the running hypervisor names their originals, with every other reference
+/// made external by the hypervisor's name.
+/// </summary>
+internal sealed class DiffOutput
 {
+    private readonly DiffUnit _base;
+    private readonly DiffUnit _patched;
+    private readonly HashSet<Entity> _included;
+    private readonly HashSet<UnitSection> _includedSections;
+    private readonly HashSet<SpecialGroup> _keptGroups;
     private Dictionary<Entity, string?>? _outNames;
+
+    public DiffOutput(DiffUnit original, DiffUnit patched, HashSet<Entity> included, HashSet<UnitSection> includedSections, HashSet<SpecialGroup> keptGroups)
+    {
+        _base = original;
+        _patched = patched;
+        _included = included;
+        _includedSections = includedSections;
+        _keptGroups = keptGroups;
+    }
 
     /// <summary>
     /// The name an included entity has in the output: a changed function the name of the function it replaces
@@ -12,7 +31,7 @@ internal sealed partial class DiffEngine
     /// (file#name for a static one, renamed if the hypervisor already has that name); a cold part or a copy of
     /// a changed constant none (it is reached through its section, and a name the hypervisor has would clash).
     /// </summary>
-    private string? OutName(Entity e)
+    public string? OutName(Entity e)
     {
         _outNames ??= OutNames();
         return _outNames.TryGetValue(e, out string? n) ? n : null;
@@ -23,13 +42,13 @@ internal sealed partial class DiffEngine
         var taken = new HashSet<string>(StringComparer.Ordinal);
         foreach (var b in _base.Entities)
         {
-            string? xen = b.IsLocal ? (_base.SourceFile is { } f ? f + "#" + b.Name : null) : b.Name;
+            string? xen = _base.XenName(b);
             if (xen != null)
                 taken.Add(xen);
         }
         var names = new Dictionary<Entity, string?>(ReferenceEqualityComparer.Instance);
-        foreach (var e in Patched.Where(_included.Contains))
-            names[e] = XenName(e.Twin!);
+        foreach (var e in _patched.PatchTargets.Where(_included.Contains))
+            names[e] = _patched.XenName(e.Twin!);
         foreach (var e in _patched.Entities.Where(e => _included.Contains(e) && !names.ContainsKey(e)))
         {
             if (e.Status != DiffStatus.New || e.Parent != null)
@@ -37,7 +56,7 @@ internal sealed partial class DiffEngine
                 names[e] = null;
                 continue;
             }
-            string? n = XenName(e);
+            string? n = _patched.XenName(e);
             if (n != null && e.IsLocal && taken.Contains(n))
             {
                 int k = 1;
@@ -78,7 +97,8 @@ internal sealed partial class DiffEngine
         return result;
     }
 
-    private byte[] Write()
+    /// <summary>The output object's bytes.</summary>
+    public byte[] Write()
     {
         var obj = new ElfObject(ElfClass.Elf64, ElfEncoding.LittleEndian, ElfMachine.X86_64);
         var symtab = obj.GetOrAddSymbolTable();
@@ -185,10 +205,10 @@ internal sealed partial class DiffEngine
                 long delta = at - (long)e.Start;
                 if (outOf.TryGetValue(e, out var o))
                     return (outSym.TryGetValue(e, out var named) ? named : obj.GetOrAddSectionSymbol(o), delta);
-                return (External(XenName(e)!), delta);
+                return (External(_patched.XenName(e)!), delta);
             }
             if (t.Named is { } n)
-                return (External(XenLabel(n)!), at - (long)n.Value);
+                return (External(_patched.XenLabel(n)!), at - (long)n.Value);
             if (t.Section is { } ts && outSection.TryGetValue(ts, out var placed))
             {
                 long reached = (from.Kind == SectionKind.BugFrames ? DiffUnit.StripLine(at) : at) + t.Adjust;
@@ -203,7 +223,7 @@ internal sealed partial class DiffEngine
             var list = new List<ElfObjectRelocation>();
             foreach (var p in pieces)
             {
-                foreach (var r in RelocationsIn(from, p.OldStart, p.Size))
+                foreach (var r in from.RelocationsIn(p.OldStart, p.Size))
                 {
                     var (sym, addend) = Map(from, r);
                     list.Add(new ElfObjectRelocation(r.Offset - p.OldStart + p.NewStart, r.Type, sym, addend));

@@ -2,18 +2,14 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace XenLivepatch.Elf;
 
-public sealed partial class ElfObject
+/// <summary>
+/// Reads an <see cref="ElfFile"/> into the editable <see cref="ElfObject"/>: sections first, then the tables
+/// that refer to them, each bounded by what the file can back.
+/// </summary>
+internal static class ElfObjectReader
 {
-    /// <summary>Builds the editable model of a file; throws <see cref="ElfFormatException"/> when malformed.</summary>
-    public static ElfObject FromFile(ElfFile file) =>
-        TryFromFile(file, out var obj, out var error) ? obj : throw new ElfFormatException(error);
-
-    /// <summary>
-    /// Builds the editable model of a file: every section with its contents, symbol tables, relocations and
-    /// groups resolved into references. SHT_SYMTAB_SHNDX sections are dropped (the writer regenerates them
-    /// when needed). Fails with the first format error met.
-    /// </summary>
-    public static bool TryFromFile(ElfFile file, [NotNullWhen(true)] out ElfObject? obj, [NotNullWhen(false)] out ElfError? error)
+    /// <summary>See <see cref="ElfObject.TryFromFile"/>.</summary>
+    public static bool TryRead(ElfFile file, [NotNullWhen(true)] out ElfObject? obj, [NotNullWhen(false)] out ElfError? error)
     {
         obj = null;
         var h = file.Header;
@@ -74,7 +70,7 @@ public sealed partial class ElfObject
             if (!Spend(ref tableBudget, (long)headers[i].Size, i, out error))
                 return false;
             if (map[headers[i].Link] is not ElfStringTableSection strings)
-                return Fail(out error, ElfError.Sec(ElfErrorCode.BadLink, i, $"symbol table sh_link {headers[i].Link} is not a string table"));
+                return ElfFile.Fail(out error, ElfError.Sec(ElfErrorCode.BadLink, i, $"symbol table sh_link {headers[i].Link} is not a string table"));
             strings.Generated = true;
             st.Strings = strings;
             var symbols = new ElfObjectSymbol[table.Count];
@@ -109,7 +105,7 @@ public sealed partial class ElfObject
                 }
                 else
                 {
-                    return Fail(out error, ElfError.Sec(ElfErrorCode.BadSectionIndex, i, $"symbol {k} ({symName}) is defined in section {shndx}, which does not exist"));
+                    return ElfFile.Fail(out error, ElfError.Sec(ElfErrorCode.BadSectionIndex, i, $"symbol {k} ({symName}) is defined in section {shndx}, which does not exist"));
                 }
                 symbols[k] = os;
                 st.Symbols.Add(os);
@@ -142,9 +138,9 @@ public sealed partial class ElfObject
                         if (r.SymbolIndex != 0)
                         {
                             if (symbols == null)
-                                return Fail(out error, ElfError.Sec(ElfErrorCode.BadLink, i, $"relocation {k} refers to symbol {r.SymbolIndex}, but sh_link {sh.Link} is not a symbol table"));
+                                return ElfFile.Fail(out error, ElfError.Sec(ElfErrorCode.BadLink, i, $"relocation {k} refers to symbol {r.SymbolIndex}, but sh_link {sh.Link} is not a symbol table"));
                             if (r.SymbolIndex >= (uint)symbols.Length)
-                                return Fail(out error, ElfError.Sec(ElfErrorCode.BadSymbolIndex, i, $"relocation {k} refers to symbol {r.SymbolIndex}, past the {symbols.Length}-entry symbol table"));
+                                return ElfFile.Fail(out error, ElfError.Sec(ElfErrorCode.BadSymbolIndex, i, $"relocation {k} refers to symbol {r.SymbolIndex}, past the {symbols.Length}-entry symbol table"));
                             target = symbols[r.SymbolIndex];
                         }
                         rel.Entries.Add(new ElfObjectRelocation(r.Offset, r.Type, target, r.Addend));
@@ -154,10 +150,10 @@ public sealed partial class ElfObject
                 case ElfGroupSection group:
                 {
                     if (!symbolsOf.TryGetValue((int)Math.Min(sh.Link, int.MaxValue), out var symbols))
-                        return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group sh_link {sh.Link} is not a symbol table"));
+                        return ElfFile.Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group sh_link {sh.Link} is not a symbol table"));
                     group.Link = map[sh.Link];
                     if (sh.Info == 0 || sh.Info >= (uint)symbols.Length)
-                        return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group signature symbol {sh.Info} is out of range"));
+                        return ElfFile.Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group signature symbol {sh.Info} is out of range"));
                     group.Signature = symbols[sh.Info];
                     if (!file.TryGetSectionData(i, out var data, out error))
                         return false;
@@ -165,13 +161,13 @@ public sealed partial class ElfObject
                         return false;
                     var span = data.Span;
                     if (span.Length < 4 || span.Length % 4 != 0)
-                        return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group of {span.Length} bytes is not a flag word followed by 4-byte section indices"));
+                        return ElfFile.Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group of {span.Length} bytes is not a flag word followed by 4-byte section indices"));
                     group.GroupFlags = file.Layout.U32(span, 0);
                     for (int k = 4; k < span.Length; k += 4)
                     {
                         uint member = file.Layout.U32(span, k);
                         if (member == 0 || member >= (uint)n || map[member] == null)
-                            return Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group member {member} is not a section"));
+                            return ElfFile.Fail(out error, ElfError.Sec(ElfErrorCode.BadGroup, i, $"group member {member} is not a section"));
                         group.Members.Add(map[member]!);
                     }
                     group.Data = ReadOnlyMemory<byte>.Empty;
@@ -220,10 +216,4 @@ public sealed partial class ElfObject
 
     private static ElfObjectSection? LinkOrNull(ElfObjectSection?[] map, uint link) =>
         link != 0 && link < (uint)map.Length ? map[link] : null;
-
-    private static bool Fail(out ElfError error, ElfError e)
-    {
-        error = e;
-        return false;
-    }
 }
