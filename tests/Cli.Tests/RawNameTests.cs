@@ -28,21 +28,14 @@ public class RawNameTests
     [Fact]
     public void The_tool_manages_a_payload_whose_name_is_not_UTF8_and_a_newline_forges_no_log_line()
     {
-        string dir = Path.Combine("/tmp", "xlp-" + Guid.NewGuid().ToString("N")[..12]);
+        string dir = SandboxProcess.ShortDirectory();
         Directory.CreateDirectory(dir);
         string socket = Path.Combine(dir, "s.sock");
         string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { dll, "sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "1" })
-            psi.ArgumentList.Add(a);
-        using var server = Process.Start(psi)!;
-        var output = new StringBuilder();
-        server.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        server.BeginOutputReadLine();
-        string Output() { lock (output) return output.ToString(); }
+        using var server = SandboxProcess.Start(socket, "--vcpus", "1");
         try
         {
-            Assert.True(Poll.Until(() => Output().Contains("serving the livepatch sysctl", StringComparison.Ordinal), 30_000, 20), Output());
+            Assert.True(server.WaitUntilServing(), server.Output());
             // The names reach the tool as bytes through the shell, as an operator's would.
             const string Script = """
                 set -u
@@ -82,11 +75,10 @@ public class RawNameTests
         }
         finally
         {
-            Tool.Run("kill", "-INT", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)).EnsureSuccess();
-            server.WaitForExit(30_000);
+            server.Interrupt();
             Directory.Delete(dir, recursive: true);
         }
-        string log = Output();
+        string log = server.Output();
         Assert.DoesNotContain(log.Split('\n'), l => l.StartsWith("(XEN) livepatch: forged", StringComparison.Ordinal));
         Assert.Contains("x\\x0a(XEN) livepatch: forged", log, StringComparison.Ordinal);
     }

@@ -98,8 +98,7 @@ public sealed class SandboxCommandTests
     [Fact]
     public void The_sandbox_serves_its_socket_until_interrupted_and_refuses_a_second_server()
     {
-        // Unix socket paths are short (107 bytes): not under the test's deep temporary folder.
-        string dir = Path.Combine("/tmp", "xlp-" + Guid.NewGuid().ToString("N")[..12]);
+        string dir = SandboxProcess.ShortDirectory();
         string socket = Path.Combine(dir, "run", "sandbox.sock");
         try
         {
@@ -114,21 +113,17 @@ public sealed class SandboxCommandTests
     [Fact]
     public void Another_process_of_the_tool_finds_the_sandbox_by_its_variable_and_patches_the_running_vcpus()
     {
-        string dir = Path.Combine("/tmp", "xlp-" + Guid.NewGuid().ToString("N")[..12]);
+        string dir = SandboxProcess.ShortDirectory();
         string socket = Path.Combine(dir, "sandbox.sock");
         Directory.CreateDirectory(dir);
         try
         {
-            using var server = Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "2",
+            using var server = SandboxProcess.Start(socket, "--vcpus", "2",
                 "--action-timeout", "1000");   // the point is finding the sandbox, not a busy host's 30 ms
-            var output = new StringBuilder();
-            server.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            server.BeginOutputReadLine();
-            string Output() { lock (output) return output.ToString(); }
             try
             {
-                Assert.True(SpinUntil(() => Output().Contains("serving the livepatch sysctl", StringComparison.Ordinal)), Output());
-                Assert.Contains("xen-4.17 rules, actions given no timeout wait 1000 ms", Output(), StringComparison.Ordinal);
+                Assert.True(server.WaitUntilServing(), server.Output());
+                Assert.Contains("xen-4.17 rules, actions given no timeout wait 1000 ms", server.Output(), StringComparison.Ordinal);
                 var env = new Dictionary<string, string> { ["XEN_LIVEPATCH_SANDBOX"] = socket };
                 string payload = Path.Combine(SandboxBuild.Directory, "payloads", "xen_hello_world.livepatch");
 
@@ -138,15 +133,15 @@ public sealed class SandboxCommandTests
                 var load = Run(env, "load", payload);
                 Assert.Equal(0, load.ExitCode);
                 Assert.Equal("Uploading " + payload + "... completed\nApplying xen_hello_world... completed\n", load.Stdout);
-                Assert.True(SpinUntil(() => Output().Contains("reads XENVER_extraversion \"Hello World\"", StringComparison.Ordinal)), Output());
+                Assert.True(server.WaitFor("reads XENVER_extraversion \"Hello World\""), server.Output());
 
                 list = Run(env, "list");
                 Assert.Contains("xen_hello_world                         | APPLIED    | LIVEPATCH_RULEZ", list.Stdout, StringComparison.Ordinal);
 
                 var revert = Run(env, "revert", "xen_hello_world");
                 Assert.Equal((0, "Reverting xen_hello_world... completed\n"), (revert.ExitCode, revert.Stdout));
-                Assert.True(SpinUntil(() => Output().LastIndexOf("reads XENVER_extraversion \"-sandbox\"", StringComparison.Ordinal) >
-                                            Output().IndexOf("reads XENVER_extraversion \"Hello World\"", StringComparison.Ordinal)), Output());
+                Assert.True(server.WaitUntil(log => log.LastIndexOf("reads XENVER_extraversion \"-sandbox\"", StringComparison.Ordinal) >
+                                                    log.IndexOf("reads XENVER_extraversion \"Hello World\"", StringComparison.Ordinal)), server.Output());
 
                 // Unload; a second unload finds nothing (Xen's text, exit 1).
                 Assert.Equal(0, Run(env, "unload", "xen_hello_world").ExitCode);
@@ -160,10 +155,9 @@ public sealed class SandboxCommandTests
             }
             finally
             {
-                Tool.Run("kill", "-INT", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)).EnsureSuccess();
-                Assert.True(server.WaitForExit(30_000));
+                Assert.True(server.Interrupt());
             }
-            Assert.Equal(0, server.ExitCode);
+            Assert.Equal(0, server.Process.ExitCode);
         }
         finally
         {
@@ -182,21 +176,17 @@ public sealed class SandboxCommandTests
 
     private static void Serve(string socket)
     {
-        using var server = Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "1");
-        var output = new StringBuilder();
-        server.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        server.BeginOutputReadLine();
-        string Output() { lock (output) return output.ToString(); }
-        if (!SpinUntil(() => Output().Contains("serving the livepatch sysctl", StringComparison.Ordinal)))
+        using var server = SandboxProcess.Start(socket, "--vcpus", "1");
+        if (!server.WaitUntilServing())
         {
-            server.Kill();
-            Assert.Fail(Output() + server.StandardError.ReadToEnd());
+            server.Process.Kill();
+            Assert.Fail(server.Output() + server.Process.StandardError.ReadToEnd());
         }
         Assert.Equal((UnixFileMode)0b110_110_000, File.GetUnixFileMode(socket));
 
         // A GET for a payload that is not there: the real sysctl bytes, answered -ENOENT.
         Assert.Equal(-(int)XenErrno.ENOENT, Get(socket, "xen_hello_world"));
-        Assert.True(SpinUntil(() => Output().Contains("vcpu0 reads XENVER_extraversion \"-sandbox\"", StringComparison.Ordinal)), Output());
+        Assert.True(server.WaitFor("vcpu0 reads XENVER_extraversion \"-sandbox\""), server.Output());
 
         // A second sandbox on the same socket is refused; the first keeps serving.
         using (var second = Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "1"))
@@ -207,9 +197,8 @@ public sealed class SandboxCommandTests
         }
         Assert.Equal(-(int)XenErrno.ENOENT, Get(socket, "xen_hello_world"));
 
-        Tool.Run("kill", "-INT", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)).EnsureSuccess();
-        Assert.True(server.WaitForExit(30_000));
-        Assert.Equal(0, server.ExitCode);
+        Assert.True(server.Interrupt());
+        Assert.Equal(0, server.Process.ExitCode);
         Assert.False(File.Exists(socket), "the socket is removed on exit");
     }
 
@@ -247,6 +236,4 @@ public sealed class SandboxCommandTests
         Assert.True(SocketWire.TryDecodeReply(reply, out int rc, out _, out _, out string why), why);
         return rc;
     }
-
-    private static bool SpinUntil(Func<bool> condition) => Poll.Until(condition, 30_000, 20);
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using XenLivepatch.TestKit;
 
@@ -31,7 +30,7 @@ public sealed class SignedSandboxTests
     [Fact]
     public void A_sandbox_requiring_signatures_applies_only_what_a_trusted_key_signed()
     {
-        string dir = Path.Combine("/tmp", "xlp-" + Guid.NewGuid().ToString("N")[..12]);
+        string dir = SandboxProcess.ShortDirectory();
         string socket = Path.Combine(dir, "sandbox.sock");
         Directory.CreateDirectory(dir);
         try
@@ -43,37 +42,33 @@ public sealed class SignedSandboxTests
             Assert.Equal(0, CliRun.Ours("sign", hello, "--key", SigningKeys.A.Key, "--cert", SigningKeys.A.Cert, "-o", byA).ExitCode);
             Assert.Equal(0, CliRun.Ours("sign", byA, "--key", SigningKeys.B.Key, "--format", "note", "-o", byB).ExitCode);
 
-            using var server = SandboxCommandTests.Start("sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "2",
+            using var server = SandboxProcess.Start(socket, "--vcpus", "2",
                 "--signature-policy", "require", "--trusted-keys", SigningKeys.A.Directory);
-            var output = new StringBuilder();
-            server.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            server.BeginOutputReadLine();
-            string Output() { lock (output) return output.ToString(); }
             try
             {
-                Assert.True(Poll.Until(() => Output().Contains("serving the livepatch sysctl", StringComparison.Ordinal), 30_000, 20), Output());
-                Assert.Contains("signature policy require; trusted: CN=xlp test signer a", Output(), StringComparison.Ordinal);
+                Assert.True(server.WaitUntilServing(), server.Output());
+                Assert.Contains("signature policy require; trusted: CN=xlp test signer a", server.Output(), StringComparison.Ordinal);
                 var env = new Dictionary<string, string> { ["XEN_LIVEPATCH_SANDBOX"] = socket };
 
                 var unsigned = SandboxCommandTests.Run(env, "upload", "xen_hello_world", hello);
                 Assert.Equal(1, unsigned.ExitCode);
                 Assert.Contains("Error 22: Invalid argument", unsigned.Stderr, StringComparison.Ordinal);
-                Assert.True(Poll.Until(() => Output().Contains("(XEN) livepatch: xen_hello_world: signature check failed (unsigned)", StringComparison.Ordinal), 30_000, 20), Output());
+                Assert.True(server.WaitFor("(XEN) livepatch: xen_hello_world: signature check failed (unsigned)"), server.Output());
 
                 var other = SandboxCommandTests.Run(env, "load", byB);
                 Assert.Equal(1, other.ExitCode);
                 Assert.Contains("Error 22: Invalid argument", other.Stderr, StringComparison.Ordinal);
-                Assert.True(Poll.Until(() => Output().Contains("xen_hello_world: signature check failed (unknown key): no trusted key made this 2048-bit RSA signature", StringComparison.Ordinal), 30_000, 20), Output());
+                Assert.True(server.WaitFor("xen_hello_world: signature check failed (unknown key): no trusted key made this 2048-bit RSA signature"), server.Output());
                 Assert.Equal((0, "Nothing to list\n"), (SandboxCommandTests.Run(env, "list").ExitCode, SandboxCommandTests.Run(env, "list").Stdout));
 
                 var upload = SandboxCommandTests.Run(env, "upload", "xen_hello_world", byA);
-                Assert.True(upload.ExitCode == 0, upload.Stderr + Output());
+                Assert.True(upload.ExitCode == 0, upload.Stderr + server.Output());
                 // A busy host can keep a vCPU thread off its core past Xen's 30 ms: exit 2 (EBUSY) is retried.
                 CliRun apply = null!;
                 for (int i = 0; i < 10 && (apply = SandboxCommandTests.Run(env, "apply", "xen_hello_world")).ExitCode == 2; i++)
                     Thread.Sleep(200);
-                Assert.True(apply.ExitCode == 0, apply.Stderr + Output());
-                Assert.True(Poll.Until(() => Output().Contains("reads XENVER_extraversion \"Hello World\"", StringComparison.Ordinal), 30_000, 20), Output());
+                Assert.True(apply.ExitCode == 0, apply.Stderr + server.Output());
+                Assert.True(server.WaitFor("reads XENVER_extraversion \"Hello World\""), server.Output());
 
                 var get = SandboxCommandTests.Run(env, "get", "xen_hello_world");
                 Assert.Equal(0, get.ExitCode);
@@ -98,10 +93,9 @@ public sealed class SignedSandboxTests
             }
             finally
             {
-                Tool.Run("kill", "-INT", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)).EnsureSuccess();
-                Assert.True(server.WaitForExit(30_000));
+                Assert.True(server.Interrupt());
             }
-            Assert.Equal(0, server.ExitCode);
+            Assert.Equal(0, server.Process.ExitCode);
         }
         finally
         {
