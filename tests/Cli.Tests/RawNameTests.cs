@@ -31,7 +31,7 @@ public class RawNameTests
         string dir = Path.Combine("/tmp", "xlp-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
         string socket = Path.Combine(dir, "s.sock");
-        string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch.dll");
+        string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch-full.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in new[] { dll, "sandbox", "--image", SandboxBuild.Image, "--socket", socket, "--vcpus", "1" })
             psi.ArgumentList.Add(a);
