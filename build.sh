@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one set-up command: installs what the build and the tests need when it is missing (as root on
-# Debian), restores, builds Release, publishes the CLI to artifacts/publish/xen-livepatch/xen-livepatch,
+# Debian), restores, builds Release, publishes the CLI to artifacts/publish/xen-livepatch/ (xen-livepatch and xen-livepatch-full),
 # builds the sandbox image and its sample payloads with that CLI, writes the manual page, the bash completion
 # and the systemd unit to artifacts/dist (./install.sh installs them all), and fetches Debian's Xen 4.17 tools
 # as the tests' oracle. Safe to run again: it only does what is missing.
@@ -62,9 +62,15 @@ case "$(uname -m)" in
   aarch64) rid=linux-arm64 ;;
   *) echo "build.sh: no NativeAOT runtime identifier for $(uname -m)" >&2; exit 1 ;;
 esac
+# Two programs, one tool: xen-livepatch (src/CliFront) runs Xen's commands itself and hands every other command line
+# to xen-livepatch-full (src/Cli) beside it; the front links only what Xen's commands need, which is its start-up.
+publish_cli() { # RID DIR
+  rm -rf "$2"
+  dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r "$1" --nologo -v quiet -clp:ErrorsOnly -o "$2" ${XLP_PUBLISH_FLAGS:-}
+  dotnet publish src/CliFront/XenLivepatch.CliFront.csproj -c Release -r "$1" --nologo -v quiet -clp:ErrorsOnly -o "$2" ${XLP_PUBLISH_FLAGS:-}
+}
 step "publishing the CLI (NativeAOT, $rid) to artifacts/publish/xen-livepatch"
-rm -rf artifacts/publish/xen-livepatch
-dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r "$rid" --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch ${XLP_PUBLISH_FLAGS:-}
+publish_cli "$rid" artifacts/publish/xen-livepatch
 # The same CLI for arm64 dom0s, cross-compiled with NativeAOT (clang --target=aarch64-linux-gnu links it
 # against Debian's aarch64 cross C library); the arm64 QEMU tests run it on real arm64 Xen.
 if [ "$rid" = linux-x64 ]; then
@@ -79,8 +85,7 @@ if [ "$rid" = linux-x64 ]; then
     fi
   fi
   step "publishing the CLI (NativeAOT, linux-arm64) to artifacts/publish/xen-livepatch-linux-arm64"
-  rm -rf artifacts/publish/xen-livepatch-linux-arm64
-  dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r linux-arm64 --nologo -v quiet -clp:ErrorsOnly -o artifacts/publish/xen-livepatch-linux-arm64 ${XLP_PUBLISH_FLAGS:-}
+  publish_cli linux-arm64 artifacts/publish/xen-livepatch-linux-arm64
 fi
 # The control library for other programs: XenLivepatch.Control and XenLivepatch.Abi as NuGet packages (the tests
 # build a consumer from this folder as a local feed).

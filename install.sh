@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ./build.sh made, in FHS places under PREFIX (default /usr/local), or packs them as a .deb:
-#   PREFIX/sbin/xen-livepatch                              the tool (NativeAOT)
+#   PREFIX/sbin/xen-livepatch                              the tool (NativeAOT): Xen's commands, the rest by
+#   PREFIX/lib/xen-livepatch/xen-livepatch-full            the whole tool, which it runs for every other command
 #   PREFIX/lib/xen-livepatch/sandbox/xen-syms              the sandbox hypervisor's image (the tool finds it here)
 #   PREFIX/lib/xen-livepatch/sandbox/payloads/*.livepatch  its sample payloads
 #   PREFIX/share/man/man1/xen-livepatch.1                  the manual page
@@ -31,9 +32,10 @@ done
 case "$prefix" in /*) ;; *) echo "install.sh: --prefix must be an absolute path, not '$prefix'" >&2; exit 64 ;; esac
 
 bin=artifacts/publish/xen-livepatch/xen-livepatch
+full=artifacts/publish/xen-livepatch/xen-livepatch-full
 image=artifacts/sandbox/xen-syms
 dist=artifacts/dist
-for f in "$bin" "$image" "$dist/xen-livepatch.1" "$dist/xen-livepatch.bash" "$dist/xen-livepatch.service"; do
+for f in "$bin" "$full" "$image" "$dist/xen-livepatch.1" "$dist/xen-livepatch.bash" "$dist/xen-livepatch.service"; do
   [ -f "$f" ] || { echo "install.sh: $f is missing: run ./build.sh first" >&2; exit 66; }
 done
 
@@ -71,6 +73,7 @@ put() { # MODE SOURCE DEST
   install -D -m "$1" "$2" "$root$3"
 }
 put 755 "$bin" "$prefix/sbin/xen-livepatch"
+put 755 "$full" "$prefix/lib/xen-livepatch/xen-livepatch-full"
 put 644 "$image" "$prefix/lib/xen-livepatch/sandbox/xen-syms"
 for p in artifacts/sandbox/payloads/*.livepatch; do
   [ -e "$p" ] && put 644 "$p" "$prefix/lib/xen-livepatch/sandbox/payloads/$(basename "$p")"

@@ -22,14 +22,15 @@ repo=$(cd "$here/.." && pwd)
 runs=${1:-10}
 limit=${2:-1.5}
 ours=$repo/artifacts/publish/xen-livepatch/xen-livepatch
-[ -x "$ours" ] || { echo "cli-startup: $ours is missing: run ./build.sh" >&2; exit 1; }
+[ -x "$ours" ] && [ -x "$ours-full" ] || { echo "cli-startup: $ours or $ours-full is missing: run ./build.sh" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cli-startup.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 knobs=${CLI_STARTUP_KNOBS:-0}
 files=$work/files
 mkdir -p "$files/ours" "$files/p"
-cp "$ours" "$files/ours/xen-livepatch"
+# Both programs, as install.sh installs them: the front runs Xen's commands, the whole tool the rest.
+cp "$ours" "$ours-full" "$files/ours/"
 gcc -O2 -static -o "$files/dom0-time" "$here/dom0-time.c"
 publish_empty() { # DIR [MSBUILD PROPERTIES...]
   local dir=$1; shift

@@ -14,7 +14,7 @@ clients = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 45
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 cli = os.environ.get("XEN_LIVEPATCH")
-cmd = [cli] if cli else ["dotnet", os.path.join(root, "artifacts/bin/XenLivepatch.Cli/release/xen-livepatch.dll")]
+cmd = [cli] if cli else ["dotnet", os.path.join(root, "artifacts/bin/XenLivepatch.Cli/release/xen-livepatch-full.dll")]
 work = tempfile.mkdtemp(prefix="xlp-hostile.")
 sock = os.path.join(work, "s.sock")
 server = subprocess.Popen(cmd + ["sandbox", "--socket", sock, "--vcpus", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -55,8 +55,8 @@ internal static class Instrumenting
             Console.Error.WriteLine("xlp-fuzz instrument: give the directory of a copy of the harness's build output");
             return 64;
         }
-        // The libraries, and the CLI's own assembly (xen-livepatch.dll: the info and build targets run its commands).
-        var ours = Directory.EnumerateFiles(args[0], "XenLivepatch.*.dll").Append(Path.Combine(args[0], "xen-livepatch.dll"));
+        // The libraries, and the CLI's own assembly (xen-livepatch-full.dll: the info and build targets run its commands).
+        var ours = Directory.EnumerateFiles(args[0], "XenLivepatch.*.dll").Append(Path.Combine(args[0], "xen-livepatch-full.dll"));
         foreach (string dll in ours.Order(StringComparer.Ordinal))
         {
             Fuzzer.Instrument(dll, type => type.StartsWith("XenLivepatch.", StringComparison.Ordinal), Options.Value);

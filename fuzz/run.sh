@@ -49,7 +49,7 @@ inst=${XLP_FUZZ_INST:-artifacts/fuzz/instrumented}
 mkdir -p artifacts/fuzz "$(dirname "$inst")"
 (
   flock 9
-  if [ ! -f "$inst/.done" ] || [ "$(cat "$inst/.done")" != "$bin" ] || [ -n "$(find "$bin" \( -name 'XenLivepatch.*.dll' -o -name 'xen-livepatch.dll' -o -name 'xlp-fuzz.dll' \) -newer "$inst/.done" | head -1)" ]; then
+  if [ ! -f "$inst/.done" ] || [ "$(cat "$inst/.done")" != "$bin" ] || [ -n "$(find "$bin" \( -name 'XenLivepatch.*.dll' -o -name 'xen-livepatch-full.dll' -o -name 'xlp-fuzz.dll' \) -newer "$inst/.done" | head -1)" ]; then
     rm -rf "$inst"
     cp -r "$bin" "$inst"
     dotnet "$bin/xlp-fuzz.dll" instrument "$inst" >&2

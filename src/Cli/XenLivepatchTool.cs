@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using XenLivepatch.Control;
 
 namespace XenLivepatch.Cli;
 
@@ -16,9 +15,6 @@ namespace XenLivepatch.Cli;
 /// </summary>
 public static class XenLivepatchTool
 {
-    private static readonly string[] s_mainCommands = ["help", "list", "upload", "load"];
-    private static readonly string[] s_actionCommands = ["apply", "revert", "unload", "replace"];
-
     /// <summary>The options before the command, as <c>--help</c> lists them.</summary>
     internal const string OptionsHelp = """
         Options (before the command; --json may also come after it):
@@ -90,7 +86,7 @@ public static class XenLivepatchTool
             stderr.Write(Usage.Help);
             return ExitCodes.Success;
         }
-        if (!TryOptions(args, stderr, out var options, out int at))
+        if (!XenDispatch.TryOptions(args, stderr, out var options, out int at))
         {
             d.ErrorKind = "usage";
             return ExitCodes.Failure;
@@ -120,7 +116,7 @@ public static class XenLivepatchTool
             return ExitCodes.Success;
         }
 
-        var found = XenCommand(command) is { } xen ? CommandTable.Named(xen) : CommandTable.Our(command);
+        var found = XenDispatch.XenCommand(command) is { } xen ? CommandTable.Named(xen) : CommandTable.Our(command);
         if (found == null)
         {
             d.Command = command;
@@ -144,7 +140,7 @@ public static class XenLivepatchTool
                 return await StoreCommands.ListInstalledAsync(rest, options, stdout, stderr, d.Host, d.CancellationToken).ConfigureAwait(false);
             }
             // Our addition: '<command> --help' alone describes it (Xen's help text, on stderr as Xen prints it).
-            if (found.Name == "help" || rest is ["--help"] or ["-h"])
+            if (XenDispatch.AsksHelp(found.Name, rest))
             {
                 (d.Json ? stdout : stderr).Write(Usage.Help);
                 return ExitCodes.Success;
@@ -224,92 +220,25 @@ public static class XenLivepatchTool
         return d[a.Length, b.Length];
     }
 
-    // The options before the command, in any order: --force, --xen, --sandbox PATH.
-    private static bool TryOptions(string[] args, TextWriter stderr, out ToolOptions options, out int at)
-    {
-        options = new ToolOptions();
-        at = 0;
-        while (at < args.Length)
-        {
-            switch (args[at])
-            {
-                case "--force":
-                    options = options with { Force = true };
-                    at++;
-                    continue;
-                case "--xen":
-                    if (options.Transport == TransportChoice.Sandbox)
-                        return Conflict(stderr);
-                    options = options with { Transport = TransportChoice.Xen };
-                    at++;
-                    continue;
-                case "--sandbox":
-                    if (options.Transport == TransportChoice.Xen)
-                        return Conflict(stderr);
-                    if (at + 1 >= args.Length)
-                    {
-                        stderr.Write("xen-livepatch: --sandbox needs the socket's path: --sandbox PATH <command> ...\n");
-                        return false;
-                    }
-                    options = options with { Transport = TransportChoice.Sandbox, SandboxPath = args[at + 1] };
-                    at += 2;
-                    continue;
-            }
-            break;
-        }
-        return true;
-    }
-
-    private static bool Conflict(TextWriter stderr)
-    {
-        stderr.Write("xen-livepatch: --xen and --sandbox exclude each other: give one\n");
-        return false;
-    }
-
-    /// <summary>The Xen command <paramref name="arg"/> names: the first of which it is a prefix, main commands first.</summary>
-    private static string? XenCommand(string arg) => Lookup(s_mainCommands, arg) ?? Lookup(s_actionCommands, arg);
-
-    // The first name of which arg is a prefix, as Xen's strncmp lookup finds it.
-    private static string? Lookup(string[] names, string arg) =>
-        Array.Find(names, n => n.StartsWith(arg, StringComparison.Ordinal));
-
     /// <summary>Runs a command that talks to the hypervisor through a <see cref="Session"/>.</summary>
     internal static async Task<int> RunHypervisorCommand(string command, Invocation i)
     {
-        var (args, options, stdout, stderr) = (i.Args, i.Options, i.Stdout, i.Stderr);
-        bool json = options.Json;
-        await using var session = new Session(command, options, stdout, stderr, i.Host, i.CancellationToken);
-        int result;
-        try
+        Func<Session, int, string>? report = !i.Options.Json ? null : command switch
         {
-            result = command switch
+            "get" => GetCommand.Json,
+            "buildid" => HostCommands.BuildIdJson,
+            "dump" => HostCommands.DumpJson,
+            _ => JsonReport.Write,
+        };
+        var (exit, usageError) = await XenDispatch.InSessionAsync(command, i.Options, i.Stdout, i.Stderr, i.Host,
+            session => command switch
             {
-                "list" => await XenCommands.ListAsync(session, args).ConfigureAwait(false),
-                "upload" => await XenCommands.UploadAsync(session, args).ConfigureAwait(false),
-                "load" => await XenCommands.LoadAsync(session, args).ConfigureAwait(false),
-                "get" => await GetCommand.RunAsync(session, args).ConfigureAwait(false),
-                "buildid" => await HostCommands.BuildIdAsync(session, args).ConfigureAwait(false),
-                "dump" => await HostCommands.DumpAsync(session, args).ConfigureAwait(false),
-                _ => await XenCommands.ActionAsync(session, args, XenCommands.ActionIndex(command)).ConfigureAwait(false),
-            };
-        }
-        catch (LivepatchTransportException e)
-        {
-            stderr.Write($"xen-livepatch: {e.Message}\n");
-            return ExitCodes.Failure;
-        }
-        int exit = ExitCodes.FromResult(result);
-        i.UsageError = session.UsageError;
-        if (json)
-        {
-            stdout.Write(command switch
-            {
-                "get" => GetCommand.Json(session, exit),
-                "buildid" => HostCommands.BuildIdJson(session, exit),
-                "dump" => HostCommands.DumpJson(session, exit),
-                _ => JsonReport.Write(session, exit),
-            });
-        }
+                "get" => GetCommand.RunAsync(session, i.Args),
+                "buildid" => HostCommands.BuildIdAsync(session, i.Args),
+                "dump" => HostCommands.DumpAsync(session, i.Args),
+                _ => XenDispatch.RunXenCommandAsync(session, command, i.Args),
+            }, report, name => CommandTable.Named(name)?.Synopsis ?? "", i.CancellationToken).ConfigureAwait(false);
+        i.UsageError = usageError;
         return exit;
     }
 }

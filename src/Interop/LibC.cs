@@ -37,6 +37,10 @@ internal static unsafe partial class LibC
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int open(string path, int flags);
 
+    /// <summary><c>execv(2)</c>: <paramref name="argv"/> is a NULL-terminated array of NUL-terminated byte strings.</summary>
+    [LibraryImport("libc", EntryPoint = "execv", SetLastError = true)]
+    public static partial int execv(byte* path, byte** argv);
+
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int close(int fd);
 

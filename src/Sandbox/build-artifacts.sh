@@ -5,7 +5,7 @@
 #                                    'xen-livepatch build' from payloads/<sample>.c. payloads/*_funcs.c hold
 #                                    the same function entries in C, for the gcc/objcopy/ld recipe
 #                                    (tools/payload/build-payload.sh) that the tests compare build with.
-# The CLI is $XEN_LIVEPATCH when set (a command: a path, or "dotnet path/xen-livepatch.dll"), otherwise
+# The CLI is $XEN_LIVEPATCH when set (a command: a path, or "dotnet path/xen-livepatch-full.dll"), otherwise
 # artifacts/publish/xen-livepatch/xen-livepatch, which ./build.sh publishes before it runs this script.
 #   usage: src/Sandbox/build-artifacts.sh DIR
 set -euo pipefail

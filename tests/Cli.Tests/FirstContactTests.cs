@@ -171,12 +171,8 @@ public class FirstContactTests
     [Fact]
     public void The_native_binary_away_from_the_repository_says_where_the_image_goes()
     {
-        string binary = Repo.Path("artifacts", "publish", "xen-livepatch", "xen-livepatch");
-        Assert.True(File.Exists(binary), $"{binary} is missing: run ./build.sh");
         string dir = Repo.TempDirectory("first-contact-copied");
-        string copy = Path.Combine(dir, "xen-livepatch");
-        File.Copy(binary, copy, overwrite: true);
-        File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string copy = NativeCli.CopyTo(dir);
         var r = Tool.Run("env", ["-u", "XEN_LIVEPATCH_SANDBOX_IMAGE", copy, "sandbox", "--socket", Path.Combine(dir, "s.sock")]);
         Assert.Equal(66, r.ExitCode);
         Assert.Contains("no sandbox image found", r.Stderr, StringComparison.Ordinal);

@@ -31,7 +31,7 @@ public class RawNameTests
         string dir = SandboxProcess.ShortDirectory();
         Directory.CreateDirectory(dir);
         string socket = Path.Combine(dir, "s.sock");
-        string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch.dll");
+        string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch-full.dll");
         using var server = SandboxProcess.Start(socket, "--vcpus", "1");
         try
         {

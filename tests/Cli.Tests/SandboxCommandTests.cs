@@ -206,7 +206,7 @@ public sealed class SandboxCommandTests
 
     internal static Process Start(Dictionary<string, string>? env, params string[] args)
     {
-        string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch.dll");
+        string dll = Path.Combine(AppContext.BaseDirectory, "xen-livepatch-full.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var (k, v) in env ?? [])
             psi.Environment[k] = v;

@@ -97,12 +97,10 @@ public sealed class Xen422ScenarioTests
     [UpstreamXenFact(UpstreamXen.Xen422)]
     public async Task Our_cli_on_real_xen_422_under_qemu_answers_as_kept_and_as_the_sandbox()
     {
-        string ours = Repo.Path("artifacts", "publish", "xen-livepatch", "xen-livepatch");
-        Assert.True(File.Exists(ours), $"our NativeAOT CLI is missing at {ours}: run ./build.sh");
         var xen = UpstreamXen.Get(UpstreamXen.Xen422);
         string files = Repo.TempDirectory("xen-422-scenario");
         Variants(QemuPayloads.HelloFor(xen.Syms, files), files);
-        File.Copy(ours, Path.Combine(files, "xen-livepatch"));
+        NativeCli.CopyTo(files);
         SysctlProbe.Build(files);
         File.Copy(Path.Combine(ProbeDir, "commands.txt"), Path.Combine(files, "probe-commands.txt"));
         // The raw sysctls first, on a freshly booted hypervisor (the list's version starts at 1); they unload what they load.

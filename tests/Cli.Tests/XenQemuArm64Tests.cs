@@ -14,16 +14,6 @@ namespace XenLivepatch.Cli.Tests;
 /// </summary>
 public class XenQemuArm64Tests
 {
-    private static string OursArm64
-    {
-        get
-        {
-            string path = Repo.Path("artifacts", "publish", "xen-livepatch-linux-arm64", "xen-livepatch");
-            Assert.True(File.Exists(path), $"our arm64 NativeAOT CLI is missing at {path}: run ./build.sh");
-            return path;
-        }
-    }
-
     // Single-quoted for sh.
     private static string Quote(string arg) => "'" + arg.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
@@ -64,8 +54,7 @@ public class XenQemuArm64Tests
         string files = Repo.TempDirectory("xen-qemu-arm64-parity");
         string hello = QemuPayloads.HelloArm64(files);
         QemuPayloads.Variant(hello, Path.Combine(files, "xen_wrong_dep.livepatch"), "wrong_dep", wrongDepends: true, objcopy: "aarch64-linux-gnu-objcopy");
-        Directory.CreateDirectory(Path.Combine(files, "ours"));
-        File.Copy(OursArm64, Path.Combine(files, "ours", "xen-livepatch"));
+        NativeCli.CopyTo(Path.Combine(files, "ours"), "linux-arm64");
 
         // The payloads of CToolDifferentialTests for this hypervisor, by Xen's recipe; named as the scenarios load them.
         var image = new TestImage("aarch64", XenQemuArm64.XenSyms, ElfFile.Load(XenQemuArm64.XenSyms));

@@ -53,8 +53,6 @@ public class XenQemuOperatorTests
     [Fact]
     public void Installed_payloads_come_back_at_boot_in_order_and_converge_moves_between_sets_on_real_xen()
     {
-        string ours = Repo.Path("artifacts", "publish", "xen-livepatch", "xen-livepatch");
-        Assert.True(File.Exists(ours), $"our NativeAOT CLI is missing at {ours}: run ./build.sh");
         var (buildId, xensyms) = XenQemu.Symbols();
         string work = Repo.TempDirectory("qemu-operator");
         string symbols = Path.Combine(work, "xensyms");
@@ -76,7 +74,7 @@ public class XenQemuOperatorTests
         File.Copy(P("xen_op_hello"), Path.Combine(files, "set-b", "xen_op_hello.livepatch"));
         File.Copy(P("xen_op_bye"), Path.Combine(files, "set-b", "xen_op_bye.livepatch"));
         PayloadVariants.ForAnotherHypervisor(P("xen_op_hello"), Path.Combine(files, "foreign"));
-        File.Copy(ours, Path.Combine(files, "xen-livepatch"));
+        NativeCli.CopyTo(files);
         File.Copy(Repo.Path("packaging", "systemd", "xen-livepatch.service"), Path.Combine(files, "xen-livepatch.service"));
         string share = Path.Combine(work, "var-lib-xen-livepatch");
         string[] options = ["--smp", "1", "--share", share + ":/var/lib/xen-livepatch"];

@@ -12,7 +12,7 @@
 #
 # XEN_SYMS defaults to CACHE/xen-syms (CACHE: <repo>/artifacts/qemu-arm64 or $XEN_QEMU_ARM64_CACHE; fetch.sh runs
 # first when CACHE/READY is missing). The CLI is $XEN_LIVEPATCH when set (a command: a path, or "dotnet
-# path/xen-livepatch.dll"), otherwise artifacts/publish/xen-livepatch/xen-livepatch (./build.sh publishes it).
+# path/xen-livepatch-full.dll"), otherwise artifacts/publish/xen-livepatch/xen-livepatch (./build.sh publishes it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)

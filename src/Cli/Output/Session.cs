@@ -36,10 +36,15 @@ internal sealed class Session : IAsyncDisposable
     private readonly TextWriter _stderr;
     private readonly ToolHost _host;
     private readonly CancellationToken _cancellationToken;
+    private readonly Func<string, string>? _synopsis;
     private LivepatchClient? _client;
 
-    public Session(string command, ToolOptions options, TextWriter stdout, TextWriter stderr, ToolHost host, CancellationToken cancellationToken)
+    /// <summary>A session of <paramref name="command"/>; <paramref name="synopsis"/> gives a command's arguments for
+    /// the JSON mode's line on a wrong command line (the whole tool's command table; the front runs no JSON).</summary>
+    public Session(string command, ToolOptions options, TextWriter stdout, TextWriter stderr, ToolHost host, CancellationToken cancellationToken,
+        Func<string, string>? synopsis = null)
     {
+        _synopsis = synopsis;
         Command = command;
         Options = options;
         _stdout = stdout;
@@ -135,7 +140,7 @@ internal sealed class Session : IAsyncDisposable
             _stderr.Write(Usage.Help);
             return;
         }
-        string synopsis = CommandTable.Named(Command)?.Synopsis ?? "";
+        string synopsis = _synopsis?.Invoke(Command) ?? "";
         _stderr.Write($"xen-livepatch {Command}: wrong arguments; usage: xen-livepatch {Command}{(synopsis.Length > 0 ? " " + synopsis : "")}\n");
     }
 
