@@ -98,15 +98,32 @@ public class FrontDoorTests
     }
 
     [Fact]
-    public void A_front_without_the_whole_tool_says_where_it_looked_and_what_to_do()
+    public void The_front_alone_carries_the_whole_tool()
     {
         string dir = Repo.TempDirectory("front-door-alone");
-        File.Copy(NativeCli.Path(), Path.Combine(dir, "xen-livepatch"));
         string front = Path.Combine(dir, "xen-livepatch");
+        File.Copy(NativeCli.Path(), front);
+        string full = Path.Combine(NativeCli.Directory(), FrontDoor.FullName);
+        foreach (string[] args in new[] { new[] { "--version" }, ["info", Payloads.Hello], ["--json", "list", "--installed", "--store", dir] })
+        {
+            var alone = Tool.Run(front, args);
+            var direct = Tool.Run(full, args);
+            Assert.Equal((direct.ExitCode, direct.Stdout, direct.Stderr), (alone.ExitCode, alone.Stdout, alone.Stderr));
+        }
+    }
+
+    [Fact]
+    public void A_front_with_no_whole_tool_at_all_says_where_it_looked_and_what_to_do()
+    {
+        string dir = Repo.TempDirectory("front-door-stripped");
+        string front = Path.Combine(dir, "xen-livepatch");
+        var strip = Tool.Run("objcopy", "--remove-section", FrontDoor.EmbeddedSection, NativeCli.Path(), front);
+        Assert.True(strip.ExitCode == 0, strip.Stderr);
         var r = Tool.Run(front, "info", Payloads.Hello);
         Assert.Equal(1, r.ExitCode);
         Assert.Equal("", r.Stdout);
-        Assert.Contains($"looked for {Path.Combine(dir, FrontDoor.FullName)} and ", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"looked for {Path.Combine(dir, FrontDoor.FullName)}, ", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"its own {FrontDoor.EmbeddedSection} section (it has no {FrontDoor.EmbeddedSection} section)", r.Stderr, StringComparison.Ordinal);
         Assert.Contains("install both programs (install.sh does", r.Stderr, StringComparison.Ordinal);
 
         var json = Tool.Run(front, "--json", "info", Payloads.Hello);
