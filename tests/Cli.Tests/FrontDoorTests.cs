@@ -88,8 +88,14 @@ public class FrontDoorTests
     {
         string dir = Repo.TempDirectory("front-door-native");
         string front = NativeCli.CopyTo(dir);
-        string full = Path.Combine(dir, FrontDoor.FullName);
-        foreach (string[] args in new[] { new[] { "--version" }, ["--help"], ["info", Payloads.Hello], ["aply"], ["--json", "help"] })
+        AssertRunsAsTheWholeTool(front, Path.Combine(dir, FrontDoor.FullName),
+            ["--version"], ["--help"], ["info", Payloads.Hello], ["aply"], ["--json", "help"]);
+    }
+
+    // Each command line through the front prints and exits as the whole tool run directly.
+    private static void AssertRunsAsTheWholeTool(string front, string full, params string[][] commandLines)
+    {
+        foreach (string[] args in commandLines)
         {
             var viaFront = Tool.Run(front, args);
             var direct = Tool.Run(full, args);
@@ -103,13 +109,8 @@ public class FrontDoorTests
         string dir = Repo.TempDirectory("front-door-alone");
         string front = Path.Combine(dir, "xen-livepatch");
         File.Copy(NativeCli.Path(), front);
-        string full = Path.Combine(NativeCli.Directory(), FrontDoor.FullName);
-        foreach (string[] args in new[] { new[] { "--version" }, ["info", Payloads.Hello], ["--json", "list", "--installed", "--store", dir] })
-        {
-            var alone = Tool.Run(front, args);
-            var direct = Tool.Run(full, args);
-            Assert.Equal((direct.ExitCode, direct.Stdout, direct.Stderr), (alone.ExitCode, alone.Stdout, alone.Stderr));
-        }
+        AssertRunsAsTheWholeTool(front, Path.Combine(NativeCli.Directory(), FrontDoor.FullName),
+            ["--version"], ["info", Payloads.Hello], ["--json", "list", "--installed", "--store", dir]);
     }
 
     [Fact]
