@@ -63,14 +63,17 @@ case "$(uname -m)" in
   *) echo "build.sh: no NativeAOT runtime identifier for $(uname -m)" >&2; exit 1 ;;
 esac
 # Two programs, one tool: xen-livepatch (src/CliFront) runs Xen's commands itself and hands every other command line
-# to xen-livepatch-full (src/Cli) beside it; the front links only what Xen's commands need, which is its start-up.
-publish_cli() { # RID DIR
+# to xen-livepatch-full (src/Cli); the front links only what Xen's commands need, which is its start-up. The front
+# also carries the whole tool in a section of its own (.xlp.full, not loaded, kept by strip), run from memory when
+# no xen-livepatch-full is installed beside it: copied alone, xen-livepatch is still the whole tool.
+publish_cli() { # RID DIR OBJCOPY
   rm -rf "$2"
   dotnet publish src/Cli/XenLivepatch.Cli.csproj -c Release -r "$1" --nologo -v quiet -clp:ErrorsOnly -o "$2" ${XLP_PUBLISH_FLAGS:-}
   dotnet publish src/CliFront/XenLivepatch.CliFront.csproj -c Release -r "$1" --nologo -v quiet -clp:ErrorsOnly -o "$2" ${XLP_PUBLISH_FLAGS:-}
+  "$3" --add-section .xlp.full="$2/xen-livepatch-full" "$2/xen-livepatch"
 }
 step "publishing the CLI (NativeAOT, $rid) to artifacts/publish/xen-livepatch"
-publish_cli "$rid" artifacts/publish/xen-livepatch
+publish_cli "$rid" artifacts/publish/xen-livepatch objcopy
 # The same CLI for arm64 dom0s, cross-compiled with NativeAOT (clang --target=aarch64-linux-gnu links it
 # against Debian's aarch64 cross C library); the arm64 QEMU tests run it on real arm64 Xen.
 if [ "$rid" = linux-x64 ]; then
@@ -85,7 +88,7 @@ if [ "$rid" = linux-x64 ]; then
     fi
   fi
   step "publishing the CLI (NativeAOT, linux-arm64) to artifacts/publish/xen-livepatch-linux-arm64"
-  publish_cli linux-arm64 artifacts/publish/xen-livepatch-linux-arm64
+  publish_cli linux-arm64 artifacts/publish/xen-livepatch-linux-arm64 aarch64-linux-gnu-objcopy
 fi
 # The control library for other programs: XenLivepatch.Control and XenLivepatch.Abi as NuGet packages (the tests
 # build a consumer from this folder as a local feed).

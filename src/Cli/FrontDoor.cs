@@ -62,9 +62,14 @@ internal static class FrontDoor
         yield return Path.GetFullPath(Path.Combine(dir, "..", "lib", "xen-livepatch", FullName));
     }
 
+    /// <summary>The section of the front's own file that carries the whole tool (build.sh adds it with objcopy).</summary>
+    public const string EmbeddedSection = ".xlp.full";
+
     /// <summary>
     /// Replaces this process with the whole tool, given this process's own arguments byte for byte (from
-    /// /proc/self/cmdline: a payload name may be any bytes). Returns only when no whole tool could be run: then it
+    /// /proc/self/cmdline: a payload name may be any bytes): the one beside the front or in ../lib/xen-livepatch when
+    /// there is one, else the copy the front carries in its <see cref="EmbeddedSection"/> section, run from memory
+    /// (so the front alone, copied anywhere, is the whole tool). Returns only when neither could be run: then it
     /// says where it looked and what to do, and returns the exit code (1).
     /// </summary>
     public static unsafe int Exec(TextWriter stdout, TextWriter stderr, bool json)
@@ -79,17 +84,21 @@ internal static class FrontDoor
         {
             cmdline = [];
         }
+        // Where the user's program is, for the whole tool to find what is installed beside it (ProgramLocation).
+        LibC.setenv("XEN_LIVEPATCH_PROGRAM", self, 1);
         var tried = new List<string>();
         foreach (string full in Candidates(self))
         {
             tried.Add(full);
             if (!File.Exists(full))
                 continue;
-            ExecV(full, cmdline);
+            ExecV(full, self, cmdline);
             tried[^1] += $" ({Marshal.GetLastPInvokeErrorMessage()})";
         }
-        string message = $"xen-livepatch: this command is run by {FullName}, the whole tool, which is not installed beside this one: " +
-            $"looked for {string.Join(" and ", tried)}.\n" +
+        string embedded = ExecEmbedded(self, cmdline);
+        tried.Add($"its own {EmbeddedSection} section ({embedded})");
+        string message = $"xen-livepatch: this command is run by {FullName}, the whole tool, which could not be run: " +
+            $"looked for {string.Join(", ", tried)}.\n" +
             $"  install both programs (install.sh does; the build puts both in artifacts/publish/xen-livepatch), or run {FullName} itself\n";
         stderr.Write(message);
         if (json)
@@ -100,8 +109,35 @@ internal static class FrontDoor
         return ExitCodes.Failure;
     }
 
-    // argv[0] is the whole tool's path; the rest are this process's arguments after its own name.
-    private static unsafe void ExecV(string path, byte[] cmdline)
+    // The embedded whole tool, copied by the kernel into an anonymous memory file and run from there; returns why not.
+    private static unsafe string ExecEmbedded(string self, byte[] cmdline)
+    {
+        using var exe = SafeFileDescriptor.Open("/proc/self/exe", LibC.O_RDONLY | LibC.O_CLOEXEC);
+        if (exe.IsInvalid)
+            return Marshal.GetLastPInvokeErrorMessage();
+        if (!LibC.TryGetSize("/proc/self/exe", out long length))
+            return Marshal.GetLastPInvokeErrorMessage();
+        if (!EmbeddedImage.TryFind(exe, length, EmbeddedSection, out long offset, out long size, out string why))
+            return why;
+        using var memory = SafeFileDescriptor.CreateMemfd(FullName, LibC.MFD_CLOEXEC);
+        if (memory.IsInvalid)
+            return Marshal.GetLastPInvokeErrorMessage();
+        int fd = (int)memory.DangerousGetHandle();
+        int from = (int)exe.DangerousGetHandle();
+        for (long left = size; left > 0;)
+        {
+            nint n = LibC.sendfile(fd, from, &offset, (nuint)Math.Min(left, 1L << 30));
+            if (n <= 0)
+                return n < 0 ? Marshal.GetLastPInvokeErrorMessage() : "the section ends early";
+            left -= n;
+        }
+        // An ELF program is opened before the close-on-exec descriptors are closed: its /proc path runs it.
+        ExecV($"/proc/self/fd/{fd}", self, cmdline);
+        return Marshal.GetLastPInvokeErrorMessage();
+    }
+
+    // argv[0] is the front's own path, as the user ran it; the rest are this process's arguments after its own name.
+    private static unsafe void ExecV(string path, string self, byte[] cmdline)
     {
         int first = Array.IndexOf(cmdline, (byte)0) + 1;
         var args = new List<(int Start, int Length)>();
@@ -113,12 +149,14 @@ internal static class FrontDoor
             start = i + 1;
         }
         byte[] pathBytes = Encoding.UTF8.GetBytes(path + "\0");
+        byte[] selfBytes = Encoding.UTF8.GetBytes(self + "\0");
         var argv = new nint[args.Count + 2];
         fixed (byte* p = pathBytes)
+        fixed (byte* n = selfBytes)
         fixed (byte* c = cmdline)
         fixed (nint* v = argv)
         {
-            argv[0] = (nint)p;
+            argv[0] = (nint)n;
             for (int i = 0; i < args.Count; i++)
                 argv[i + 1] = (nint)(c + args[i].Start);
             LibC.execv(p, (byte**)v);

@@ -41,6 +41,17 @@ internal static unsafe partial class LibC
     [LibraryImport("libc", EntryPoint = "execv", SetLastError = true)]
     public static partial int execv(byte* path, byte** argv);
 
+    /// <summary><c>sendfile(2)</c>: copies inside the kernel, from <paramref name="inFd"/> at *<paramref name="offset"/>.</summary>
+    [LibraryImport("libc", EntryPoint = "sendfile", SetLastError = true)]
+    public static partial nint sendfile(int outFd, int inFd, long* offset, nuint count);
+
+    /// <summary><c>setenv(3)</c>: the C library's environment, the one <c>execv</c> passes on (.NET keeps its own copy).</summary>
+    [LibraryImport("libc", EntryPoint = "setenv", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int setenv(string name, string value, int overwrite);
+
+    [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
+    public static partial nint pread(SafeFileDescriptor fd, byte* buffer, nuint count, long offset);
+
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int close(int fd);
 

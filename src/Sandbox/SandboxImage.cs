@@ -63,7 +63,7 @@ public sealed class SandboxImage : IHypervisorSymbols
         string? env = Environment.GetEnvironmentVariable("XEN_LIVEPATCH_SANDBOX_IMAGE");
         if (!string.IsNullOrEmpty(env))
             return env;
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+        for (var dir = new DirectoryInfo(ProgramLocation.Directory); dir != null; dir = dir.Parent)
         {
             string candidate = Path.Combine(dir.FullName, "artifacts", "sandbox", "xen-syms");
             if (System.IO.File.Exists(candidate))

@@ -88,8 +88,14 @@ public class FrontDoorTests
     {
         string dir = Repo.TempDirectory("front-door-native");
         string front = NativeCli.CopyTo(dir);
-        string full = Path.Combine(dir, FrontDoor.FullName);
-        foreach (string[] args in new[] { new[] { "--version" }, ["--help"], ["info", Payloads.Hello], ["aply"], ["--json", "help"] })
+        AssertRunsAsTheWholeTool(front, Path.Combine(dir, FrontDoor.FullName),
+            ["--version"], ["--help"], ["info", Payloads.Hello], ["aply"], ["--json", "help"]);
+    }
+
+    // Each command line through the front prints and exits as the whole tool run directly.
+    private static void AssertRunsAsTheWholeTool(string front, string full, params string[][] commandLines)
+    {
+        foreach (string[] args in commandLines)
         {
             var viaFront = Tool.Run(front, args);
             var direct = Tool.Run(full, args);
@@ -98,15 +104,27 @@ public class FrontDoorTests
     }
 
     [Fact]
-    public void A_front_without_the_whole_tool_says_where_it_looked_and_what_to_do()
+    public void The_front_alone_carries_the_whole_tool()
     {
         string dir = Repo.TempDirectory("front-door-alone");
-        File.Copy(NativeCli.Path(), Path.Combine(dir, "xen-livepatch"));
         string front = Path.Combine(dir, "xen-livepatch");
+        File.Copy(NativeCli.Path(), front);
+        AssertRunsAsTheWholeTool(front, Path.Combine(NativeCli.Directory(), FrontDoor.FullName),
+            ["--version"], ["info", Payloads.Hello], ["--json", "list", "--installed", "--store", dir]);
+    }
+
+    [Fact]
+    public void A_front_with_no_whole_tool_at_all_says_where_it_looked_and_what_to_do()
+    {
+        string dir = Repo.TempDirectory("front-door-stripped");
+        string front = Path.Combine(dir, "xen-livepatch");
+        var strip = Tool.Run("objcopy", "--remove-section", FrontDoor.EmbeddedSection, NativeCli.Path(), front);
+        Assert.True(strip.ExitCode == 0, strip.Stderr);
         var r = Tool.Run(front, "info", Payloads.Hello);
         Assert.Equal(1, r.ExitCode);
         Assert.Equal("", r.Stdout);
-        Assert.Contains($"looked for {Path.Combine(dir, FrontDoor.FullName)} and ", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"looked for {Path.Combine(dir, FrontDoor.FullName)}, ", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"its own {FrontDoor.EmbeddedSection} section (it has no {FrontDoor.EmbeddedSection} section)", r.Stderr, StringComparison.Ordinal);
         Assert.Contains("install both programs (install.sh does", r.Stderr, StringComparison.Ordinal);
 
         var json = Tool.Run(front, "--json", "info", Payloads.Hello);

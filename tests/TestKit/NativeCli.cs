@@ -2,8 +2,8 @@ namespace XenLivepatch.TestKit;
 
 /// <summary>
 /// The NativeAOT tool ./build.sh publishes: the front, <c>xen-livepatch</c>, and the whole tool it runs for every
-/// command but Xen's, <c>xen-livepatch-full</c>, side by side. A test that takes the tool elsewhere (a dom0) takes
-/// both, as install.sh does.
+/// command but Xen's, <c>xen-livepatch-full</c>, side by side (the front also carries a copy of the whole tool). A
+/// test that takes the tool elsewhere (a dom0) takes both, as install.sh installs both.
 /// </summary>
 public static class NativeCli
 {

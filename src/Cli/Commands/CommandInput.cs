@@ -195,10 +195,10 @@ internal static class CommandInput
             stderr.Write(given
                 ? $"xen-livepatch {command}: {FileProblem.Reading(image, null)}; run ./build.sh to make the image (artifacts/sandbox/xen-syms)\n"
                 : $"xen-livepatch {command}: no sandbox image found. It is looked for in $XEN_LIVEPATCH_SANDBOX_IMAGE, then as\n" +
-                  $"  artifacts/sandbox/xen-syms, sandbox/xen-syms or lib/xen-livepatch/sandbox/xen-syms in {AppContext.BaseDirectory.TrimEnd('/')}\n" +
+                  $"  artifacts/sandbox/xen-syms, sandbox/xen-syms or lib/xen-livepatch/sandbox/xen-syms in {ProgramLocation.Directory.TrimEnd('/')}\n" +
                   "  and the directories above it.\n" +
                   "  ./build.sh makes artifacts/sandbox/xen-syms in the repository: set XEN_LIVEPATCH_SANDBOX_IMAGE to it, copy it to\n" +
-                  $"  {Path.Combine(AppContext.BaseDirectory, "sandbox", "xen-syms")}, or give --image <file>\n");
+                  $"  {Path.Combine(ProgramLocation.Directory, "sandbox", "xen-syms")}, or give --image <file>\n");
             return false;
         }
         byte[] head;

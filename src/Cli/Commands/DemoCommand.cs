@@ -61,7 +61,7 @@ internal static class DemoCommand
             return Usage(stderr, "--payload and --from-source each give the payload: give one");
         string imageDirectory = Path.GetDirectoryName(Path.GetFullPath(image))!;
         string payload = a.Value("--payload") ?? Path.Combine(imageDirectory, "payloads", "xen_hello_world.livepatch");
-        string? repo = FindRepository(imageDirectory) ?? FindRepository(AppContext.BaseDirectory) ?? FindRepository(Directory.GetCurrentDirectory());
+        string? repo = FindRepository(imageDirectory) ?? FindRepository(ProgramLocation.Directory) ?? FindRepository(Directory.GetCurrentDirectory());
         string tree = a.Value("--src") ?? (repo != null ? Path.Combine(repo, "src", "Sandbox", "image") : "src/Sandbox/image");
         string patch = a.Value("--patch") ?? (repo != null ? Path.Combine(repo, "src", "Sandbox", "patches", "extra-version.patch") : "src/Sandbox/patches/extra-version.patch");
         if (!CommandInput.TrySandboxImage("demo", image, a.Value("--image") != null, stderr))
