@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using XenLivepatch.Elf;
 using XenLivepatch.Hypervisor;
@@ -550,6 +551,8 @@ public sealed partial class SourceBuild
         return p.ExitCode == 0;
     }
 
+    private bool _crossNoted;
+
     private int Make(string tree, Layout layout, List<(string Variable, string Value)> stamps, string log)
     {
         var psi = new ProcessStartInfo("make") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = tree };
@@ -562,6 +565,14 @@ public sealed partial class SourceBuild
         {
             foreach (var (variable, value) in stamps)
                 psi.Environment[variable] = value;
+            var cross = CrossCompile(tree, layout);
+            foreach (var (variable, value) in cross)
+                psi.Environment[variable] = value;
+            if (cross.Count > 0 && !_crossNoted)
+            {
+                _crossNoted = true;
+                Note($"an arm64 tree: cross-compiling with {string.Join(' ', cross.Select(c => $"{c.Variable}={c.Value}"))}");
+            }
         }
         using var output = new StreamWriter(log);
         using var p = new Process { StartInfo = psi };
@@ -580,6 +591,25 @@ public sealed partial class SourceBuild
         p.BeginErrorReadLine();
         p.WaitForExit();
         return p.ExitCode;
+    }
+
+    /// <summary>
+    /// What Xen's make needs to build an arm64 tree on another machine, as Xen's own cross build takes it
+    /// (<c>XEN_TARGET_ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-</c>, Debian's cross compiler): only when the tree's
+    /// .config is arm64's, this machine is not, and the caller's environment does not say otherwise already.
+    /// </summary>
+    private static List<(string Variable, string Value)> CrossCompile(string tree, Layout layout)
+    {
+        var env = new List<(string, string)>();
+        string config = Path.Combine(tree, layout.MakeDirectory, ".config");
+        if (RuntimeInformation.OSArchitecture == Architecture.Arm64 || !File.Exists(config)
+            || !File.ReadLines(config).Contains("CONFIG_ARM_64=y", StringComparer.Ordinal))
+            return env;
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("XEN_TARGET_ARCH")))
+            env.Add(("XEN_TARGET_ARCH", "arm64"));
+        if (Environment.GetEnvironmentVariable("CROSS_COMPILE") == null)
+            env.Add(("CROSS_COMPILE", "aarch64-linux-gnu-"));
+        return env;
     }
 
     private static string Tail(string log)

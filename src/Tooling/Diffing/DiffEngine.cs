@@ -196,7 +196,7 @@ internal sealed partial class DiffEngine
             foreach (var r in s.Relocations)
                 r.Key = KeyOf(r);
         }
-        SpecialSections.Sign(groups, RangeKey);
+        SpecialSections.Sign(groups, RangeKey, u.Object.Machine);
     }
 
     /// <summary>What a relocation reaches, in terms both objects share: names, texts, contents.</summary>
