@@ -157,5 +157,80 @@ public class XenQemuArm64Tests
         Assert.DoesNotContain("BUG", xen, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// build-source on the arm64 build that boots here (tests/qemu-arm64/fetch.sh's tree, cross-compiled from this
+    /// x86 machine): a change to common code becomes a payload that real arm64 Xen applies and reverts; so does a
+    /// change to a function with an alternative (arm64's 12-byte <c>alt_instr</c> and its replacement carried; the
+    /// function copies every hypercall's results to dom0, and <c>list</c> runs through it while it is applied); a
+    /// <c>__LINE__</c>-only change (arm64's bug frames keep the line in a field of their own) is nothing to patch;
+    /// a change of <c>__init</c> code is refused with its reason (tests/Data/xen-4.17-arm64/source-patches).
+    /// </summary>
+    [Fact]
+    public void Build_source_on_the_arm64_build_makes_a_payload_that_real_arm64_xen_applies()
+    {
+        XenQemuArm64.EnsureFetched();
+        string tree = Path.Combine(XenQemuArm64.CacheDirectory, "build", "xen-4.17.3");
+        string files = Repo.TempDirectory("xen-qemu-arm64-source");
+        CliRun Build(string patch) => CliRun.Ours("build-source", "--src", tree, "--base-build", tree, "--offline", "-o", Path.Combine(files, patch + ".livepatch"),
+            "--patch", Repo.Path("tests", "Data", "xen-4.17-arm64", "source-patches", patch + ".patch"));
+
+        var extra = Build("extra");
+        Assert.True(extra.ExitCode == 0, extra.Stderr);
+        Assert.Contains("xen/common/version.o: 1 changed function (xen_extra_version)", extra.Stderr, StringComparison.Ordinal);
+        if (System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.Arm64)
+            Assert.Contains("cross-compiling with XEN_TARGET_ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-", extra.Stderr, StringComparison.Ordinal);
+        var alternative = Build("alternative");
+        Assert.True(alternative.ExitCode == 0, alternative.Stderr);
+        Assert.Contains("xen/arch/arm/guestcopy.o: 1 changed function (guestcopy.c#copy_guest)", alternative.Stderr, StringComparison.Ordinal);
+        var withAlternative = ElfFile.Load(Path.Combine(files, "alternative.livepatch"));
+        foreach (var (section, size) in new[] { (".altinstructions", 12L), (".altinstr_replacement", 4L) })
+        {
+            int index = withAlternative.FindSection(section);
+            Assert.True(index >= 0, $"{section} is missing from the payload");
+            Assert.Equal(size, (long)withAlternative.SectionHeaders[index].Size);
+        }
+        var line = Build("line-only");
+        Assert.True(line.ExitCode == 83, line.Stderr);
+        Assert.Contains("xen/common/kernel.o: no function changed", line.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(files, "line-only.livepatch")));
+        var init = Build("init");
+        Assert.True(init.ExitCode == 65, init.Stderr);
+        Assert.Contains("xen/common/version.o: .init.text (xen_build_init): changed __init code", init.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(files, "init.livepatch")));
+
+        NativeCli.CopyTo(Path.Combine(files, "ours"), "linux-arm64");
+        const string script = """
+            x() { echo "extra=$(cat /sys/hypervisor/version/extra)"; }
+            { x; ./ours/xen-livepatch load extra.livepatch; echo "rc=$?"; x; ./ours/xen-livepatch revert extra; echo "rc=$?"; x;
+              ./ours/xen-livepatch unload extra; echo "rc=$?"; ./ours/xen-livepatch load alternative.livepatch; echo "rc=$?";
+              ./ours/xen-livepatch list; ./ours/xen-livepatch revert alternative; ./ours/xen-livepatch unload alternative;
+              ./ours/xen-livepatch list; } > out/steps 2>&1
+            """;
+        var r = XenQemuArm64.Run(files, script, TimeSpan.FromMinutes(3), ["--smp", "1"]);
+        Assert.True(r.ScriptExitCode == 0, r.RunLog);
+        Assert.Equal("""
+            extra=.3
+            Uploading extra.livepatch... completed
+            Applying extra... completed
+            rc=0
+            extra=-from-source
+            Reverting extra... completed
+            rc=0
+            extra=.3
+            Unloading extra... completed
+            rc=0
+            Uploading alternative.livepatch... completed
+            Applying alternative... completed
+            rc=0
+             ID                                     | status     | metadata
+            ----------------------------------------+------------+---------------
+            alternative                             | APPLIED    | 
+            Reverting alternative... completed
+            Unloading alternative... completed
+            Nothing to list
+
+            """, r.File("steps"));
+    }
+
     private static string Show(string s) => s.Replace("\n", "\\n", StringComparison.Ordinal);
 }

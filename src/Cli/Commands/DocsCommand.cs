@@ -88,6 +88,7 @@ internal static partial class DocsCommand
         sb.Append(".SH FILES\n");
         sb.Append(".TP\n.I /var/lib/xen\\-livepatch/BUILD\\-ID/\nThe install store of the hypervisor with that build\\-id: one file per payload and installed.json, its index.\n");
         sb.Append(".TP\n.I /lib/systemd/system/xen\\-livepatch.service\nApplies the installed payloads at boot, before guests start, unless the kernel command line has xen\\-livepatch.enable=0.\n");
+        sb.Append(".TP\n.I PREFIX/lib/xen\\-livepatch/xen\\-livepatch\\-full\nThe whole tool: xen\\-livepatch runs Xen's commands itself and every other command line through it (or through the copy it carries when this one is missing).\n");
         sb.Append(".TP\n.I PREFIX/lib/xen\\-livepatch/sandbox/xen\\-syms\nThe sandbox hypervisor's image, and its sample payloads beside it.\n");
         sb.Append(".SH ENVIRONMENT\n");
         sb.Append(".TP\n.B XEN_LIVEPATCH_SANDBOX\nThe sandbox socket (default /run/xen\\-livepatch/sandbox.sock).\n");

@@ -135,6 +135,7 @@ public sealed partial class SourceBuild
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private string _name = "";
     private int _step;
+    private bool _crossNoted;
     private int Steps => _r.Seal == null ? 6 : 7;
 
     private SourceBuild(SourceBuildRequest request, TextWriter progress)
@@ -255,7 +256,7 @@ public sealed partial class SourceBuild
                 Note($"note: {_r.Tree} holds a built {layout.Image}; if that is the running hypervisor, give --base-build {_r.Tree} (this build's stamps, and so its build-id, may differ)");
             if (!TreeFiles.Copy(tree, baseTree, out string? copyError))
                 return Fail(SourceBuildOutcome.BadInput, $"cannot copy {_r.Tree}: {copyError}", "check the tree is readable and there is room in the temporary folder");
-            int rc = layout.Make(baseTree, stamps, Path.Combine(work, "build-original.log"), _r.Jobs);
+            int rc = Make(layout, baseTree, stamps, Path.Combine(work, "build-original.log"));
             if (rc != 0)
                 return Fail(SourceBuildOutcome.TreeDoesNotBuild, $"the original tree does not build (make exited {rc}):\n{TreeFiles.Tail(Path.Combine(work, "build-original.log"))}",
                     $"fix the tree or its configuration first; the whole log is in {Path.Combine(work, "build-original.log")} with --keep");
@@ -304,7 +305,7 @@ public sealed partial class SourceBuild
         // [3] Rebuild what changed.
         Step($"Building the patched tree (make -j{_r.Jobs}, same configuration and stamps)");
         string patchedLog = Path.Combine(work, "build-patched.log");
-        int prc = layout.Make(patchedTree, stamps, patchedLog, _r.Jobs);
+        int prc = Make(layout, patchedTree, stamps, patchedLog);
         if (prc != 0)
             return Fail(SourceBuildOutcome.TreeDoesNotBuild, $"the patched tree does not build (make exited {prc}):\n{TreeFiles.Tail(patchedLog)}",
                 "fix the patch so that the tree compiles; --keep DIR keeps the log and the trees");
@@ -404,6 +405,18 @@ public sealed partial class SourceBuild
         {
             Outcome = SourceBuildOutcome.Built, Name = _name, Objects = objects, Payload = payload, Written = bytes, BaseImage = image, Timings = _timings, KeptIn = _r.Keep,
         };
+    }
+
+    // make in a tree, cross-compiling an arm64 Xen tree on another machine (said once).
+    private int Make(TreeLayout layout, string tree, List<(string Variable, string Value)> stamps, string log)
+    {
+        var cross = layout.IsXen ? layout.CrossCompile(tree) : [];
+        if (cross.Count > 0 && !_crossNoted)
+        {
+            _crossNoted = true;
+            Note($"an arm64 tree: cross-compiling with {string.Join(' ', cross.Select(c => $"{c.Variable}={c.Value}"))}");
+        }
+        return layout.Make(tree, stamps, cross, log, _r.Jobs);
     }
 
     private static DiffResult DiffObject(string baseTree, string patchedTree, string rel, List<SourcePatch> patches)

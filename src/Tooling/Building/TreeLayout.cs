@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 
 namespace XenLivepatch.Tooling;
@@ -60,8 +61,11 @@ internal sealed partial record TreeLayout(string MakeDirectory, string ObjectRoo
     [GeneratedRegex("^#define\\s+(XEN_COMPILE_\\w+)\\s+\"(.*)\"\\s*$")]
     private static partial Regex CompileMacro();
 
-    /// <summary>Runs make in <paramref name="tree"/> with the build stamps (Xen trees), its output to <paramref name="log"/>; the exit code.</summary>
-    public int Make(string tree, List<(string Variable, string Value)> stamps, string log, int jobs)
+    /// <summary>
+    /// Runs make in <paramref name="tree"/> with the build stamps and <paramref name="cross"/>'s variables (Xen trees),
+    /// its output to <paramref name="log"/>; the exit code.
+    /// </summary>
+    public int Make(string tree, List<(string Variable, string Value)> stamps, IReadOnlyList<(string Variable, string Value)> cross, string log, int jobs)
     {
         var psi = new ProcessStartInfo("make") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = tree };
         foreach (string a in (string[])["-C", MakeDirectory, $"-j{Math.Max(1, jobs)}"])
@@ -72,6 +76,8 @@ internal sealed partial record TreeLayout(string MakeDirectory, string ObjectRoo
         if (IsXen)
         {
             foreach (var (variable, value) in stamps)
+                psi.Environment[variable] = value;
+            foreach (var (variable, value) in cross)
                 psi.Environment[variable] = value;
         }
         using var output = new StreamWriter(log);
@@ -91,6 +97,25 @@ internal sealed partial record TreeLayout(string MakeDirectory, string ObjectRoo
         p.BeginErrorReadLine();
         p.WaitForExit();
         return p.ExitCode;
+    }
+
+    /// <summary>
+    /// What Xen's make needs to build an arm64 tree on another machine, as Xen's own cross build takes it
+    /// (<c>XEN_TARGET_ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-</c>, Debian's cross compiler): only when the tree's
+    /// .config is arm64's, this machine is not, and the caller's environment does not say otherwise already.
+    /// </summary>
+    public List<(string Variable, string Value)> CrossCompile(string tree)
+    {
+        var env = new List<(string, string)>();
+        string config = Path.Combine(tree, MakeDirectory, ".config");
+        if (RuntimeInformation.OSArchitecture == Architecture.Arm64 || !File.Exists(config)
+            || !File.ReadLines(config).Contains("CONFIG_ARM_64=y", StringComparer.Ordinal))
+            return env;
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("XEN_TARGET_ARCH")))
+            env.Add(("XEN_TARGET_ARCH", "arm64"));
+        if (Environment.GetEnvironmentVariable("CROSS_COMPILE") == null)
+            env.Add(("CROSS_COMPILE", "aarch64-linux-gnu-"));
+        return env;
     }
 
     /// <summary>

@@ -21,7 +21,7 @@ internal sealed class ContentKeys
             foreach (var r in s.Relocations)
                 r.Key = KeyOf(r);
         }
-        SpecialSections.Sign(groups, RangeKey);
+        SpecialSections.Sign(groups, RangeKey, u.Object.Machine);
     }
 
     /// <summary>What a relocation reaches, in terms both objects share: names, texts, contents.</summary>

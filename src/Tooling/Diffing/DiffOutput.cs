@@ -100,7 +100,7 @@ internal sealed class DiffOutput
     /// <summary>The output object's bytes.</summary>
     public byte[] Write()
     {
-        var obj = new ElfObject(ElfClass.Elf64, ElfEncoding.LittleEndian, ElfMachine.X86_64);
+        var obj = new ElfObject(ElfClass.Elf64, ElfEncoding.LittleEndian, _patched.Object.Machine);
         var symtab = obj.GetOrAddSymbolTable();
         if (_patched.SourceFile != null)
             symtab.Add(new ElfObjectSymbol(_patched.SourceFile) { Type = ElfSymbolType.File, Binding = ElfSymbolBinding.Local, SpecialSection = ElfSpecialSection.Abs });
@@ -211,7 +211,7 @@ internal sealed class DiffOutput
                 return (External(_patched.XenLabel(n)!), at - (long)n.Value);
             if (t.Section is { } ts && outSection.TryGetValue(ts, out var placed))
             {
-                long reached = (from.Kind == SectionKind.BugFrames ? DiffUnit.StripLine(at) : at) + t.Adjust;
+                long reached = (from.Kind == SectionKind.BugFrames && _patched.LineInAddend ? DiffUnit.StripLine(at) : at) + t.Adjust;
                 var piece = placed.Pieces.Find(p => reached >= (long)p.OldStart && reached <= (long)(p.OldStart + p.Size)) ?? placed.Pieces[0];
                 return (obj.GetOrAddSectionSymbol(placed.Out), at - (long)piece.OldStart + (long)piece.NewStart);
             }

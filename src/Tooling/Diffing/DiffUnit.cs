@@ -149,6 +149,9 @@ internal sealed class DiffUnit
 
     public string Name { get; }
     public ElfObject Object { get; }
+    /// <summary>x86's bug frames keep the line number in their displacements' high bits (the relocation's addend);
+    /// arm64's in a field of their own (<see cref="SpecialSections"/>).</summary>
+    public bool LineInAddend => Object.Machine == ElfMachine.X86_64;
     /// <summary>The STT_FILE symbol's name: the source file, as Xen's symbol table prefixes local names with it.</summary>
     public string? SourceFile { get; private set; }
     public List<UnitSection> Sections { get; } = [];
@@ -297,7 +300,7 @@ internal sealed class DiffUnit
     /// <summary>The addend with what a bug frame stores in its high bits (the line number) taken out.</summary>
     public static long StripLine(long addend) => (addend << 40) >> 40;
 
-    private Target Resolve(UnitSection sec, UnitRelocation r) => ResolveAddend(sec, r, sec.Kind == SectionKind.BugFrames ? StripLine(r.Addend) : r.Addend);
+    private Target Resolve(UnitSection sec, UnitRelocation r) => ResolveAddend(sec, r, sec.Kind == SectionKind.BugFrames && LineInAddend ? StripLine(r.Addend) : r.Addend);
 
     /// <summary>Resolves a reference with <paramref name="addend"/> (which for bug frames excludes the line bits).</summary>
     public Target ResolveAddend(UnitSection sec, UnitRelocation r, long addend)

@@ -20,7 +20,7 @@ namespace XenLivepatch.Tooling.Diffing;
 /// original's names; every relocation gets a key naming what it reaches (strings by their text, constants by
 /// their bytes, anonymous sections by their contents), so functions compare by bytes and keys; special-section
 /// entries are signed per function (bug frames without their line numbers); then what changed is taken with
-/// its dependencies and written. x86-64 only.
+/// its dependencies and written. x86-64 and arm64 (Xen's special sections as each lays them out: SpecialSections).
 /// </remarks>
 public static class ObjectDiff
 {
@@ -63,8 +63,8 @@ public static class ObjectDiff
         if (ha.Machine != hb.Machine || ha.Class != hb.Class || ha.Encoding != hb.Encoding || ha.OsAbi != hb.OsAbi || ha.Flags != hb.Flags)
             return new ToolingProblem($"{names} are for different machines or ABIs ({ha.Machine}/{ha.Class}/e_flags 0x{ha.Flags:x} against {hb.Machine}/{hb.Class}/e_flags 0x{hb.Flags:x})",
                 "compare the same object of two builds of the same tree and configuration");
-        if (ha.Machine != ElfMachine.X86_64 || ha.Class != ElfClass.Elf64)
-            return new ToolingProblem($"{names} are {ha.Machine} objects; diff handles x86-64 (Xen's special sections differ on Arm)", "build the payload for an x86-64 hypervisor");
+        if (ha.Machine is not (ElfMachine.X86_64 or ElfMachine.AArch64) || ha.Class != ElfClass.Elf64)
+            return new ToolingProblem($"{names} are {ha.Machine} {ha.Class} objects; diff handles Xen's x86-64 and arm64 builds", "build the payload for an x86-64 or arm64 hypervisor");
         foreach (string section in (string[])[".comment", ".note.gnu.property", ".GCC.command.line"])
         {
             string? x = SectionText(original.File, section);

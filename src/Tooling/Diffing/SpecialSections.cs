@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using XenLivepatch.Elf;
 
 namespace XenLivepatch.Tooling.Diffing;
 
@@ -22,21 +23,27 @@ internal sealed class SpecialGroup
 }
 
 /// <summary>
-/// Xen's special sections (x86, Xen 4.17): their entry sizes and which field points at the code they
-/// describe. <c>struct bug_frame</c> is two 32-bit displacements (8 bytes; assertions add two more words,
-/// 16), <c>struct exception_table_entry</c> two (8), <c>struct alt_instr</c> is 14 bytes packed: orig and
-/// replacement displacements, cpuid, orig_len, repl_len (byte 11), pad_len, priv.
+/// Xen's special sections (Xen 4.17): their entry sizes and which field points at the code they describe.
+/// On x86, <c>struct bug_frame</c> is two 32-bit displacements (8 bytes; assertions add two more words, 16) with the
+/// line number in their high bits, <c>struct exception_table_entry</c> two (8), <c>struct alt_instr</c> is 14 bytes
+/// packed: orig and replacement displacements, cpuid, orig_len, repl_len (byte 11), pad_len, priv. On arm64
+/// (arch/arm/include/asm/bug.h, alternative.h), a bug frame is 16 bytes in every <c>.bug_frames.N</c>: three
+/// displacements (location, file, message), then the line (a 16-bit field at byte 12) and padding; <c>struct
+/// alt_instr</c> is 12 bytes: two displacements, cpufeature, orig_len, alt_len (byte 11); there is no exception
+/// table.
 /// </summary>
 internal static class SpecialSections
 {
-    public const int AltInstrSize = 14;
     private const int AltReplLenAt = 11;
+    private const int ArmBugLineAt = 12;
 
-    public static int EntrySize(UnitSection s) => s.Kind switch
+    public static int EntrySize(UnitSection s, ElfMachine machine) => (s.Kind, machine) switch
     {
-        SectionKind.BugFrames => s.Name[^1] == '3' ? 16 : 8,
-        SectionKind.ExTable or SectionKind.ExTablePre => 8,
-        SectionKind.AltInstructions => AltInstrSize,
+        (SectionKind.BugFrames, ElfMachine.AArch64) => 16,
+        (SectionKind.BugFrames, _) => s.Name[^1] == '3' ? 16 : 8,
+        (SectionKind.ExTable or SectionKind.ExTablePre, _) => 8,
+        (SectionKind.AltInstructions, ElfMachine.AArch64) => 12,
+        (SectionKind.AltInstructions, _) => 14,
         _ => 0,
     };
 
@@ -50,7 +57,7 @@ internal static class SpecialSections
         var entries = new List<SpecialGroup>();
         foreach (var s in u.Sections)
         {
-            int size = EntrySize(s);
+            int size = EntrySize(s, u.Object.Machine);
             if (size == 0)
                 continue;
             if (s.Size % (ulong)size != 0)
@@ -97,8 +104,11 @@ internal static class SpecialSections
         return null;
     }
 
-    /// <summary>Computes each entry's key and the functions' <see cref="Entity.SpecialKey"/>.</summary>
-    public static void Sign(IEnumerable<SpecialGroup> groups, Func<UnitSection, ulong, ulong, string> rangeKey)
+    /// <summary>
+    /// Computes each entry's key and the functions' <see cref="Entity.SpecialKey"/>. An arm64 bug frame's line field
+    /// is left out, as x86's line bits are (<see cref="DiffUnit.StripLine"/>): moving <c>__LINE__</c> changes no code.
+    /// </summary>
+    public static void Sign(IEnumerable<SpecialGroup> groups, Func<UnitSection, ulong, ulong, string> rangeKey, ElfMachine machine)
     {
         var byOwner = new Dictionary<Entity, List<string>>(ReferenceEqualityComparer.Instance);
         foreach (var g in groups)
@@ -111,7 +121,9 @@ internal static class SpecialSections
             for (ulong at = g.Start; at < g.Start + g.Size; at += 4)
             {
                 var r = RelocationAt(g.Section, at);
-                if (r != null)
+                if (machine == ElfMachine.AArch64 && g.Section.Kind == SectionKind.BugFrames && at - g.Start == ArmBugLineAt)
+                    sb.Append("line;");
+                else if (r != null)
                     sb.Append(r.Key).Append(';');
                 else if (at + 4 <= g.Start + g.Size)
                     sb.Append(BinaryPrimitives.ReadUInt32LittleEndian(g.Section.Bytes[(int)at..])).Append(';');
